@@ -1,0 +1,227 @@
+"""Map matching with FMM (``fastmm``: Yang & Gidofalvi's Fast Map Matching with a UBODT).
+
+GPS points are projected to the city's UTM CRS (pyproj) and matched to the road segments of
+:mod:`trajzoo.roads.network`. The UBODT (upper-bounded origin-destination table) is built once per
+network and delta, and cached on disk by fastmm. Trips are matched in parallel worker processes
+(fastmm holds the GIL, so threads would not help); each worker inherits the matcher by fork.
+
+What happens to trips that FMM splits: fastmm cuts a trajectory where a point has no candidate
+or two consecutive candidate layers are disconnected. trajzoo keeps the longest successfully
+matched piece if it covers at least ``min_matched_fraction`` of the trip's GPS points, and rejects
+the trip otherwise (reason ``fmm_split``, or ``fmm_<error>`` when nothing matched). The kept
+piece's own first and last times then define the trip's travel time.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """FMM parameters (distances in metres of the projected CRS).
+
+    Attributes:
+        max_candidates: candidate road segments per GPS point (k).
+        candidate_search_radius: search radius around each point (m).
+        gps_error: GPS error standard deviation in the emission probability (m).
+        ubodt_delta: UBODT upper bound on shortest-path distance between candidates (m); should
+            exceed the distance a vehicle covers between two fixes (15 s in Porto, ~60 s in SF).
+        reverse_tolerance: allowed backward movement on a segment (m); 0 for directed roads.
+        min_matched_fraction: a split trip is kept (its longest matched piece) only if that piece
+            covers at least this fraction of the trip's GPS points.
+        min_segments: fewer matched road segments than this -> rejected (``too_few_segments``).
+        max_segments: more matched road segments than this -> rejected (``too_many_segments``);
+            bounds the sequence length the models see.
+    """
+
+    max_candidates: int = 8
+    candidate_search_radius: float = 50.0
+    gps_error: float = 50.0
+    ubodt_delta: float = 3000.0
+    reverse_tolerance: float = 0.0
+    min_matched_fraction: float = 0.8
+    min_segments: int = 2
+    max_segments: int = 128
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatchParams":
+        """Build from a config dict; unknown keys raise ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown map_matching parameter(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+def build_fastmm_network(segments: pd.DataFrame):
+    """Build a finalized ``fastmm.Network`` whose edge ids are the road segment ids.
+
+    Args:
+        segments: road segment table with segment_id, u, v and geometry_wkt (projected metres).
+    """
+    import fastmm
+
+    net = fastmm.Network()
+    for sid, u, v, geom in zip(segments["segment_id"], segments["u"], segments["v"],
+                               shapely.from_wkt(segments["geometry_wkt"].to_numpy())):
+        net.add_edge(int(sid), source=int(u), target=int(v), geom=[tuple(c) for c in geom.coords])
+    net.finalize()
+    return net
+
+
+def build_matcher(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path):
+    """Create a ``fastmm.FastMapMatch`` in SHORTEST mode, building or loading the cached UBODT."""
+    import fastmm
+
+    net = build_fastmm_network(segments)
+    Path(ubodt_dir).mkdir(parents=True, exist_ok=True)
+    matcher = fastmm.FastMapMatch(net, fastmm.TransitionMode.SHORTEST,
+                                  max_distance_between_candidates=float(params.ubodt_delta),
+                                  cache_dir=str(ubodt_dir))
+    return net, matcher
+
+
+def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
+    """Road segment ids, the time (s) each is entered, and the last matched point's time (s).
+
+    From one matched fastmm piece. Consecutive repeats of a segment (a vehicle staying on it
+    across GPS fixes) are merged; the entry time is fastmm's interpolated time of the first
+    matched point on the segment.
+    """
+    roads: list[int] = []
+    times: list[float] = []
+    end_time = float("nan")
+    for seg in subtrajectory.segments:
+        for edge in seg.edges:
+            if not edge.points:
+                continue
+            end_time = float(edge.points[-1].t)
+            if roads and roads[-1] == edge.edge_id:
+                continue
+            roads.append(int(edge.edge_id))
+            times.append(float(edge.points[0].t))
+    return roads, times, end_time
+
+
+def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams) -> dict:
+    """Match one trip; returns a dict with status, reason, roads, enter_times and statistics.
+
+    Args:
+        x, y: ``(n,)`` projected coordinates (m). t: ``(n,)`` Unix seconds.
+    """
+    import fastmm
+
+    traj = fastmm.Trajectory.from_xyt_tuples([(float(a), float(b), float(c)) for a, b, c in zip(x, y, t)])
+    result = matcher.match(traj, max_candidates=params.max_candidates,
+                           candidate_search_radius=params.candidate_search_radius,
+                           gps_error=params.gps_error, reverse_tolerance=params.reverse_tolerance)
+    subs = list(result.subtrajectories)
+    ok = [s for s in subs if s.error_code == fastmm.MatchErrorCode.SUCCESS]
+    errors = sorted({s.error_code.name for s in subs if s.error_code != fastmm.MatchErrorCode.SUCCESS})
+    n = len(x)
+    out = {"n_points": n, "n_subtrajectories": len(subs), "n_matched_pieces": len(ok),
+           "error_codes": ",".join(errors), "matched_points": 0, "roads": None, "enter_times": None, "end_time": None,
+           "reason": None}
+    if not ok:
+        out["reason"] = "fmm_" + (errors[0].lower() if errors else "no_result")
+        return out
+    best = max(ok, key=lambda s: (s.end_index - s.start_index, -s.start_index))
+    covered = best.end_index - best.start_index + 1
+    out["matched_points"] = covered
+    if covered / n < params.min_matched_fraction:
+        out["reason"] = "fmm_split"
+        return out
+    roads, times, end_time = road_sequence(best)
+    if len(roads) < params.min_segments:
+        out["reason"] = "too_few_segments"
+        return out
+    if len(roads) > params.max_segments:
+        out["reason"] = "too_many_segments"
+        return out
+    times = np.maximum.accumulate(np.asarray(times, dtype=np.float64))
+    out["roads"] = np.asarray(roads, dtype=np.int64)
+    out["enter_times"] = times
+    out["end_time"] = max(end_time, float(times[-1]))
+    return out
+
+
+_WORKER: dict = {}
+
+
+def _match_chunk(chunk: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[dict]:
+    return [match_one(_WORKER["matcher"], x, y, t, _WORKER["params"]) for x, y, t in chunk]
+
+
+def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Project degrees (EPSG:4326) to ``crs`` metres with pyproj; arrays of any shape."""
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    return transformer.transform(lon, lat)
+
+
+def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: MatchParams,
+                ubodt_dir: Path, workers: int = 1, chunk_size: int = 256, progress: bool = True
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Map-match every trip.
+
+    Args:
+        trips: ingest output (trip_id, timestamps, lon, lat, ...).
+        segments: road segments (see :func:`trajzoo.roads.network.graph_to_segments`).
+        crs: projected CRS of the segments' geometry.
+        workers: worker processes (the rule's threads).
+
+    Returns:
+        ``(matched, stats, rejections)``. ``matched``: the trip's columns except the raw GPS
+        arrays, plus ``roads`` (int64 segment ids), ``enter_times`` (float64 Unix seconds,
+        non-decreasing), ``end_time`` (Unix s of the last matched point) and ``n_segments``,
+        in input order. ``stats``: one row per input trip (n_points,
+        n_subtrajectories, n_matched_pieces, matched_points, error_codes, reason).
+        ``rejections``: trip_id, reason.
+    """
+    from tqdm import tqdm
+
+    lon = np.concatenate(trips["lon"].to_numpy()) if len(trips) else np.zeros(0)
+    lat = np.concatenate(trips["lat"].to_numpy()) if len(trips) else np.zeros(0)
+    x, y = project_points(lon, lat, crs)
+    bounds = np.cumsum([0] + [len(a) for a in trips["lon"]])
+    items = [(x[a:b], y[a:b], np.asarray(t, dtype=np.float64))
+             for a, b, t in zip(bounds[:-1], bounds[1:], trips["timestamps"])]
+    chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+    _, matcher = build_matcher(segments, params, ubodt_dir)
+    _WORKER.update(matcher=matcher, params=params)
+    results: list[dict] = []
+    bar = tqdm(total=len(items), desc="map matching", unit="trip", disable=not progress, mininterval=5)
+    if workers > 1 and len(chunks) > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for part in pool.imap(_match_chunk, chunks):
+                results += part
+                bar.update(len(part))
+    else:
+        for chunk in chunks:
+            part = _match_chunk(chunk)
+            results += part
+            bar.update(len(part))
+    bar.close()
+    _WORKER.clear()
+    stats = pd.DataFrame({k: [r[k] for r in results] for k in
+                          ("n_points", "n_subtrajectories", "n_matched_pieces", "matched_points",
+                           "error_codes", "reason")})
+    stats.insert(0, "trip_id", trips["trip_id"].to_numpy())
+    ok = stats["reason"].isna().to_numpy()
+    keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
+    matched = trips.loc[ok, keep_cols].reset_index(drop=True)
+    matched["roads"] = [r["roads"] for r, k in zip(results, ok) if k]
+    matched["enter_times"] = [r["enter_times"] for r, k in zip(results, ok) if k]
+    matched["end_time"] = np.array([r["end_time"] for r, k in zip(results, ok) if k], dtype=np.float64)
+    matched["n_segments"] = np.array([len(r) for r in matched["roads"]], dtype=np.int32)
+    rejections = stats.loc[~ok, ["trip_id", "reason"]].reset_index(drop=True)
+    return matched, stats, rejections

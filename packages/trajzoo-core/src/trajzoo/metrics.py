@@ -1,0 +1,59 @@
+"""Downstream metrics, computed with scikit-learn (MetaTRL paper, "Evaluation Metrics")."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, MAPE and RMSE of a regression (TTE: minutes).
+
+    Args:
+        y_true, y_pred: ``(n,)`` values in the task's unit. MAPE is a fraction (0.25 = 25 %), as in
+            the paper's tables; y_true must be > 0 for it to be finite.
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"regression_metrics needs equal non-empty shapes, got {y_true.shape}, {y_pred.shape}")
+    return {
+        "MAE": float(skm.mean_absolute_error(y_true, y_pred)),
+        "MAPE": float(skm.mean_absolute_percentage_error(y_true, y_pred)),
+        "RMSE": float(skm.root_mean_squared_error(y_true, y_pred)),
+    }
+
+
+def classification_metrics(y_true: np.ndarray, scores: np.ndarray, ks: tuple[int, ...] = (5,)
+                           ) -> dict[str, float]:
+    """Micro-F1, Macro-F1 and Recall@k of a multi-class prediction.
+
+    Args:
+        y_true: ``(n,)`` int class ids in ``[0, C)``.
+        scores: ``(n, C)`` class scores (logits or probabilities); the prediction is the argmax.
+        ks: the k of each Recall@k: share of samples whose true class is among the k top scores
+            (sklearn's ``top_k_accuracy_score``); skipped when k >= C.
+
+    Returns:
+        ``{"Micro-F1", "Macro-F1", "Recall@k"...}``. Macro-F1 averages over the classes present in
+        y_true or in the predictions (sklearn's default label set).
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != y_true.shape[0] or y_true.size == 0:
+        raise ValueError(f"classification_metrics needs y (n,) and scores (n, C), got {y_true.shape}, {scores.shape}")
+    y_pred = scores.argmax(axis=1)
+    out = {
+        "Micro-F1": float(skm.f1_score(y_true, y_pred, average="micro")),
+        "Macro-F1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+    n_classes = scores.shape[1]
+    for k in ks:
+        if k < n_classes:
+            out[f"Recall@{k}"] = float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=np.arange(n_classes)))
+    return out

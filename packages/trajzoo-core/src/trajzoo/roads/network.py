@@ -1,0 +1,238 @@
+"""Road network: OpenStreetMap -> drivable, strongly connected, projected road segments.
+
+The network is read with osmnx (``graph_from_xml`` for a local .osm/.osm.bz2 extract, or
+``graph_from_bbox`` through Overpass when the config enables it), restricted to drivable ways with
+osmnx's own "drive" filter, simplified, cut to its largest strongly connected component and
+projected to the city's UTM CRS with pyproj (via osmnx). Road segments are the directed edges.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: OSM way tags kept when parsing; the drive filter needs ``motor_vehicle`` and ``motorcar``.
+EXTRA_WAY_TAGS = ("motor_vehicle", "motorcar", "access", "service", "area")
+
+SEGMENT_COLUMNS = [
+    "segment_id", "u", "v", "key", "osmid", "highway", "lanes", "maxspeed", "length", "oneway",
+    "bridge", "tunnel", "lon_start", "lat_start", "lon_end", "lat_end", "geometry_wkt",
+]
+
+
+class RoadNetworkError(ValueError):
+    """Raised when an OSM source cannot give a usable drivable network."""
+
+
+@dataclass(frozen=True)
+class TagRule:
+    """One clause of osmnx's Overpass network filter, e.g. ``["highway"!~"footway|path"]``."""
+
+    key: str
+    negate: bool
+    pattern: re.Pattern | None
+
+
+def drive_filter_rules(network_type: str = "drive") -> list[TagRule]:
+    """Parse osmnx's own Overpass filter for ``network_type`` into tag rules.
+
+    osmnx applies this filter inside its Overpass query; for a local XML extract we apply the
+    same clauses to the parsed ways, so "drivable" means exactly what osmnx means by it.
+
+    Raises:
+        RoadNetworkError: if the installed osmnx's filter has an unexpected form.
+    """
+    from osmnx import _overpass
+
+    text = _overpass._get_network_filter(network_type)
+    rules = []
+    for clause in re.findall(r"\[([^\]]+)\]", text):
+        m = re.fullmatch(r'"([^"]+)"(?:(!?~)"([^"]*)")?', clause)
+        if not m:
+            raise RoadNetworkError(f"cannot read osmnx network filter clause [{clause}]")
+        key, op, pattern = m.groups()
+        rules.append(TagRule(key, op == "!~", re.compile(pattern) if op else None))
+    return rules
+
+
+def _tag_values(value) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def is_drivable(tags: dict, rules: list[TagRule]) -> bool:
+    """True if an OSM way's tags pass every rule (osmnx "drive" semantics).
+
+    A ``["key"]`` rule requires the tag; ``["key"!~"re"]`` rejects a way whose value matches;
+    a missing tag passes a negated rule.
+    """
+    for rule in rules:
+        values = _tag_values(tags.get(rule.key))
+        if rule.pattern is None:
+            if not values:
+                return False
+            continue
+        hit = any(rule.pattern.search(v) for v in values)
+        if rule.negate and hit:
+            return False
+        if not rule.negate and not hit:
+            return False
+    return True
+
+
+def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = None) -> nx.MultiDiGraph:
+    """Read the raw (unsimplified) OSM graph of a city.
+
+    Args:
+        source: the city's ``osm`` config: ``{"file": path}`` (relative to ``data_root``) or
+            ``{"overpass": true}`` (uses ``bbox``; needs network access).
+        data_root: root folder of the raw data.
+        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees, for Overpass.
+
+    Raises:
+        FileNotFoundError: if the extract does not exist.
+        RoadNetworkError: if the file holds no ways, or neither ``file`` nor ``overpass`` is set.
+    """
+    import osmnx as ox
+
+    ox.settings.useful_tags_way = sorted(set(ox.settings.useful_tags_way) | set(EXTRA_WAY_TAGS))
+    if source.get("file"):
+        path = Path(data_root) / source["file"]
+        if not path.exists():
+            raise FileNotFoundError(f"OSM extract not found: {path}")
+        try:
+            graph = ox.graph_from_xml(path, simplify=False, retain_all=True)
+        except Exception as exc:  # osmnx raises several types for empty or broken files
+            raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
+    elif source.get("overpass"):
+        if bbox is None:
+            raise RoadNetworkError("osm.overpass needs the city's bbox")
+        graph = ox.graph_from_bbox(tuple(bbox), network_type="drive", simplify=False, retain_all=True)
+    else:
+        raise RoadNetworkError("city osm source needs 'file' or 'overpass: true'")
+    return graph
+
+
+def drivable_strongly_connected(graph: nx.MultiDiGraph, source_name: str = "OSM graph") -> nx.MultiDiGraph:
+    """Keep drivable edges, simplify, and keep the largest strongly connected component.
+
+    Args:
+        graph: unsimplified osmnx graph in EPSG:4326.
+        source_name: name used in error messages (the file path).
+
+    Raises:
+        RoadNetworkError: if no drivable way is left.
+    """
+    import osmnx as ox
+
+    rules = drive_filter_rules("drive")
+    drop = [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True) if not is_drivable(d, rules)]
+    graph = graph.copy()
+    graph.remove_edges_from(drop)
+    graph.remove_nodes_from([n for n in list(graph.nodes) if graph.degree(n) == 0])
+    if graph.number_of_edges() == 0:
+        raise RoadNetworkError(f"{source_name}: no drivable road (osmnx 'drive' filter) in this extract")
+    log.info("drivable: %d nodes, %d edges (dropped %d non-drivable edges)",
+             graph.number_of_nodes(), graph.number_of_edges(), len(drop))
+    graph = ox.simplify_graph(graph)
+    graph = ox.truncate.largest_component(graph, strongly=True)
+    log.info("largest strongly connected component: %d nodes, %d edges",
+             graph.number_of_nodes(), graph.number_of_edges())
+    return graph
+
+
+def _first(value):
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def parse_number(value, unit_mph: bool = True) -> float:
+    """Parse an OSM numeric tag (``lanes``, ``maxspeed``) to a float; NaN if absent or textual.
+
+    Lists (merged ways) and ``"2;3"`` take the maximum; ``"30 mph"`` is converted to km/h.
+    """
+    values = _tag_values(value)
+    out = []
+    for v in values:
+        for part in re.split(r"[;|]", v):
+            m = re.search(r"(\d+(?:\.\d+)?)", part)
+            if m:
+                x = float(m.group(1))
+                if unit_mph and "mph" in part:
+                    x *= 1.609344
+                out.append(x)
+    return max(out) if out else float("nan")
+
+
+def _flag(value) -> bool:
+    return any(v not in ("no", "False", "false", "0", "") for v in _tag_values(value))
+
+
+def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn the cleaned graph into the road-segment table and the segment adjacency.
+
+    Args:
+        graph_latlon: cleaned osmnx graph in EPSG:4326 (output of
+            :func:`drivable_strongly_connected`).
+        crs: projected CRS for geometry and lengths, e.g. ``"EPSG:32629"``.
+
+    Returns:
+        ``segments``: one row per directed edge, sorted by (u, v, key), ``segment_id`` 0..N-1,
+        columns :data:`SEGMENT_COLUMNS`; ``length`` in metres (from the projected geometry),
+        ``maxspeed`` in km/h, ``geometry_wkt`` in the projected CRS (metres), endpoints in degrees.
+        ``adjacency``: columns ``src``, ``dst`` (segment ids) for every pair where the head node
+        of ``src`` is the tail node of ``dst``.
+    """
+    import osmnx as ox
+    from shapely import LineString
+
+    projected = ox.project_graph(graph_latlon, to_crs=crs)
+    nodes = dict(graph_latlon.nodes(data=True))
+    pnodes = dict(projected.nodes(data=True))
+    rows = []
+    for u, v, k, d in projected.edges(keys=True, data=True):
+        geom = d.get("geometry")
+        if geom is None:
+            geom = LineString([(pnodes[u]["x"], pnodes[u]["y"]), (pnodes[v]["x"], pnodes[v]["y"])])
+        rows.append({
+            "u": int(u), "v": int(v), "key": int(k),
+            "osmid": str(_first(d.get("osmid"))),
+            "highway": str(_first(d.get("highway"))),
+            "lanes": parse_number(d.get("lanes"), unit_mph=False),
+            "maxspeed": parse_number(d.get("maxspeed")),
+            "length": float(geom.length),
+            "oneway": bool(_first(d.get("oneway", False))),
+            "bridge": _flag(d.get("bridge")),
+            "tunnel": _flag(d.get("tunnel")),
+            "lon_start": float(nodes[u]["x"]), "lat_start": float(nodes[u]["y"]),
+            "lon_end": float(nodes[v]["x"]), "lat_end": float(nodes[v]["y"]),
+            "geometry_wkt": geom.wkt,
+        })
+    segments = pd.DataFrame(rows).sort_values(["u", "v", "key"], kind="stable").reset_index(drop=True)
+    segments.insert(0, "segment_id", np.arange(len(segments), dtype=np.int64))
+    tails = segments[["segment_id", "u"]].rename(columns={"segment_id": "dst", "u": "node"})
+    heads = segments[["segment_id", "v"]].rename(columns={"segment_id": "src", "v": "node"})
+    adjacency = heads.merge(tails, on="node")[["src", "dst"]].sort_values(["src", "dst"]).reset_index(drop=True)
+    return segments[SEGMENT_COLUMNS], adjacency
+
+
+def build_road_network(source: dict, data_root: Path, crs: str, bbox: list[float] | None = None):
+    """Full road stage: read OSM, keep drivable SCC, return ``(segments, adjacency)``.
+
+    See :func:`load_osm_graph`, :func:`drivable_strongly_connected`, :func:`graph_to_segments`.
+    """
+    name = str(Path(data_root) / source["file"]) if source.get("file") else "Overpass download"
+    graph = load_osm_graph(source, data_root, bbox)
+    graph = drivable_strongly_connected(graph, name)
+    return graph_to_segments(graph, crs)

@@ -1,0 +1,52 @@
+"""Deterministic train/val/test splits by trip."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trajzoo.qc import stage_counts
+
+SPLITS = ("train", "val", "test")
+
+
+def split_trips(trip_ids, fractions: dict[str, float], seed: int, max_train: int | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assign each trip to train, val or test, reproducibly.
+
+    Trip ids are sorted, permuted with ``numpy.random.default_rng(seed)`` and cut by the
+    fractions, so the same ids, fractions and seed always give the same split, whatever the input
+    order. With ``max_train``, train trips past the cap (in permuted order) are marked
+    ``unused`` (reason ``train_cap``), as the paper caps the target train set at 50,000.
+
+    Args:
+        trip_ids: iterable of trip id strings (unique).
+        fractions: ``{"train": f, "val": f, "test": f}`` summing to 1.
+        seed: RNG seed.
+        max_train: optional cap on train trips.
+
+    Returns:
+        ``(splits, qc)``: splits with columns trip_id, split; qc per :func:`trajzoo.qc.stage_counts`.
+
+    Raises:
+        ValueError: duplicate ids, or fractions that are negative or do not sum to 1.
+    """
+    ids = np.array(sorted(str(t) for t in trip_ids), dtype=object)
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate trip ids given to split_trips")
+    frac = np.array([fractions[s] for s in SPLITS], dtype=float)
+    if (frac < 0).any() or not np.isclose(frac.sum(), 1.0):
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    n = len(ids)
+    n_train = int(round(frac[0] * n))
+    n_val = int(round(frac[1] * n))
+    labels = np.empty(n, dtype=object)
+    labels[perm[:n_train]] = "train"
+    labels[perm[n_train:n_train + n_val]] = "val"
+    labels[perm[n_train + n_val:]] = "test"
+    if max_train is not None and n_train > max_train:
+        labels[perm[max_train:n_train]] = "unused"
+    splits = pd.DataFrame({"trip_id": ids, "split": labels})
+    unused = splits["split"] == "unused"
+    qc = stage_counts("split", n, int((~unused).sum()), pd.Series(["train_cap"] * int(unused.sum())))
+    return splits, qc

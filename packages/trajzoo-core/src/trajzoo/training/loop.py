@@ -1,0 +1,261 @@
+"""The training loop shared by every model: seeding, device choice, atomic per-epoch
+checkpoints, and supervised fine-tuning with early stopping."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present, else CPU).
+
+    Raises:
+        RuntimeError: ``"cuda"`` requested but not available.
+    """
+    if requested == "cpu":
+        return torch.device("cpu")
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("config device: cuda, but torch sees no CUDA device")
+        return torch.device("cuda")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    raise ValueError(f"device must be cpu, cuda or auto, got {requested!r}")
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """Load a trajzoo checkpoint with ``weights_only=True`` (no arbitrary pickle)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+@dataclass
+class RunContext:
+    """Where and how a training run happens.
+
+    Attributes:
+        device: torch device.
+        seed: RNG seed of the run.
+        checkpoint_dir: folder for per-epoch checkpoints.
+        logger: where progress lines go (the rule's log file).
+        history: list of dicts (one per epoch and phase) that the caller writes out.
+    """
+
+    device: torch.device
+    seed: int
+    checkpoint_dir: Path
+    logger: logging.Logger = field(default_factory=lambda: log)
+    history: list[dict] = field(default_factory=list)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU torch.Generator seeded with ``seed + offset`` (for shuffles and masks)."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+
+class FineTuneModel(nn.Module):
+    """A pretrained encoder plus a linear head on the mean-pooled trajectory representation.
+
+    ``forward(batch, graph) -> (B, n_outputs)``; with ``freeze_encoder`` the encoder's
+    parameters get no gradient (linear probing).
+    """
+
+    def __init__(self, encoder: nn.Module, n_outputs: int, freeze_encoder: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.d_model, n_outputs)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
+
+    def forward(self, batch, graph) -> torch.Tensor:
+        if self.freeze_encoder:
+            with torch.no_grad():
+                z = self.encoder.embed(batch, graph)
+        else:
+            z = self.encoder.embed(batch, graph)
+        return self.head(z)
+
+
+@dataclass
+class FineTuneConfig:
+    """Fine-tuning hyperparameters (epochs, learning rate, batch size, early-stopping patience
+    in epochs, frozen encoder or not)."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
+    patience: int = 3
+    freeze_encoder: bool = False
+    weight_decay: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FineTuneConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown finetune parameter(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+def _predict(model, task, rows, graph, batch_size, device) -> np.ndarray:
+    from trajzoo.data.city import iterate_batches
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for _, batch in iterate_batches(rows, batch_size):
+            outs.append(model(task.input_view(batch).to(device), graph).float().cpu())
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 1))
+
+
+def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneConfig, ctx: RunContext
+                          ) -> dict:
+    """Fine-tune ``encoder`` + a linear head on a task's train split, early-stop on val, score test.
+
+    Regression labels are standardised with the train mean and std (MSE loss) and predictions
+    mapped back; classification uses cross-entropy. The epoch with the lowest validation loss is
+    kept. A checkpoint (model, optimizer, RNG state) is written atomically after every epoch.
+
+    Args:
+        encoder: pretrained encoder (``embed(batch, graph) -> (B, d)``).
+        graph: the city's :class:`~trajzoo.data.batch.RoadGraph`.
+        task: a :class:`~trajzoo.tasks.base.Task`.
+        data: its :class:`~trajzoo.tasks.base.TaskData` for the city.
+
+    Returns:
+        ``{"metrics": {name: value}, "n_train": int, "n_test": int, "best_epoch": int}``.
+
+    Raises:
+        ValueError: an empty train, val or test split.
+    """
+    from trajzoo.data.city import iterate_batches
+
+    for s in ("train", "val", "test"):
+        if len(data.rows[s]) == 0:
+            raise ValueError(f"task {task.name}: no eligible trip in the {s} split")
+    device = ctx.device
+    graph = graph.to(device)
+    model = FineTuneModel(encoder, data.n_outputs, cfg.freeze_encoder).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    regression = task.kind == "regression"
+    y_train = data.labels["train"]
+    mean = float(np.mean(y_train)) if regression else 0.0
+    std = (float(np.std(y_train)) or 1.0) if regression else 1.0
+
+    def loss_of(out, y):
+        if regression:
+            return nn.functional.mse_loss(out.squeeze(-1), (y - mean) / std)
+        return nn.functional.cross_entropy(out, y)
+
+    def labels_tensor(split, idx):
+        y = torch.as_tensor(data.labels[split][idx.numpy()])
+        return (y.float() if regression else y.long()).to(device)
+
+    best = (float("inf"), -1, None)
+    bad_epochs = 0
+    gen = ctx.generator(offset=1)
+    for epoch in range(cfg.epochs):
+        model.train()
+        total, count = 0.0, 0
+        for idx, batch in iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen):
+            out = model(task.input_view(batch).to(device), graph)
+            loss = loss_of(out, labels_tensor("train", idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_total, val_count = 0.0, 0
+            for idx, batch in iterate_batches(data.rows["val"], cfg.batch_size):
+                out = model(task.input_view(batch).to(device), graph)
+                val_total += float(loss_of(out, labels_tensor("val", idx))) * len(idx)
+                val_count += len(idx)
+        train_loss, val_loss = total / max(count, 1), val_total / max(val_count, 1)
+        ctx.history.append({"phase": f"finetune:{task.name}", "epoch": epoch, "train_loss": train_loss,
+                            "val_loss": val_loss})
+        ctx.logger.info("finetune %s epoch %d train_loss %.4f val_loss %.4f", task.name, epoch, train_loss, val_loss)
+        atomic_save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "rng": gen.get_state(), "best_val": min(best[0], val_loss)},
+                    Path(ctx.checkpoint_dir) / f"{task.name}-last.pt")
+        if val_loss < best[0]:
+            best = (val_loss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    model.load_state_dict(best[2])
+    outputs = _predict(model, task, data.rows["test"], graph, cfg.batch_size, device)
+    if regression:
+        outputs = outputs.reshape(-1) * std + mean
+    metrics = task.metrics(data.labels["test"], outputs)
+    return {"metrics": metrics, "n_train": len(data.rows["train"]), "n_test": len(data.rows["test"]),
+            "best_epoch": best[1]}
+
+
+def embed_trips(encoder: nn.Module, graph, rows: list[dict], batch_size: int, device) -> np.ndarray:
+    """``(n, d)`` float32 trajectory embeddings of ``rows`` with the encoder in eval mode."""
+    from trajzoo.data.city import iterate_batches
+
+    encoder.eval().to(device)
+    graph = graph.to(device)
+    out = []
+    with torch.no_grad():
+        for _, batch in iterate_batches(rows, batch_size):
+            out.append(encoder.embed(batch.to(device), graph).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, encoder.d_model), dtype=np.float32)
+
+
+def save_encoder(path: Path, encoder: nn.Module, model: str, hparams: dict, graph) -> None:
+    """Write a pretrained encoder: its weights plus what is needed to rebuild it
+    (model name, hparams, the road graph's N and F_u). Atomic."""
+    atomic_save({"model": model, "hparams": hparams, "num_segments": graph.num_segments,
+                 "attribute_dim": int(graph.attributes.shape[1]),
+                 "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}, path)
+
+
+def load_encoder(path: Path, graph, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild a saved encoder through the model registry and load its weights.
+
+    Raises:
+        ValueError: the checkpoint was trained on a road graph of another size.
+        KeyError: its model is not installed.
+    """
+    from trajzoo.registry import get_model
+
+    ckpt = load_checkpoint(path, device)
+    if ckpt["num_segments"] != graph.num_segments or ckpt["attribute_dim"] != graph.attributes.shape[1]:
+        raise ValueError(f"{path}: encoder built for {ckpt['num_segments']} segments x {ckpt['attribute_dim']} "
+                         f"attributes, city {graph.city} has {graph.num_segments} x {graph.attributes.shape[1]}")
+    encoder = get_model(ckpt["model"]).build_encoder(graph, dict(ckpt["hparams"]))
+    encoder.load_state_dict(ckpt["state_dict"])
+    return encoder.to(device)

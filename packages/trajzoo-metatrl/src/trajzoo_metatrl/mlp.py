@@ -1,0 +1,41 @@
+"""Two-layer perceptron used for the MLPs of the MetaTRL paper (eqs. 6, 7, 13, 16).
+
+The paper writes ``MLP`` without giving its depth; every MLP in this package is
+``Linear -> ReLU -> Linear``.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    """``Linear(in_dim, hidden_dim) -> ReLU -> Linear(hidden_dim, out_dim)``.
+
+    Source: the ``MLP`` of MetaTRL eqs. 6, 7, 13 and 16 (depth not specified by the paper).
+
+    Args:
+        in_dim: size of the last input dimension.
+        hidden_dim: width of the hidden layer.
+        out_dim: size of the last output dimension.
+
+    Raises:
+        ValueError: if a dimension is not positive.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__()
+        if min(in_dim, hidden_dim, out_dim) <= 0:
+            raise ValueError(f"MLP dimensions must be positive, got {in_dim}, {hidden_dim}, {out_dim}")
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(hidden_dim, out_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise both linear layers (PyTorch's default Kaiming-uniform scheme)."""
+        self.fc1.reset_parameters()
+        self.fc2.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(..., in_dim)`` to ``(..., out_dim)``."""
+        return self.fc2(self.act(self.fc1(x)))

@@ -1,0 +1,238 @@
+"""Meta-knowledge enhanced road encoder of MetaTRL (paper eqs. 6-10).
+
+Reading of the paper's loose shapes used here (eq. 10 gives W_2 in R^{1 x d} but needs
+W_{i,j} in R^{2d x d}):
+
+* MKF(s) = MLP^shared(s) in R^d (eq. 6); MKF(e_ij) = MKF(s_i) || MKF(s_j) in R^{2d} (eq. 9);
+* m_ij = MKF(e_ij) W_2 with W_2 in R^{2d x 2d};
+* the edge-specific transform (h_i || h_j) W_ij is ((h_i || h_j) ⊙ m_ij) W_5 with
+  W_5 in R^{2d x d}, i.e. W_ij = diag(m_ij) W_5, a low-cost parametrisation of the per-edge
+  2d x d matrix;
+* e_ij = ((h_i || h_j) W_ij + p_ij W_3) W_4^T with W_3, W_4 in R^{1 x d};
+* alpha_ij = softmax over j in N_i of LeakyReLU(e_ij) (negative slope 0.2);
+* h_i^(l+1) = ELU(sum_j alpha_ij h_j W_1) (eq. 8), h^(0) = NAF(u) = MLP^private(u) (eq. 7).
+
+Neighbourhood: N_i is the set of downstream successors j of segment i (``edge_index[0] = i``,
+``edge_index[1] = j``, ``p_ij = transition_prob``) plus a self-loop with p_ii = 0, so messages
+flow from j to i along each edge. W_1..W_5 of every layer are private; MKF is shared.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, MessagePassing
+from torch_geometric.utils import add_remaining_self_loops, softmax
+
+from trajzoo.data.batch import RoadGraph
+
+from .mlp import MLP
+
+STRUCTURAL_DIM = 6
+"""Size of the structural vector s of paper eq. 5."""
+
+
+def successor_edges_with_self_loops(graph: RoadGraph) -> tuple[Tensor, Tensor]:
+    """The neighbourhood edges N_i of paper eq. 8 with their transition probabilities.
+
+    Args:
+        graph: road graph with ``edge_index`` ``(2, E)`` (row 0 = upstream i, row 1 = downstream
+            j) and ``transition_prob`` ``(E,)``.
+
+    Returns:
+        ``(edge_index, p)``: ``(2, E')`` int64 and ``(E',)`` float, the graph's edges plus a
+        self-loop (i, i) with p_ii = 0 for every segment that does not already have one (an
+        existing self-loop keeps its observed p_ii).
+    """
+    edge_index, p = add_remaining_self_loops(
+        graph.edge_index, graph.transition_prob, fill_value=0.0, num_nodes=graph.num_segments
+    )
+    assert p is not None
+    return edge_index, p
+
+
+def validate_graph(graph: RoadGraph, attribute_dim: int | None = None) -> None:
+    """Check the tensor shapes of a :class:`RoadGraph`.
+
+    Args:
+        graph: the graph to check.
+        attribute_dim: expected F_u, or None to skip that check.
+
+    Raises:
+        ValueError: on any shape or dtype inconsistency, or on out-of-range segment ids.
+    """
+    n = graph.num_segments
+    if graph.structural.shape != (n, STRUCTURAL_DIM):
+        raise ValueError(f"structural must be ({n}, {STRUCTURAL_DIM}), got {tuple(graph.structural.shape)}")
+    if graph.attributes.dim() != 2 or graph.attributes.shape[0] != n:
+        raise ValueError(f"attributes must be ({n}, F_u), got {tuple(graph.attributes.shape)}")
+    if attribute_dim is not None and graph.attributes.shape[1] != attribute_dim:
+        raise ValueError(f"attributes have {graph.attributes.shape[1]} columns, expected {attribute_dim}")
+    if graph.edge_index.dim() != 2 or graph.edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must be (2, E), got {tuple(graph.edge_index.shape)}")
+    if graph.edge_index.dtype != torch.long:
+        raise ValueError(f"edge_index must be int64, got {graph.edge_index.dtype}")
+    if graph.transition_prob.shape != (graph.edge_index.shape[1],):
+        raise ValueError(
+            f"transition_prob must be ({graph.edge_index.shape[1]},), got {tuple(graph.transition_prob.shape)}"
+        )
+    if graph.edge_index.numel() and (graph.edge_index.min() < 0 or graph.edge_index.max() >= n):
+        raise ValueError(f"edge_index holds segment ids outside [0, {n})")
+
+
+class MetaKnowledgeGATLayer(MessagePassing):
+    """One graph-attention layer with meta-knowledge and transition-probability attention.
+
+    Source: MetaTRL eqs. 8-10 (see the module docstring for the reading of the shapes).
+    All parameters are private: ``private_w1`` (d x d), ``private_w2`` (2d x 2d),
+    ``private_w5`` (2d x d), ``private_w3`` and ``private_w4`` (1 x d).
+
+    Args:
+        d_model: hidden size d.
+        negative_slope: slope of the LeakyReLU in eq. 10.
+    """
+
+    def __init__(self, d_model: int, negative_slope: float = 0.2) -> None:
+        # flow="target_to_source": node i = edge_index[0] aggregates messages from its
+        # successors j = edge_index[1], as in the paper's notation.
+        super().__init__(aggr="add", flow="target_to_source", node_dim=0)
+        self.d_model = d_model
+        self.negative_slope = negative_slope
+        self.private_w1 = nn.Linear(d_model, d_model, bias=False)
+        self.private_w2 = nn.Linear(2 * d_model, 2 * d_model, bias=False)
+        self.private_w5 = nn.Linear(2 * d_model, d_model, bias=False)
+        self.private_w3 = nn.Parameter(torch.empty(1, d_model))
+        self.private_w4 = nn.Parameter(torch.empty(1, d_model))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform initialisation of W_1..W_5."""
+        for weight in (
+            self.private_w1.weight,
+            self.private_w2.weight,
+            self.private_w5.weight,
+            self.private_w3,
+            self.private_w4,
+        ):
+            nn.init.xavier_uniform_(weight)
+
+    def forward(self, h: Tensor, mkf: Tensor, edge_index: Tensor, p: Tensor) -> Tensor:  # type: ignore[override]
+        """Compute h^(l+1) from h^(l) (eq. 8).
+
+        Args:
+            h: ``(N, d)`` road embeddings h^(l).
+            mkf: ``(N, d)`` meta knowledge MKF(s) of every road (eq. 6).
+            edge_index: ``(2, E')`` neighbourhood edges including self-loops (row 0 = i, the
+                aggregating road; row 1 = j, its successor).
+            p: ``(E',)`` transition probabilities p_ij (0 on added self-loops).
+
+        Returns:
+            ``(N, d)`` road embeddings h^(l+1) (after ELU).
+        """
+        hw = self.private_w1(h)
+        out = self.propagate(edge_index, h=h, hw=hw, mkf=mkf, p=p, size=(h.shape[0], h.shape[0]))
+        return F.elu(out)
+
+    def message(  # type: ignore[override]
+        self,
+        h_i: Tensor,
+        h_j: Tensor,
+        hw_j: Tensor,
+        mkf_i: Tensor,
+        mkf_j: Tensor,
+        p: Tensor,
+        index: Tensor,
+        ptr: Tensor | None,
+        size_i: int | None,
+    ) -> Tensor:
+        """Per-edge message alpha_ij h_j W_1 (eqs. 8-10); all tensors are per edge ``(E', ...)``."""
+        m = self.private_w2(torch.cat([mkf_i, mkf_j], dim=-1))  # MKF(e_ij) W_2, (E', 2d)
+        edge_hidden = self.private_w5(torch.cat([h_i, h_j], dim=-1) * m)  # (h_i||h_j) W_ij, (E', d)
+        score = ((edge_hidden + p.unsqueeze(-1) * self.private_w3) * self.private_w4).sum(dim=-1)  # e_ij
+        alpha = softmax(F.leaky_relu(score, self.negative_slope), index, ptr, size_i)  # (E',)
+        return alpha.unsqueeze(-1) * hw_j
+
+
+class MetaKnowledgeRoadEncoder(nn.Module):
+    """Meta-knowledge enhanced road encoder (MetaTRL eqs. 6-10).
+
+    With ``use_meta_knowledge=True``: shared MKF over s, private NAF over u, then ``n_layers``
+    :class:`MetaKnowledgeGATLayer`. With ``use_meta_knowledge=False`` (ablation "w/o MKE road
+    encoder"): NAF then a plain single-head ``GATConv`` stack (with ELU) over the same
+    neighbourhood (successors plus self-loop), without MKF and without p_ij; then the encoder
+    has no shared parameters.
+
+    Attributes:
+        shared_mkf: MLP ``(N, 6) -> (N, d)`` (eq. 6), only with meta knowledge.
+        private_naf: MLP ``(N, F_u) -> (N, d)`` (eq. 7).
+        private_layers: the graph layers (eq. 8), ``MetaKnowledgeGATLayer`` or ``GATConv``.
+
+    Args:
+        attribute_dim: F_u, the number of road attribute columns.
+        d_model: hidden size d.
+        n_layers: number of graph layers (>= 1).
+        use_meta_knowledge: False for the ablation described above.
+
+    Raises:
+        ValueError: if ``n_layers < 1`` or a dimension is not positive.
+    """
+
+    def __init__(
+        self, attribute_dim: int, d_model: int, n_layers: int = 2, use_meta_knowledge: bool = True
+    ) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if attribute_dim <= 0 or d_model <= 0:
+            raise ValueError(f"attribute_dim and d_model must be positive, got {attribute_dim}, {d_model}")
+        self.attribute_dim = attribute_dim
+        self.d_model = d_model
+        self.use_meta_knowledge = use_meta_knowledge
+        self.private_naf = MLP(attribute_dim, d_model, d_model)
+        self.shared_mkf: MLP | None
+        self.private_layers: nn.ModuleList
+        if use_meta_knowledge:
+            self.shared_mkf = MLP(STRUCTURAL_DIM, d_model, d_model)
+            self.private_layers = nn.ModuleList(MetaKnowledgeGATLayer(d_model) for _ in range(n_layers))
+        else:
+            self.shared_mkf = None
+            self.private_layers = nn.ModuleList(
+                GATConv(d_model, d_model, heads=1, add_self_loops=False) for _ in range(n_layers)
+            )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise MKF, NAF and every graph layer."""
+        self.private_naf.reset_parameters()
+        if self.shared_mkf is not None:
+            self.shared_mkf.reset_parameters()
+        for layer in self.private_layers:
+            layer.reset_parameters()
+
+    def forward(self, graph: RoadGraph) -> Tensor:
+        """Embed every road of the graph.
+
+        Args:
+            graph: road network with ``structural`` ``(N, 6)``, ``attributes`` ``(N, F_u)``,
+                ``edge_index`` ``(2, E)`` and ``transition_prob`` ``(E,)``.
+
+        Returns:
+            ``(N, d)`` road embeddings h (output of the last graph layer).
+
+        Raises:
+            ValueError: if the graph tensors have inconsistent shapes (see :func:`validate_graph`).
+        """
+        validate_graph(graph, self.attribute_dim)
+        edge_index, p = successor_edges_with_self_loops(graph)
+        h = self.private_naf(graph.attributes)
+        if self.shared_mkf is not None:
+            mkf = self.shared_mkf(graph.structural)
+            p = p.to(h.dtype)
+            for layer in self.private_layers:
+                h = layer(h, mkf, edge_index, p)
+        else:
+            # GATConv aggregates at edge_index[1]; flip so that i (row 0) aggregates its successors.
+            flipped = edge_index.flip(0)
+            for layer in self.private_layers:
+                h = F.elu(layer(h, flipped))
+        return h

@@ -1,0 +1,273 @@
+"""Knowledge-fusion trajectory encoder of MetaTRL (paper eqs. 15-18).
+
+Input (eq. 15): x_i = h_{road_i} + T_i + pe_i, with pe a fixed sinusoidal position encoding and
+a learned shared [MASK] road vector in place of h at span-masked positions.
+
+Each layer (eqs. 16-18), for the layer input H:
+X^private = MLP^private(H), X^shared = MLP^shared(H);
+Q = X^shared W_Q^shared, K = X^shared W_K^shared, V = X^private W_V^private;
+multi-head softmax(Q K^T / sqrt(d_head)) V over the real (non-padded) keys, private output
+projection, residual + LayerNorm (private), private feed-forward block (d -> ffn_dim -> d, ReLU),
+residual + LayerNorm (private). The paper writes sqrt(d) for a single head; with several heads
+each head is scaled by sqrt(d / n_heads), the usual multi-head convention.
+
+The ablation ``use_knowledge_fusion=False`` is a plain post-LayerNorm Transformer encoder whose
+Q, K, V all come from H through private projections.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .mlp import MLP
+
+
+def sinusoidal_position_encoding(length: int, d_model: int, device: torch.device | str | None = None) -> Tensor:
+    """Fixed sinusoidal position encoding pe of MetaTRL eq. 15 (Vaswani et al. 2017 form).
+
+    Args:
+        length: number of positions L.
+        d_model: encoding size d.
+        device: device of the result.
+
+    Returns:
+        ``(L, d)`` float32 with pe[t, 2k] = sin(t / 10000^(2k/d)), pe[t, 2k+1] = cos(same).
+    """
+    position = torch.arange(length, dtype=torch.float32, device=device).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(length, d_model, device=device)
+    pe[:, 0::2] = torch.sin(position * div)
+    pe[:, 1::2] = torch.cos(position * div)[:, : d_model // 2]
+    return pe
+
+
+def mean_pool(z: Tensor, padding_mask: Tensor) -> Tensor:
+    """Average pooling over real positions (the trajectory vector z of the paper, after eq. 18).
+
+    Args:
+        z: ``(B, L, d)`` per-position representations Z.
+        padding_mask: ``(B, L)`` bool, True at padded positions.
+
+    Returns:
+        ``(B, d)`` mean of Z over non-padded positions (a zero vector for an all-padding row).
+    """
+    keep = (~padding_mask).unsqueeze(-1).to(z.dtype)
+    return (z * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+
+
+class KnowledgeFusionLayer(nn.Module):
+    """One knowledge-fusion Transformer layer (MetaTRL eqs. 16-18), or a plain one.
+
+    Attributes (knowledge fusion): ``private_view`` / ``shared_view`` (MLPs of eq. 16),
+    ``shared_w_q``, ``shared_w_k``, ``private_w_v`` (eq. 17), ``private_out`` (output projection),
+    ``private_norm1``, ``private_ffn``, ``private_norm2``. Plain (ablation): ``private_w_q``,
+    ``private_w_k``, ``private_w_v`` applied directly to H, the rest as above.
+
+    Args:
+        d_model: model size d (divisible by ``n_heads``).
+        n_heads: number of attention heads.
+        ffn_dim: hidden size of the feed-forward block.
+        dropout: dropout on attention weights and on both residual branches.
+        use_knowledge_fusion: False for the plain Transformer layer.
+
+    Raises:
+        ValueError: if ``d_model`` is not divisible by ``n_heads`` or a size is not positive.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        use_knowledge_fusion: bool = True,
+    ) -> None:
+        super().__init__()
+        if d_model <= 0 or n_heads <= 0 or ffn_dim <= 0:
+            raise ValueError(f"sizes must be positive, got d={d_model}, heads={n_heads}, ffn={ffn_dim}")
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.use_knowledge_fusion = use_knowledge_fusion
+        if use_knowledge_fusion:
+            self.private_view = MLP(d_model, d_model, d_model)
+            self.shared_view = MLP(d_model, d_model, d_model)
+            self.shared_w_q = nn.Linear(d_model, d_model)
+            self.shared_w_k = nn.Linear(d_model, d_model)
+        else:
+            self.private_w_q = nn.Linear(d_model, d_model)
+            self.private_w_k = nn.Linear(d_model, d_model)
+        self.private_w_v = nn.Linear(d_model, d_model)
+        self.private_out = nn.Linear(d_model, d_model)
+        self.private_norm1 = nn.LayerNorm(d_model)
+        self.private_ffn = nn.Sequential(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, d_model))
+        self.private_norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform projections with zero bias; default init for MLPs, FFN and LayerNorms."""
+        projections = [self.private_w_v, self.private_out]
+        if self.use_knowledge_fusion:
+            projections += [self.shared_w_q, self.shared_w_k]
+            self.private_view.reset_parameters()
+            self.shared_view.reset_parameters()
+        else:
+            projections += [self.private_w_q, self.private_w_k]
+        for linear in projections:
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+        for module in (self.private_norm1, self.private_norm2, self.private_ffn[0], self.private_ffn[2]):
+            module.reset_parameters()
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, length, _ = x.shape
+        return x.view(b, length, self.n_heads, self.d_model // self.n_heads).transpose(1, 2)
+
+    def _query_key_value(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Q, K, V of eq. 17 split into heads, each ``(B, heads, L, d / heads)``."""
+        if self.use_knowledge_fusion:
+            x_shared = self.shared_view(h)  # eq. 16
+            x_private = self.private_view(h)
+            q, k, v = self.shared_w_q(x_shared), self.shared_w_k(x_shared), self.private_w_v(x_private)
+        else:
+            q, k, v = self.private_w_q(h), self.private_w_k(h), self.private_w_v(h)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+    @staticmethod
+    def _softmax_scores(q: Tensor, k: Tensor, padding_mask: Tensor) -> Tensor:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, heads, L, L)
+        scores = scores.masked_fill(padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        return torch.softmax(scores, dim=-1)
+
+    def attention_weights(self, h: Tensor, padding_mask: Tensor) -> Tensor:
+        """The attention matrix softmax(Q K^T / sqrt(d_head)) of eq. 18 (before dropout).
+
+        Args:
+            h: ``(B, L, d)`` layer input H.
+            padding_mask: ``(B, L)`` bool, True at padded positions.
+
+        Returns:
+            ``(B, heads, L, L)``; row i sums to 1 over the real keys, 0 on padded keys.
+        """
+        q, k, _ = self._query_key_value(h)
+        return self._softmax_scores(q, k, padding_mask)
+
+    def forward(self, h: Tensor, padding_mask: Tensor) -> Tensor:
+        """Apply the layer.
+
+        Args:
+            h: ``(B, L, d)`` layer input H.
+            padding_mask: ``(B, L)`` bool, True at padded positions (never attended to).
+
+        Returns:
+            ``(B, L, d)`` layer output.
+        """
+        q, k, v = self._query_key_value(h)
+        attention = self.dropout(self._softmax_scores(q, k, padding_mask))  # eq. 18
+        context = (attention @ v).transpose(1, 2).reshape(h.shape)
+        h = self.private_norm1(h + self.dropout(self.private_out(context)))
+        return self.private_norm2(h + self.dropout(self.private_ffn(h)))
+
+
+class KnowledgeFusionTrajectoryEncoder(nn.Module):
+    """Stack of :class:`KnowledgeFusionLayer` plus the input embedding of eq. 15.
+
+    Attributes:
+        shared_road_mask_token: ``(d,)`` learned [MASK] road vector, shared.
+        layers: the ``n_layers`` :class:`KnowledgeFusionLayer` (the container is neither shared
+            nor private; each layer classifies its own parameters by attribute name, and the
+            plain ablation's layers have only private ones).
+
+    Args:
+        d_model: model size d.
+        n_layers: number of layers (>= 1).
+        n_heads: attention heads per layer.
+        ffn_dim: feed-forward hidden size.
+        dropout: dropout probability (default 0).
+        use_knowledge_fusion: False for a plain Transformer encoder (ablation).
+
+    Raises:
+        ValueError: on invalid sizes (see :class:`KnowledgeFusionLayer`) or ``n_layers < 1``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        ffn_dim: int = 128,
+        dropout: float = 0.0,
+        use_knowledge_fusion: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.d_model = d_model
+        self.shared_road_mask_token = nn.Parameter(torch.empty(d_model))
+        self.layers = nn.ModuleList(
+            KnowledgeFusionLayer(d_model, n_heads, ffn_dim, dropout, use_knowledge_fusion) for _ in range(n_layers)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """[MASK] vector ~ N(0, 0.02^2); every layer re-initialised."""
+        nn.init.normal_(self.shared_road_mask_token, std=0.02)
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def embed_inputs(
+        self,
+        road_embeddings: Tensor,
+        roads: Tensor,
+        time_embeddings: Tensor,
+        road_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Build X of eq. 15: x_i = h_{road_i} + T_i + pe_i.
+
+        Args:
+            road_embeddings: ``(N, d)`` road encoder output h.
+            roads: ``(B, L)`` int64 segment ids in ``[0, N)``.
+            time_embeddings: ``(B, L, d)`` temporal encoder output T.
+            road_mask: optional ``(B, L)`` bool, True where the road is masked (the [MASK]
+                vector replaces h there, so the true id has no influence).
+
+        Returns:
+            ``(B, L, d)`` input X.
+
+        Raises:
+            ValueError: if ``road_mask`` does not have the shape of ``roads``.
+        """
+        h = road_embeddings[roads]  # (B, L, d)
+        if road_mask is not None:
+            if road_mask.shape != roads.shape:
+                raise ValueError(f"road_mask has shape {tuple(road_mask.shape)}, roads {tuple(roads.shape)}")
+            h = torch.where(road_mask.unsqueeze(-1), self.shared_road_mask_token.expand_as(h), h)
+        pe = sinusoidal_position_encoding(roads.shape[1], self.d_model, device=roads.device).to(h.dtype)
+        return h + time_embeddings + pe
+
+    def forward(self, x: Tensor, padding_mask: Tensor) -> Tensor:
+        """Encode a padded batch.
+
+        Args:
+            x: ``(B, L, d)`` input X (see :meth:`embed_inputs`).
+            padding_mask: ``(B, L)`` bool, True at padded positions; padded positions never
+                influence real ones.
+
+        Returns:
+            ``(B, L, d)`` Z, zero at padded positions.
+
+        Raises:
+            ValueError: if the shapes of ``x`` and ``padding_mask`` disagree.
+        """
+        if x.dim() != 3 or x.shape[:2] != padding_mask.shape or x.shape[2] != self.d_model:
+            raise ValueError(f"x {tuple(x.shape)} and padding_mask {tuple(padding_mask.shape)} disagree")
+        z = x
+        for layer in self.layers:
+            z = layer(z, padding_mask)
+        return z.masked_fill(padding_mask.unsqueeze(-1), 0.0)

@@ -1,0 +1,90 @@
+"""Ingest: the Porto and Cabspotting readers on real slices, and counted rejections."""
+from __future__ import annotations
+
+import lzma
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trajzoo.ingest import InputFileError, ingest_city
+from trajzoo.ingest.cabspotting import occupied_runs, read_cabspotting_trips
+from trajzoo.ingest.filters import filter_trips, haversine_m
+
+PORTO = {"trajectories": {"format": "porto_csv", "path": "porto/train.csv.xz"},
+         "bbox": [-8.70, 41.13, -8.54, 41.195],
+         "filters": {"min_points": 5, "max_points": 400, "max_speed_mps": 50}, "caps": {"max_trips": 300}}
+
+
+def real_porto_lines(data_root, n):
+    with lzma.open(data_root / "porto/train.csv.xz", "rt") as f:
+        return [next(f) for _ in range(n + 1)]
+
+
+def test_porto_real_slice_accounts_for_every_trip(data_root):
+    trips, rej, qc = ingest_city(PORTO, data_root)
+    counts = dict(zip(qc["outcome"], qc["count"]))
+    assert counts["in"] == 300
+    assert counts["kept"] == len(trips) and counts["kept"] + len(rej) == 300
+    assert len(trips) > 200
+    first = trips.iloc[0]
+    assert first["trip_id"] == "1372636853620000380" and first["call_type"] == "C"
+    assert np.all(np.diff(first["timestamps"]) == 15) and first["timestamps"][0] == 1372636853
+    assert len(first["lon"]) == len(first["lat"]) == first["n_points"] == 25
+    assert first["lon"][0] == pytest.approx(-8.610291) and first["lat"][0] == pytest.approx(41.140746)
+
+
+def test_porto_bad_polylines_are_counted_with_reasons(data_root, tmp_path):
+    lines = real_porto_lines(data_root, 4)
+    header, rows = lines[0], lines[1:]
+    broken = rows[0].rsplit(',"[', 1)[0] + ',"not json"\n'
+    empty = rows[1].rsplit(',"[', 1)[0] + ',"[]"\n'
+    path = tmp_path / "train.csv"
+    path.write_text(header + broken + empty + rows[2] + rows[2])
+    trips, rej, qc = ingest_city({**PORTO, "trajectories": {"format": "porto_csv", "path": "train.csv"}}, tmp_path)
+    assert dict(zip(rej["row"], rej["reason"])) == {1: "polyline_not_json", 2: "empty_polyline", 4: "duplicate_trip_id"}
+    assert len(trips) == 1
+
+
+def test_porto_missing_column_names_the_file(data_root, tmp_path):
+    lines = real_porto_lines(data_root, 2)
+    path = tmp_path / "train.csv"
+    path.write_text("".join(l.replace(",", ";") for l in lines))
+    with pytest.raises(InputFileError, match=r"train\.csv.*missing column"):
+        ingest_city({**PORTO, "trajectories": {"format": "porto_csv", "path": "train.csv"}}, tmp_path)
+
+
+def test_occupied_runs_split_on_occupancy_and_gaps():
+    t = np.array([0, 60, 120, 180, 240, 300, 360, 420, 900, 960, 1020, 1080, 1140, 1200])
+    occ = np.array([1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1])
+    fixes = pd.DataFrame({"lat": 37.78 + t * 1e-6, "lon": -122.4 + t * 1e-6, "occupancy": occ, "time": t})
+    trips, rej, counts = occupied_runs(fixes.iloc[::-1], "cab", max_gap_seconds=300, min_fixes=5)
+    # run 1: 0..300 (6 fixes); 420 alone (gap 480 s to 900) -> too few; run 3: 900..1200 (6 fixes)
+    assert [t["trip_id"] for t in trips] == ["cab_0", "cab_900"]
+    assert [len(t["timestamps"]) for t in trips] == [6, 6]
+    assert [(r["trip_id"], r["reason"]) for r in rej] == [("cab_420", "too_few_fixes")]
+    assert np.all(np.diff(trips[0]["timestamps"]) > 0)
+
+
+def test_cabspotting_real_archive_slice(data_root):
+    trips, rej, counts = read_cabspotting_trips(data_root / "sanfrancisco/cabspottingdata_north_14d.tar.xz",
+                                                max_trips=500)
+    assert len(trips) + len(rej) == 500
+    assert trips["taxi_id"].iloc[0] == "abboip"
+    assert all(np.all(np.diff(t) > 0) for t in trips["timestamps"])
+
+
+def test_filters_reject_teleports_and_outside_bbox():
+    base = {"trip_id": "a", "row": 1, "timestamps": np.arange(6) * 15,
+            "lon": -8.61 + np.arange(6) * 1e-4, "lat": np.full(6, 41.15)}
+    jump = {**base, "trip_id": "b", "lon": base["lon"].copy()}
+    jump["lon"][3] += 0.05  # ~4 km in 15 s
+    out = {**base, "trip_id": "c", "lat": np.full(6, 40.0)}
+    kept, rej = filter_trips(pd.DataFrame([base, jump, out]), bbox=[-8.7, 41.13, -8.54, 41.195],
+                             min_points=5, max_points=400, max_speed_mps=50)
+    assert list(kept["trip_id"]) == ["a"]
+    assert dict(zip(rej["trip_id"], rej["reason"])) == {"b": "impossible_speed", "c": "outside_bbox"}
+
+
+def test_haversine_one_degree_latitude():
+    assert haversine_m(0.0, 0.0, 0.0, 1.0) == pytest.approx(111_195, rel=1e-3)

@@ -1,0 +1,96 @@
+# Config validation and the small input functions every rule file uses.
+from pathlib import Path
+
+from snakemake.utils import validate, min_version
+
+min_version("9.0")
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+DATA_ROOT = Path(config["data_root"])
+if not DATA_ROOT.is_dir():
+    raise WorkflowError(f"data_root {DATA_ROOT} does not exist or is not a folder "
+                        "(set data_root in config.yaml or with --config data_root=...)")
+CITIES = sorted(config["cities"])
+MODELS = sorted(config["models"])
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def _check_city_references():
+    for model, mcfg in config["models"].items():
+        for variant in [mcfg] + list(mcfg["variants"].values()):
+            for src in variant.get("sources", []):
+                if src not in config["cities"]:
+                    raise WorkflowError(f"models.{model}: source city {src!r} is not in cities: {CITIES}")
+
+
+_check_city_references()
+
+
+def runs_of(model):
+    """Run names of a model: the model itself and one per variant ('metatrl-target-only')."""
+    return [model] + [f"{model}-{v}" for v in config["models"][model]["variants"]]
+
+
+RUNS = [run for m in MODELS for run in runs_of(m)]
+
+wildcard_constraints:
+    city="|".join(CITIES),
+    run="|".join(sorted(RUNS, key=len, reverse=True)),
+    task="[a-z_]+",
+
+
+def parse_run(run):
+    """'metatrl-target-only' -> ('metatrl', 'target-only'); 'metatrl' -> ('metatrl', None)."""
+    for model in sorted(MODELS, key=len, reverse=True):
+        if run == model:
+            return model, None
+        if run.startswith(model + "-") and run[len(model) + 1:] in config["models"][model]["variants"]:
+            return model, run[len(model) + 1:]
+    raise WorkflowError(f"unknown run {run!r}; known: {RUNS}")
+
+
+def run_settings(run):
+    """Everything that defines a pretraining run: model, sources, hparams, pretrain schedule."""
+    model, variant = parse_run(run)
+    mcfg = config["models"][model]
+    over = mcfg["variants"][variant] if variant else {}
+    return {
+        "model": model,
+        "variant": variant or "default",
+        "sources": list(over.get("sources", mcfg["sources"])),
+        "hparams": {**mcfg["hparams"], **over.get("hparams", {})},
+        "pretrain": {**mcfg["pretrain"], **over.get("pretrain", {})},
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
+
+def city_outputs(city):
+    """The Parquet files that make up a city's prepared data (input of training rules)."""
+    return {
+        "matched": f"results/{city}/matched.parquet",
+        "splits": f"results/{city}/splits.parquet",
+        "structural": f"results/{city}/roads/structural.parquet",
+        "attributes": f"results/{city}/roads/attributes.parquet",
+        "transitions": f"results/{city}/roads/transitions.parquet",
+    }
+
+
+def city_preprocessing_config(city):
+    """The config sections that shape a city's prepared data (for digests)."""
+    c = config["cities"][city]
+    return {k: c.get(k) for k in ("trajectories", "osm", "bbox", "crs", "timezone", "filters", "caps",
+                                  "split", "map_matching")}
+
+
+def tasks_of(city):
+    return config["cities"][city]["tasks"]
+
+
+def all_result_tables():
+    """Default target: every run's table for every city that has a task list and no role as
+    a pure source city (cities named as sources are still prepared for pretraining)."""
+    sources = {s for r in RUNS for s in run_settings(r)["sources"]}
+    targets = [c for c in CITIES if c not in sources]
+    return [f"results/{city}/{model}.csv" for city in targets for model in MODELS]

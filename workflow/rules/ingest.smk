@@ -1,0 +1,21 @@
+# Stage 1: raw GPS files -> one table of trips + counted rejections.
+
+
+rule ingest_trajectories:
+    input:
+        lambda wc: DATA_ROOT / config["cities"][wc.city]["trajectories"]["path"],
+    output:
+        trips="results/{city}/trips.parquet",
+        rejections="results/{city}/qc/ingest_rejections.parquet",
+        qc="results/{city}/qc/ingest.csv",
+    params:
+        city=lambda wc: {k: config["cities"][wc.city][k] for k in ("trajectories", "bbox", "filters", "caps")},
+        data_root=config["data_root"],
+    log:
+        "logs/{city}/ingest_trajectories.log",
+    benchmark:
+        "benchmarks/{city}/ingest_trajectories.tsv"
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/ingest_trajectories.py"

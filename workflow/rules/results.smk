@@ -1,0 +1,50 @@
+# Stage 8: result tables. A model's main table (results/<city>/<model>.csv) is written last,
+# after its variants' tables and the side-by-side summary, so one command yields all of them.
+
+
+def table_inputs(wc):
+    inputs = {"parts": expand("results/{city}/eval/{run}/{task}.csv", city=wc.city, run=wc.run,
+                              task=tasks_of(wc.city)),
+              "embeddings": f"results/{wc.city}/embeddings/{wc.run}.parquet"}
+    model, variant = parse_run(wc.run)
+    if variant is None and len(runs_of(model)) > 1:
+        inputs["variants"] = [f"results/{wc.city}/{r}.csv" for r in runs_of(model)[1:]]
+        inputs["summary"] = f"results/{wc.city}/summary.md"
+    return inputs
+
+
+rule results_table:
+    input:
+        unpack(table_inputs),
+    output:
+        table="results/{city}/{run}.csv",
+    params:
+        settings=lambda wc: run_settings(wc.run),
+        digest=lambda wc: {"city": city_preprocessing_config(wc.city),
+                           "sources": {s: city_preprocessing_config(s) for s in run_settings(wc.run)["sources"]},
+                           "run": run_settings(wc.run),
+                           "finetune": config["models"][parse_run(wc.run)[0]]["finetune"],
+                           "tasks": config["tasks"]},
+    log:
+        "logs/{city}/results_table/{run}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/results_table.py"
+
+
+rule summary:
+    input:
+        parts=lambda wc: expand("results/{city}/eval/{run}/{task}.csv", city=wc.city, task=tasks_of(wc.city),
+                                run=RUNS),
+        qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
+    output:
+        summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
+    params:
+        runs=RUNS,
+    log:
+        "logs/{city}/summary.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/summary.py"
