@@ -1,0 +1,147 @@
+"""Benchmarks of the main job's heavy parts; prints its figures.
+
+1. Map matching: GPS points/s of the map-matching stage (``match_trips`` with the rule's worker
+   processes) versus a bare single-process fastmm loop over the same trips with the same
+   parameters and the same prebuilt UBODT. Target: stage >= 0.9x the bare loop.
+2. Training: MetaTRL pretraining and fine-tuning trajectories/s on the Porto target data with the
+   default config's hyperparameters.
+3. With ``--main-job``: wall time of the cold main job (``snakemake --cores N
+   results/porto/metatrl.csv`` in a fresh directory). Target: <= 20 minutes on 2 cores.
+
+Needs the pipeline's prepared data for the city (``snakemake --cores 2 results/porto/matched.parquet
+results/porto/roads/transitions.parquet``); run from the repository root.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench_map_matching(city: str, cfg: dict, workers: int) -> None:
+    from trajzoo.mapmatching.fmm import MatchParams, build_matcher, match_one, match_trips, project_points
+
+    res = REPO / "results" / city
+    trips = pd.read_parquet(res / "trips.parquet")
+    segments = pd.read_parquet(res / "roads/segments.parquet")
+    ccfg = cfg["cities"][city]
+    params = MatchParams.from_dict(ccfg["map_matching"])
+    ubodt = res / "ubodt"
+    _, matcher = build_matcher(segments, params, ubodt)  # load the cached UBODT outside the timings
+    n_points = int(sum(len(t) for t in trips["timestamps"]))
+
+    t0 = time.perf_counter()
+    for lon, lat, ts in zip(trips["lon"], trips["lat"], trips["timestamps"]):
+        x, y = project_points(np.asarray(lon), np.asarray(lat), ccfg["crs"])
+        match_one(matcher, x, y, np.asarray(ts, dtype=np.float64), params)
+    bare = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    match_trips(trips, segments, ccfg["crs"], params, ubodt, workers=workers, progress=False)
+    stage = time.perf_counter() - t0
+    print(f"[map matching] {city}: {len(trips)} trips, {n_points} GPS points")
+    print(f"  bare fastmm loop (1 process): {n_points / bare:,.0f} points/s ({bare:.1f} s)")
+    print(f"  stage, {workers} worker(s) (incl. network build + UBODT load): {n_points / stage:,.0f} points/s "
+          f"({stage:.1f} s) -> {bare / stage:.2f}x the bare loop (target >= 0.9x)")
+
+
+def bench_training(city: str, cfg: dict, threads: int) -> None:
+    from trajzoo.data.city import iterate_batches, load_city, trip_rows
+    from trajzoo.registry import get_task
+    from trajzoo.training.loop import FineTuneModel
+    from trajzoo_metatrl.model import MetaTRLConfig
+    from trajzoo_metatrl.objective import MetaTRLPretrainer
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    res = REPO / "results" / city
+    data = load_city(city, cfg["cities"][city]["timezone"], res / "matched.parquet", res / "splits.parquet",
+                     res / "roads/structural.parquet", res / "roads/attributes.parquet",
+                     res / "roads/transitions.parquet")
+    mcfg = cfg["models"]["metatrl"]
+    bs = mcfg["pretrain"]["batch_size"]
+    model = MetaTRLPretrainer(data.graph.num_segments, int(data.graph.attributes.shape[1]),
+                              MetaTRLConfig.from_dict(mcfg["hparams"]))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rows = trip_rows(data.split("train"))
+    gen = torch.Generator().manual_seed(0)
+    n, t0 = 0, time.perf_counter()
+    for i, (idx, batch) in enumerate(iterate_batches(rows, bs, shuffle=True, generator=gen)):
+        if i == 20:
+            break
+        loss, _ = model.loss(batch, data.graph, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n += len(idx)
+    dt = time.perf_counter() - t0
+    print(f"[training] {city}: N = {data.graph.num_segments} road segments, {threads} threads, "
+          f"hparams {mcfg['hparams']}")
+    print(f"  MetaTRL pretraining: {n / dt:,.1f} trajectories/s ({dt / max(i, 1) * 1000:.0f} ms per batch of {bs})")
+    task = get_task("tte")
+    td = task.prepare(data)
+    ft = FineTuneModel(model.encoder, 1)
+    opt = torch.optim.AdamW(ft.parameters(), lr=1e-3)
+    n, t0 = 0, time.perf_counter()
+    for i, (idx, batch) in enumerate(iterate_batches(td.rows["train"], mcfg["finetune"]["batch_size"], shuffle=True,
+                                                     generator=gen)):
+        if i == 20:
+            break
+        out = ft(task.input_view(batch), data.graph)
+        loss = torch.nn.functional.mse_loss(out.squeeze(-1), torch.as_tensor(td.labels["train"][idx.numpy()]).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n += len(idx)
+    dt = time.perf_counter() - t0
+    print(f"  fine-tuning (TTE): {n / dt:,.1f} trajectories/s")
+
+
+def bench_main_job(cores: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="trajzoo-main-job-"))
+    shutil.copy(REPO / "config.yaml", work / "config.yaml")
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["data_root"] = str((REPO / cfg["data_root"]).resolve())
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(work), "--cores", str(cores), "results/porto/metatrl.csv"],
+                          capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode}); see {work}/logs"
+    print(f"[main job] cold `snakemake --cores {cores} results/porto/metatrl.csv`: {dt / 60:.1f} min, {status} "
+          "(target <= 20 min on 2 cores)")
+    if proc.returncode == 0:
+        shutil.rmtree(work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--city", default="porto")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--main-job", action="store_true", help="also time the cold main job")
+    args = parser.parse_args()
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    if not (REPO / "results" / args.city / "matched.parquet").exists():
+        sys.exit(f"run the pipeline for {args.city} first (results/{args.city}/matched.parquet is missing)")
+    for city in sorted({args.city, *cfg["models"]["metatrl"]["sources"]}):
+        if (REPO / "results" / city / "trips.parquet").exists():
+            bench_map_matching(city, cfg, args.workers)
+    bench_training(args.city, cfg, args.workers)
+    if args.main_job:
+        bench_main_job(args.workers)
+
+
+if __name__ == "__main__":
+    main()
