@@ -47,7 +47,7 @@ def road_graph_from_tables(city: str, structural: pd.DataFrame, attributes: pd.D
         structural=torch.from_numpy(s),
         attributes=torch.from_numpy(u.astype(np.float32)),
         edge_index=torch.from_numpy(transitions[["src", "dst"]].to_numpy(dtype=np.int64).T.copy()),
-        transition_prob=torch.from_numpy(transitions["prob"].to_numpy(dtype=np.float32)),
+        transition_prob=torch.from_numpy(transitions["prob"].to_numpy(dtype=np.float32).copy()),
     )
 
 

@@ -101,15 +101,24 @@ def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
     roads: list[int] = []
     times: list[float] = []
     end_time = float("nan")
-    for seg in subtrajectory.segments:
+    segments = subtrajectory.segments  # fastmm builds a new Python list on every attribute read
+    for seg in segments:
         for edge in seg.edges:
-            if not edge.points:
+            edge_id = edge.edge_id
+            if roads and roads[-1] == edge_id:
                 continue
-            end_time = float(edge.points[-1].t)
-            if roads and roads[-1] == edge.edge_id:
-                continue
-            roads.append(int(edge.edge_id))
-            times.append(float(edge.points[0].t))
+            points = edge.points
+            if points:
+                roads.append(int(edge_id))
+                times.append(float(points[0].t))
+    for seg in reversed(segments):  # the last matched point: last point of the last non-empty edge
+        for edge in reversed(seg.edges):
+            points = edge.points
+            if points:
+                end_time = float(points[-1].t)
+                break
+        if end_time == end_time:
+            break
     return roads, times, end_time
 
 
@@ -121,7 +130,7 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
     """
     import fastmm
 
-    traj = fastmm.Trajectory.from_xyt_tuples([(float(a), float(b), float(c)) for a, b, c in zip(x, y, t)])
+    traj = fastmm.Trajectory.from_xyt_tuples(np.column_stack([x, y, t]).tolist())
     result = matcher.match(traj, max_candidates=params.max_candidates,
                            candidate_search_radius=params.candidate_search_radius,
                            gps_error=params.gps_error, reverse_tolerance=params.reverse_tolerance)
@@ -158,8 +167,13 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
 _WORKER: dict = {}
 
 
-def _match_chunk(chunk: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[dict]:
-    return [match_one(_WORKER["matcher"], x, y, t, _WORKER["params"]) for x, y, t in chunk]
+def _match_chunk(span: tuple[int, int]) -> list[dict]:
+    """Match trips ``span[0]:span[1]``; the points live in ``_WORKER`` (inherited by fork, so only
+    the two indices travel to the worker)."""
+    x, y, t, bounds = _WORKER["x"], _WORKER["y"], _WORKER["t"], _WORKER["bounds"]
+    matcher, params = _WORKER["matcher"], _WORKER["params"]
+    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params)
+            for a, b in zip(bounds[span[0]:span[1]], bounds[span[0] + 1:span[1] + 1])]
 
 
 def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +183,7 @@ def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarr
 
 
 def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: MatchParams,
-                ubodt_dir: Path, workers: int = 1, chunk_size: int = 256, progress: bool = True
+                ubodt_dir: Path, workers: int = 1, chunk_size: int | None = None, progress: bool = True
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Map-match every trip.
 
@@ -178,6 +192,8 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
         segments: road segments (see :func:`trajzoo.roads.network.graph_to_segments`).
         crs: projected CRS of the segments' geometry.
         workers: worker processes (the rule's threads).
+        chunk_size: trips per task sent to a worker; default about 8 chunks per worker
+            (64..4096 trips), which keeps both cores busy with little scheduling overhead.
 
     Returns:
         ``(matched, stats, rejections)``. ``matched``: the trip's columns except the raw GPS
@@ -191,23 +207,24 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
 
     lon = np.concatenate(trips["lon"].to_numpy()) if len(trips) else np.zeros(0)
     lat = np.concatenate(trips["lat"].to_numpy()) if len(trips) else np.zeros(0)
+    t = np.concatenate(trips["timestamps"].to_numpy()).astype(np.float64) if len(trips) else np.zeros(0)
     x, y = project_points(lon, lat, crs)
     bounds = np.cumsum([0] + [len(a) for a in trips["lon"]])
-    items = [(x[a:b], y[a:b], np.asarray(t, dtype=np.float64))
-             for a, b, t in zip(bounds[:-1], bounds[1:], trips["timestamps"])]
-    chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+    if chunk_size is None:
+        chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
+    spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
     _, matcher = build_matcher(segments, params, ubodt_dir)
-    _WORKER.update(matcher=matcher, params=params)
+    _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds)
     results: list[dict] = []
-    bar = tqdm(total=len(items), desc="map matching", unit="trip", disable=not progress, mininterval=5)
-    if workers > 1 and len(chunks) > 1:
+    bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)
+    if workers > 1 and len(spans) > 1:
         with mp.get_context("fork").Pool(workers) as pool:
-            for part in pool.imap(_match_chunk, chunks):
+            for part in pool.imap(_match_chunk, spans):
                 results += part
                 bar.update(len(part))
     else:
-        for chunk in chunks:
-            part = _match_chunk(chunk)
+        for span in spans:
+            part = _match_chunk(span)
             results += part
             bar.update(len(part))
     bar.close()
