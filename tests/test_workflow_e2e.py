@@ -84,3 +84,37 @@ def test_every_rule_wrote_its_log(workflow_run):
     for name in ("ingest_trajectories.log", "build_road_network.log", "map_match.log", "split_trips.log",
                  "road_features.log", "metatrl.log", "tte.log", "summary.log"):
         assert name in logs, name
+
+
+def snakemake(repo, work, *args):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+def planned_rules(repo, work, override: str) -> set[str]:
+    (work / "override.yaml").write_text(override)
+    proc = snakemake(repo, work, "-n", "results/porto/metatrl.csv", "--configfile", str(work / "config.yaml"),
+                     str(work / "override.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {line.split()[1].rstrip(":") for line in proc.stdout.splitlines() if line.startswith(("rule ", "localrule "))}
+
+
+def test_map_matching_change_reruns_matching_and_after_only(repo, workflow_run):
+    rules = planned_rules(repo, workflow_run, "cities:\n  porto:\n    map_matching:\n      gps_error: 40\n")
+    assert {"map_match", "split_trips", "road_features", "pretrain", "finetune_task", "results_table"} <= rules
+    assert not rules & {"ingest_trajectories", "build_road_network"}
+
+
+def test_model_hyperparameter_change_reruns_training_only(repo, workflow_run):
+    rules = planned_rules(repo, workflow_run, "models:\n  metatrl:\n    hparams:\n      gamma: 0.4\n")
+    assert {"pretrain", "finetune_task", "results_table"} <= rules
+    assert not rules & {"ingest_trajectories", "build_road_network", "map_match", "split_trips", "road_features"}
+
+
+def test_same_seed_same_numbers(repo, workflow_run):
+    table = workflow_run / "results/porto/metatrl.csv"
+    before = table.read_bytes()
+    proc = snakemake(repo, workflow_run, "--forcerun", "pretrain", "results/porto/metatrl.csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert table.read_bytes() == before

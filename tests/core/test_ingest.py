@@ -88,3 +88,17 @@ def test_filters_reject_teleports_and_outside_bbox():
 
 def test_haversine_one_degree_latitude():
     assert haversine_m(0.0, 0.0, 0.0, 1.0) == pytest.approx(111_195, rel=1e-3)
+
+
+def test_cabspotting_folder_layout_reads_like_the_tarball(data_root, tmp_path):
+    import tarfile
+
+    tar_path = data_root / "sanfrancisco/cabspottingdata_north_14d.tar.xz"
+    with tarfile.open(tar_path, "r|*") as tar:
+        for member in tar:
+            if member.name.endswith(("new_abboip.txt", "new_abcoij.txt")):
+                tar.extract(member, tmp_path, filter="data")
+    folder_trips, folder_rej, _ = read_cabspotting_trips(tmp_path / "cabspottingdata")
+    tar_trips, tar_rej, _ = read_cabspotting_trips(tar_path, max_trips=len(folder_trips) + len(folder_rej))
+    assert folder_trips["trip_id"].tolist() == tar_trips["trip_id"].tolist()
+    assert len(folder_trips) > 10

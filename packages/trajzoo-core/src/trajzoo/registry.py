@@ -30,7 +30,8 @@ class TrajectoryEncoder(Protocol):
 
     d_model: int
 
-    def embed(self, batch, graph) -> torch.Tensor: ...
+    def embed(self, batch, graph) -> torch.Tensor:
+        """``(B, d)`` trajectory representations."""
 
 
 class ModelPlugin(Protocol):
@@ -45,9 +46,11 @@ class ModelPlugin(Protocol):
 
     name: str
 
-    def build_encoder(self, graph, hparams: dict) -> nn.Module: ...
+    def build_encoder(self, graph, hparams: dict) -> nn.Module:
+        """A fresh encoder for ``graph``."""
 
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module: ...
+    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
+        """Self-supervised pretraining; returns the target encoder."""
 
 
 def _load(group: str, name: str) -> Any:

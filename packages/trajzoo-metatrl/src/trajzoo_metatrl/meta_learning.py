@@ -94,12 +94,13 @@ def clone_shared_parameters(meta: MetaModel, model: nn.Module) -> None:
     load_shared_state(model, meta.state())
 
 
-def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, rows: list[dict], graph,
-                      steps: int, batch_size: int, gen: torch.Generator, device) -> float:
-    """Eq. 1: ``steps`` Adam steps of L^pre on the source TRAIN split. Returns the mean loss."""
+def train_steps(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, rows: list[dict], graph,
+                batch_size: int, gen: torch.Generator, device, max_steps: int | None = None) -> tuple[float, int]:
+    """Optimise L^pre (eq. 20) over shuffled batches of ``rows``: one pass, or exactly
+    ``max_steps`` steps (cycling through the rows). Returns ``(mean loss, steps)``."""
     model.train()
     total, done = 0.0, 0
-    while done < steps:
+    while True:
         for _, batch in iterate_batches(rows, batch_size, shuffle=True, generator=gen):
             loss, _ = model.loss(batch.to(device), graph, gen)
             optimizer.zero_grad(set_to_none=True)
@@ -107,9 +108,16 @@ def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer
             optimizer.step()
             total += loss.item()
             done += 1
-            if done >= steps:
-                break
-    return total / max(done, 1)
+            if max_steps is not None and done >= max_steps:
+                return total / done, done
+        if max_steps is None or done == 0:
+            return total / max(done, 1), done
+
+
+def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, rows: list[dict], graph,
+                      steps: int, batch_size: int, gen: torch.Generator, device) -> float:
+    """Eq. 1: ``steps`` Adam steps of L^pre on the source TRAIN split. Returns the mean loss."""
+    return train_steps(model, optimizer, rows, graph, batch_size, gen, device, max_steps=steps)[0]
 
 
 def query_gradient(model: MetaTRLPretrainer, rows: list[dict], graph, n_batches: int, batch_size: int,
@@ -215,19 +223,11 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
         raise ValueError(f"target city {target.name}: empty train split")
     opt = torch.optim.Adam(target_model.parameters(), lr=schedule.lr)
     for epoch in range(schedule.target_epochs):  # eq. 4
-        target_model.train()
-        total, n = 0.0, 0
-        for _, batch in iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen):
-            loss, _ = target_model.loss(batch.to(device), target_graph, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            n += 1
+        train_loss, _ = train_steps(target_model, opt, train_rows, target_graph, schedule.batch_size, gen, device)
         val_loss = evaluate_loss(target_model, val_rows, target_graph, schedule.batch_size, ctx.seed + 7, device)
-        ctx.history.append({"phase": f"target:{target.name}", "epoch": epoch, "train_loss": total / max(n, 1),
+        ctx.history.append({"phase": f"target:{target.name}", "epoch": epoch, "train_loss": train_loss,
                             "val_loss": val_loss})
-        ctx.logger.info("target epoch %d: train loss %.4f, val loss %.4f", epoch, total / max(n, 1), val_loss)
+        ctx.logger.info("target epoch %d: train loss %.4f, val loss %.4f", epoch, train_loss, val_loss)
         atomic_save({"phase": "target", "epoch": epoch, "model": target_model.state_dict(),
                      "optimizer": opt.state_dict(), "rng": gen.get_state()},
                     ckpt_dir / f"target-epoch-{epoch:03d}.pt")

@@ -16,9 +16,15 @@ class _LabelClassification(Task):
     ks: tuple[int, ...] = ()
 
     def eligible(self, labels: pd.Series) -> tuple[np.ndarray, str]:
+        """``(mask of trips with a label, rejection reason for the others)``."""
         return labels.notna().to_numpy() & (labels.astype(str) != "").to_numpy(), f"missing_{self.column}"
 
     def prepare(self, city: CityData) -> TaskData:
+        """Class ids (sorted label values) for eligible trips, grouped by split.
+
+        Raises:
+            ValueError: the city's trips lack the label column.
+        """
         trips = city.trips
         if self.column not in trips:
             raise ValueError(f"task {self.name} needs column {self.column!r}, which city {city.name} lacks")
@@ -33,6 +39,7 @@ class _LabelClassification(Task):
         return TaskData(rows, labs, len(names), qc, class_names=names)
 
     def metrics(self, y_true, outputs):
+        """Micro-F1, Macro-F1 (+ Recall@k for ``ks``) of ``(n, C)`` class scores."""
         return classification_metrics(y_true, outputs, ks=self.ks)
 
 
@@ -50,6 +57,7 @@ class TaxiClassification(_LabelClassification):
         self.min_trips = min_trips
 
     def eligible(self, labels):
+        """Trips whose taxi has at least ``min_trips`` matched trips."""
         counts = labels.map(labels.value_counts())
         return (counts >= self.min_trips).to_numpy(), f"taxi_fewer_than_{self.min_trips}_trips"
 

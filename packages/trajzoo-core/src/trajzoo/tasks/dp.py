@@ -25,6 +25,7 @@ class DestinationPrediction(Task):
         self.min_prefix = min_prefix
 
     def prepare(self, city: CityData) -> TaskData:
+        """Input prefixes (trip minus its last ``hidden_segments`` segments) and final segment ids."""
         trips = city.trips
         n_seg = np.array([len(r) for r in trips["roads"]])
         ok = n_seg >= self.hidden_segments + self.min_prefix
@@ -35,4 +36,5 @@ class DestinationPrediction(Task):
         return TaskData(rows, labs, city.graph.num_segments, qc)
 
     def metrics(self, y_true, outputs):
+        """Micro-F1, Macro-F1, Recall@5 of ``(n, N)`` segment scores."""
         return classification_metrics(y_true, outputs, ks=(5,))

@@ -25,6 +25,7 @@ class TravelTimeEstimation(Task):
     metric_names = ("MAE", "MAPE", "RMSE")
 
     def prepare(self, city: CityData) -> TaskData:
+        """Labels in minutes for every trip with a positive travel time, grouped by split."""
         trips = city.trips
         minutes = np.array([(end - t[0]) / 60.0 for end, t in zip(trips["end_time"], trips["enter_times"])])
         ok = minutes > 0
@@ -33,8 +34,10 @@ class TravelTimeEstimation(Task):
         return TaskData(rows, labels, 1, qc)
 
     def input_view(self, batch: TrajectoryBatch) -> TrajectoryBatch:
+        """Hide every timestamp but the departure (:func:`hide_times` on positions 1..L-1)."""
         hidden = torch.ones_like(batch.padding_mask)
         return hide_times(batch, hidden)
 
     def metrics(self, y_true, outputs):
+        """MAE, MAPE, RMSE (minutes) of ``outputs`` ``(n,)`` or ``(n, 1)``."""
         return regression_metrics(y_true, np.asarray(outputs).reshape(-1))

@@ -94,6 +94,7 @@ class FineTuneModel(nn.Module):
                 p.requires_grad_(False)
 
     def forward(self, batch, graph) -> torch.Tensor:
+        """``(B, n_outputs)`` head outputs for a batch."""
         if self.freeze_encoder:
             with torch.no_grad():
                 z = self.encoder.embed(batch, graph)
@@ -116,6 +117,7 @@ class FineTuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FineTuneConfig":
+        """Build from config; unknown keys raise ValueError naming them."""
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
