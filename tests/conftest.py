@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from e2e_support import small_config
 
 REPO = Path(__file__).resolve().parents[1]
+NETGUARD = Path(__file__).resolve().parent / "netguard"
+
+# Block the network for this process and every Python process the tests start (Snakemake, rule
+# scripts): they import tests/netguard/sitecustomize.py through PYTHONPATH.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD), os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, str(NETGUARD))
+import sitecustomize  # noqa: E402,F401  (the guard; a no-op if Python already imported it)
 DATA_ROOT = Path(os.environ.get("TRAJZOO_DATA_ROOT", REPO.parent / "shared" / "data"))
 
 
@@ -20,3 +32,18 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def workflow_run(repo, data_root, tmp_path_factory):
+    """A working directory in which the main job ran on the slice (shared by the e2e tests)."""
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "config.yaml").write_text(yaml.safe_dump(small_config(repo, data_root)))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
+           "--configfile", str(work / "config.yaml"), "--cores", "2",
+           "results/porto/metatrl.csv"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((work / "logs").rglob("*.log")))
+        pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{logs}")
+    return work

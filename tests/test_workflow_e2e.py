@@ -3,12 +3,11 @@ Francisco trips, read from ../shared/data by the same code as the full files), o
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
+import shutil
 
 import pandas as pd
-import pytest
-import yaml
+
+from e2e_support import snakemake
 
 EXPECTED = {
     "tte": {"MAE", "MAPE", "RMSE"},
@@ -16,34 +15,6 @@ EXPECTED = {
     "cla_taxi": {"Micro-F1", "Macro-F1", "Recall@5"},
     "cla_calltype": {"Micro-F1", "Macro-F1"},
 }
-
-
-def small_config(repo, data_root):
-    cfg = yaml.safe_load((repo / "config.yaml").read_text())
-    cfg["data_root"] = str(data_root)
-    cfg["cities"]["porto"]["caps"]["max_trips"] = 500
-    cfg["cities"]["sanfrancisco"]["caps"]["max_trips"] = 2000
-    for city in cfg["cities"].values():
-        city["map_matching"]["ubodt_delta"] = 1500
-    m = cfg["models"]["metatrl"]
-    m["hparams"].update(d_model=32, heads=2, ffn_dim=64, layers=1, gat_layers=1)
-    m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
-    m["finetune"].update(epochs=1)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def workflow_run(repo, data_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    (work / "config.yaml").write_text(yaml.safe_dump(small_config(repo, data_root)))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2",
-           "results/porto/metatrl.csv"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((work / "logs").rglob("*.log")))
-        pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{logs}")
-    return work
 
 
 def test_every_metric_present_and_finite(workflow_run):
@@ -86,12 +57,6 @@ def test_every_rule_wrote_its_log(workflow_run):
         assert name in logs, name
 
 
-def snakemake(repo, work, *args):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
-           "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-
-
 def planned_rules(repo, work, override: str) -> set[str]:
     (work / "override.yaml").write_text(override)
     proc = snakemake(repo, work, "-n", "results/porto/metatrl.csv", "--configfile", str(work / "config.yaml"),
@@ -115,6 +80,8 @@ def test_model_hyperparameter_change_reruns_training_only(repo, workflow_run):
 def test_same_seed_same_numbers(repo, workflow_run):
     table = workflow_run / "results/porto/metatrl.csv"
     before = table.read_bytes()
+    for ckpt in (workflow_run / "results/porto").glob("*/*/checkpoints"):
+        shutil.rmtree(ckpt)  # no resuming: train again from scratch
     proc = snakemake(repo, workflow_run, "--forcerun", "pretrain", "results/porto/metatrl.csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert table.read_bytes() == before

@@ -26,7 +26,9 @@ def toy_city(n_trips=40, n_segments=12):
                      "split": ("train", "train", "val", "test")[i % 4]})
     trips = add_time_features(pd.DataFrame(rows), "Europe/Lisbon")
     src = torch.arange(n_segments)
-    graph = RoadGraph("toy", n_segments, torch.randn(n_segments, 6), torch.randn(n_segments, 4),
+    gen = torch.Generator().manual_seed(0)
+    graph = RoadGraph("toy", n_segments, torch.randn(n_segments, 6, generator=gen),
+                      torch.randn(n_segments, 4, generator=gen),
                       torch.stack([src, (src + 1) % n_segments]), torch.full((n_segments,), 1.0))
     return CityData("toy", "Europe/Lisbon", graph, trips)
 

@@ -107,3 +107,51 @@ def test_meta_pretraining_changes_the_target_initialisation(tmp_path):
 def test_schedule_rejects_unknown_keys():
     with pytest.raises(ValueError, match="meta_epoch"):
         PretrainSchedule.from_dict({"meta_epoch": 3})
+
+
+def test_killed_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Stop after the first target epoch (as a SIGKILL would), start again: same final weights."""
+    import trajzoo_metatrl.meta_learning as ml
+
+    sched = PretrainSchedule(meta_epochs=2, source_steps=2, query_batches=1, target_epochs=3, batch_size=8)
+
+    def run(folder, crash_after=None):
+        torch.manual_seed(0)
+        ctx = RunContext(torch.device("cpu"), 0, folder, logging.getLogger("test"))
+        if crash_after is not None:
+            real_save = ml.CheckpointStore.save
+
+            def save_then_crash(self, phase, epoch, state):
+                path = real_save(self, phase, epoch, state)
+                if (phase, epoch) == crash_after:
+                    raise KeyboardInterrupt("simulated kill")
+                return path
+            monkeypatch.setattr(ml.CheckpointStore, "save", save_then_crash)
+        try:
+            return meta_pretrain(toy_city("tar", 2), [toy_city("src", 1)], CONFIG, sched, ctx), ctx
+        finally:
+            monkeypatch.undo()
+
+    straight, ctx_a = run(tmp_path / "a")
+    for crash in (("meta", 0), ("target", 0)):
+        folder = tmp_path / f"b{crash[0]}"
+        with pytest.raises(KeyboardInterrupt):
+            run(folder, crash_after=crash)
+        resumed, ctx_b = run(folder)
+        for (n, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+            assert torch.equal(p, q), (crash, n)
+        assert ctx_b.history == ctx_a.history
+
+
+def test_checkpoints_of_another_config_are_not_resumed(tmp_path):
+    ctx = RunContext(torch.device("cpu"), 0, tmp_path, logging.getLogger("test"))
+    sched = PretrainSchedule(meta_epochs=0, source_steps=1, query_batches=1, target_epochs=1, batch_size=8)
+    torch.manual_seed(0)
+    first = meta_pretrain(toy_city("tar", 2), [], CONFIG, sched, ctx)
+    other = MetaTRLConfig(d_model=16, heads=2, ffn_dim=32, num_buckets=8, gat_layers=1, layers=1, gamma=0.3)
+    ctx2 = RunContext(torch.device("cpu"), 0, tmp_path, logging.getLogger("test"))
+    torch.manual_seed(0)
+    second = meta_pretrain(toy_city("tar", 2), [], other, sched, ctx2)
+    # a resumed run would return the first run's final weights unchanged
+    assert any(not torch.equal(p, q) for p, q in zip(first.state_dict().values(), second.state_dict().values()))
+    assert ctx2.history[0]["train_loss"] != ctx.history[0]["train_loss"]

@@ -18,18 +18,21 @@ on the target TRAIN split for ``target_epochs`` epochs. With no source city (the
 variant) steps 1-3 are skipped.
 
 A checkpoint with every model, optimiser and RNG state is written atomically after every meta
-epoch and every target epoch.
+epoch and every target epoch (:class:`trajzoo.training.checkpoints.CheckpointStore`); a killed
+run started again with the same definition resumes after the last completed epoch and reaches
+the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
-from trajzoo.training.loop import RunContext, atomic_save
+from trajzoo.runlog import config_digest
+from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.loop import RunContext
 
 from .model import MetaTRLConfig
 from .objective import MetaTRLPretrainer
@@ -183,11 +186,17 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
         ValueError: a split needed by the schedule is empty.
     """
     device = ctx.device
-    ckpt_dir = Path(ctx.checkpoint_dir)
+    fingerprint = config_digest({
+        "config": asdict(config), "schedule": asdict(schedule), "seed": ctx.seed,
+        "cities": [(c.name, c.graph.num_segments, c.trips["split"].value_counts().sort_index().to_dict())
+                   for c in [target, *sources]]})
+    store = CheckpointStore(ctx.checkpoint_dir, fingerprint)
+    resume_target = store.latest("target", device)
+    resume_meta = store.latest("meta", device) if resume_target is None and sources else None
     gen = ctx.generator(offset=0)
     target_graph = target.graph.to(device)
     target_model = _new_pretrainer(target, config, device)
-    if sources:
+    if sources and resume_target is None:
         meta = MetaModel(target_model).to(device)
         meta_opt = torch.optim.Adam(meta.parameters(), lr=schedule.meta_lr)
         src_models = [_new_pretrainer(s, config, device) for s in sources]
@@ -198,7 +207,19 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
         for s, tr, te in zip(sources, src_train, src_test):
             if not tr or not te:
                 raise ValueError(f"source city {s.name}: empty train ({len(tr)}) or test ({len(te)}) split")
-        for epoch in range(schedule.meta_epochs):
+        first = 0
+        if resume_meta is not None:
+            meta.load_state_dict(resume_meta["meta"])
+            meta_opt.load_state_dict(resume_meta["meta_optimizer"])
+            for m, o, ms, os_ in zip(src_models, src_opts, resume_meta["sources"], resume_meta["source_optimizers"]):
+                m.load_state_dict(ms)
+                o.load_state_dict(os_)
+            gen.set_state(resume_meta["generator"])
+            ctx.history[:] = resume_meta["history"]
+            store.restore_rng(resume_meta)
+            first = resume_meta["epoch"] + 1
+            ctx.logger.info("resuming from meta epoch %d checkpoint", resume_meta["epoch"])
+        for epoch in range(first, schedule.meta_epochs):
             grads = []
             for s, model, opt, graph, tr, te in zip(sources, src_models, src_opts, src_graphs, src_train, src_test):
                 clone_shared_parameters(meta, model)
@@ -212,23 +233,32 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
                 ctx.logger.info("meta epoch %d source %s: train loss %.4f, query (test) loss %.4f",
                                 epoch, s.name, train_loss, query_loss)
             meta_update(meta, grads, meta_opt)
-            atomic_save({"phase": "meta", "epoch": epoch, "meta": meta.state_dict(), "meta_optimizer": meta_opt.state_dict(),
-                         "sources": [m.state_dict() for m in src_models],
-                         "source_optimizers": [o.state_dict() for o in src_opts], "rng": gen.get_state()},
-                        ckpt_dir / f"meta-epoch-{epoch:03d}.pt")
+            store.save("meta", epoch, {
+                "meta": meta.state_dict(), "meta_optimizer": meta_opt.state_dict(),
+                "sources": [m.state_dict() for m in src_models],
+                "source_optimizers": [o.state_dict() for o in src_opts], "generator": gen.get_state(),
+                "history": list(ctx.history)})
         clone_shared_parameters(meta, target_model)  # eq. 3
     train_rows = trip_rows(target.split("train"))
     val_rows = trip_rows(target.split("val"))
     if not train_rows:
         raise ValueError(f"target city {target.name}: empty train split")
     opt = torch.optim.Adam(target_model.parameters(), lr=schedule.lr)
-    for epoch in range(schedule.target_epochs):  # eq. 4
+    first = 0
+    if resume_target is not None:
+        target_model.load_state_dict(resume_target["model"])
+        opt.load_state_dict(resume_target["optimizer"])
+        gen.set_state(resume_target["generator"])
+        ctx.history[:] = resume_target["history"]
+        store.restore_rng(resume_target)
+        first = resume_target["epoch"] + 1
+        ctx.logger.info("resuming from target epoch %d checkpoint", resume_target["epoch"])
+    for epoch in range(first, schedule.target_epochs):  # eq. 4
         train_loss, _ = train_steps(target_model, opt, train_rows, target_graph, schedule.batch_size, gen, device)
         val_loss = evaluate_loss(target_model, val_rows, target_graph, schedule.batch_size, ctx.seed + 7, device)
         ctx.history.append({"phase": f"target:{target.name}", "epoch": epoch, "train_loss": train_loss,
                             "val_loss": val_loss})
         ctx.logger.info("target epoch %d: train loss %.4f, val loss %.4f", epoch, train_loss, val_loss)
-        atomic_save({"phase": "target", "epoch": epoch, "model": target_model.state_dict(),
-                     "optimizer": opt.state_dict(), "rng": gen.get_state()},
-                    ckpt_dir / f"target-epoch-{epoch:03d}.pt")
+        store.save("target", epoch, {"model": target_model.state_dict(), "optimizer": opt.state_dict(),
+                                     "generator": gen.get_state(), "history": list(ctx.history)})
     return target_model

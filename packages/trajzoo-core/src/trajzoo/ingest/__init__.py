@@ -17,7 +17,15 @@ log = logging.getLogger(__name__)
 
 TRIP_COLUMNS = ["trip_id", "taxi_id", "call_type", "start_time", "n_points", "timestamps", "lon", "lat"]
 
-__all__ = ["ingest_city", "InputFileError", "TRIP_COLUMNS"]
+#: QC outcome of each Cabspotting fix-level count (GPS fixes, not trips; see ``occupied_runs``).
+FIX_OUTCOMES = {
+    "fixes_in": "fixes_in",
+    "duplicate_timestamp": "fixes_dropped:duplicate_timestamp",
+    "invalid_occupancy": "fixes_dropped:invalid_occupancy",
+    "out_of_order": "fixes_resorted:out_of_order",
+}
+
+__all__ = ["ingest_city", "InputFileError", "TRIP_COLUMNS", "FIX_OUTCOMES"]
 
 
 def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -30,7 +38,12 @@ def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame
     Returns:
         ``(trips, rejections, qc)``. ``trips`` has :data:`TRIP_COLUMNS` (+ source columns such as
         origin_call for Porto): ``timestamps`` int64 Unix seconds, ``lon``/``lat`` float64
-        degrees. ``rejections``: trip_id, row, reason. ``qc``: see :func:`trajzoo.qc.stage_counts`.
+        degrees. ``rejections``: trip_id, row, reason. ``qc``: see :func:`trajzoo.qc.stage_counts`
+        (stage ``ingest``; outcomes ``in``, ``kept``, ``rejected:<reason>`` count trips and
+        in = kept + rejected). For Cabspotting, ``qc`` also has fix-level rows that count GPS
+        fixes, not trips (:data:`FIX_OUTCOMES`): ``fixes_in``, ``fixes_dropped:duplicate_timestamp``,
+        ``fixes_dropped:invalid_occupancy`` and ``fixes_resorted:out_of_order`` (always present,
+        0 when nothing happened).
 
     Raises:
         InputFileError: unreadable source (names the file, row and problem).
@@ -54,7 +67,7 @@ def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame
         trips, parse_rej, fix_counts = read_cabspotting_trips(
             path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
             max_trips=cap)
-        log.info("cabspotting fixes dropped before cutting runs: %s", fix_counts)
+        log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", fix_counts)
         kept, rej = filter_trips(trips, seen_ids=seen, **kwargs)
         kept_parts.append(kept)
         rej_parts += [parse_rej, rej]
@@ -73,4 +86,8 @@ def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame
     rejections["row"] = pd.array(rejections["row"], dtype="Int64")
     n_in = len(trips) + len(rejections)
     qc = stage_counts("ingest", n_in, len(trips), rejections["reason"])
+    if src["format"] == "cabspotting":
+        fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(fix_counts[key])}
+                                 for key, outcome in FIX_OUTCOMES.items()])
+        qc = pd.concat([qc, fix_rows], ignore_index=True)
     return trips, rejections, qc

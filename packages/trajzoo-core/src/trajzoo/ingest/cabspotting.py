@@ -4,12 +4,19 @@ Original layout: ``cabspottingdata/new_<cab>.txt``, one fix per line ``lat lon o
 (space separated, newest first). Accepted as the folder or as a .tar/.tar.gz/.tar.xz of it.
 Each cab's fixes are sorted by time and cut into occupied runs (occupancy = 1), split where two
 consecutive fixes are more than ``max_gap_seconds`` apart; each run is a trip.
+
+Messy files: a repeated timestamp, an occupancy other than 0/1 and a file not in newest-first
+order are not errors; they are counted per fix (see :func:`occupied_runs`) and reported in the
+ingest QC table. A line that is not ``lat lon occupancy unix_time``, a non-UTF-8 byte, an empty or
+truncated archive are errors (:class:`InputFileError` naming the file and the line).
 """
 from __future__ import annotations
 
 import io
+import lzma
 import re
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -29,7 +36,8 @@ def iter_cab_files(path: Path) -> Iterator[tuple[str, str, bytes]]:
     A folder is read in file-name order, an archive in archive order (one streaming pass).
 
     Raises:
-        InputFileError: path missing, an unreadable/truncated archive, or no cab file found.
+        InputFileError: path missing, an empty archive file, an unreadable (truncated or corrupt)
+            archive, or no cab file found.
     """
     path = Path(path)
     if not path.exists():
@@ -41,34 +49,59 @@ def iter_cab_files(path: Path) -> Iterator[tuple[str, str, bytes]]:
             found += 1
             yield m.group(1), str(f), f.read_bytes()
     else:
+        if path.stat().st_size == 0:
+            raise InputFileError(path, "empty file: expected a tar archive of cabspottingdata/")
+        last = None
         try:
             # stream mode ("r|*"): one pass over the compressed archive, no seeking back
             with tarfile.open(path, "r|*") as tar:
                 for m in tar:
                     match = CAB_FILE.search(m.name)
                     if m.isfile() and match:
+                        raw = tar.extractfile(m).read()
                         found += 1
-                        yield match.group(1), f"{path}:{m.name}", tar.extractfile(m).read()
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise InputFileError(path, f"cannot read archive (truncated or not a tar file?): {exc}") from exc
+                        last = m.name
+                        yield match.group(1), f"{path}:{m.name}", raw
+        except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+            after = f" after {found} complete cab file(s), the last {last}" if found else ""
+            raise InputFileError(path, f"truncated or corrupt archive{after}: {exc}") from exc
     if found == 0:
         raise InputFileError(path, "no cabspottingdata/new_<cab>.txt file found")
+
+
+def _locate_cab_problem(raw: str, name: str, exc: BaseException) -> InputFileError:
+    """Find the first line of a cab file that is not ``lat lon occupancy unix_time``."""
+    for line_no, line in enumerate(raw.splitlines(), start=1):
+        if not line:
+            continue  # pyarrow skips empty lines
+        fields = line.split(" ")
+        if len(fields) != 4:
+            return InputFileError(name, f"wrong field count: expected 4 space-separated fields "
+                                        f"'lat lon occupancy unix_time', found {len(fields)}", row=line_no)
+        for value, typ, col in zip(fields, (float, float, int, int), ("lat", "lon", "occupancy", "unix_time")):
+            try:
+                typ(value)
+            except ValueError:
+                return InputFileError(name, f"{col} {value!r} is not a number of the expected type "
+                                            f"({'integer' if typ is int else 'decimal'})", row=line_no)
+    return InputFileError(name, f"not 'lat lon occupancy unix_time': {exc}")
 
 
 def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
     """Parse one cab file into columns lat, lon (degrees), occupancy (int), time (Unix s).
 
-    An empty file gives an empty table (a cab with no fix in the period).
+    An empty file gives an empty table (a cab with no fix in the period). Rows are lines (the
+    file has no header): ``row`` in errors is the 1-based line number.
 
     Raises:
-        InputFileError: wrong column count, a non-numeric value, or non-UTF-8 bytes, naming
+        InputFileError: wrong field count, a non-numeric value, or non-UTF-8 bytes, naming
             the file and the row.
     """
     if not raw.strip():  # the mirrored sample has cabs with no fix in its window
         return pd.DataFrame({"lat": pd.Series(dtype="float64"), "lon": pd.Series(dtype="float64"),
                              "occupancy": pd.Series(dtype="int64"), "time": pd.Series(dtype="int64")})
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         row = raw[: exc.start].count(b"\n") + 1
         raise InputFileError(name, f"byte {raw[exc.start]:#x} is not UTF-8", row=row) from exc
@@ -81,28 +114,42 @@ def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
                 "lat": pa.float64(), "lon": pa.float64(), "occupancy": pa.int64(), "time": pa.int64()}),
         )
     except pa.ArrowInvalid as exc:
-        m = re.search(r"[Rr]ow #?(\d+)", str(exc))
-        raise InputFileError(name, f"not 'lat lon occupancy unix_time': {exc}",
-                             row=int(m.group(1)) if m else None) from exc
+        # pyarrow names no row: find it with a line scan (error path only, one cab file)
+        raise _locate_cab_problem(text, name, exc) from exc
     return table.to_pandas()
+
+
+#: Fix-level counts returned by :func:`occupied_runs` (GPS fixes, not trips).
+FIX_COUNT_KEYS = ("fixes_in", "duplicate_timestamp", "invalid_occupancy", "out_of_order")
 
 
 def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes: int
                   ) -> tuple[list[dict], list[dict], dict]:
     """Cut one cab's fixes into occupied runs.
 
+    The file order is not trusted: fixes are sorted by time (stable). Of several fixes with the
+    same timestamp the first in the given order is kept and the others are dropped
+    (``duplicate_timestamp``). A fix whose occupancy is neither 0 nor 1 is dropped
+    (``invalid_occupancy``): it belongs to no run and, its state being unknown, ends the occupied
+    run it interrupts.
+
     Args:
-        fixes: columns lat, lon, occupancy, time (any order).
+        fixes: columns lat, lon, occupancy, time, in file order (Cabspotting files are newest
+            first).
         cab: cab id, used in trip ids ``<cab>_<first unix time>``.
         max_gap_seconds: a gap longer than this (s) between consecutive occupied fixes splits a run.
         min_fixes: runs with fewer fixes are rejected (reason ``too_few_fixes``).
 
     Returns:
         ``(trips, rejections, fix_counts)``: trip dicts (trip_id, taxi_id, timestamps, lon, lat),
-        rejection dicts (trip_id, row, reason) and counts of dropped fixes by reason
-        (``duplicate_timestamp``, ``invalid_occupancy``).
+        rejection dicts (trip_id, row, reason) and fix-level counts (:data:`FIX_COUNT_KEYS`):
+        ``fixes_in`` fixes read, ``duplicate_timestamp`` and ``invalid_occupancy`` fixes dropped,
+        ``out_of_order`` fixes whose time is later than the previous line's in a newest-first
+        file (kept: sorting puts them in place).
     """
-    counts = {"duplicate_timestamp": 0, "invalid_occupancy": 0}
+    counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
+    counts["fixes_in"] = len(fixes)
+    counts["out_of_order"] = int((np.diff(fixes["time"].to_numpy()) > 0).sum())
     fixes = fixes.sort_values("time", kind="stable")
     dup = fixes["time"].duplicated(keep="first").to_numpy()
     counts["duplicate_timestamp"] = int(dup.sum())
@@ -111,7 +158,7 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     invalid = ~np.isin(occ, (0, 1))
     counts["invalid_occupancy"] = int(invalid.sum())
     t = fixes["time"].to_numpy()
-    occupied = occ == 1
+    occupied = occ == 1  # an invalid occupancy is not 1: it ends the run like a 0 would
     # a run breaks where occupancy is not 1, or where the gap to the previous fix is too long
     new_run = np.ones(len(t), dtype=bool)
     new_run[1:] = ~occupied[:-1] | (np.diff(t) > max_gap_seconds)
@@ -136,13 +183,15 @@ def read_cabspotting_trips(path: Path, max_gap_seconds: int = 300, min_fixes: in
     """Read every cab and return ``(trips, rejections, fix_counts)``.
 
     Runs are ordered by cab id, then start time, whatever the archive order. ``max_trips`` caps the
-    number of occupied runs taken in that order; runs past the cap appear in no count.
+    number of occupied runs taken in that order; runs past the cap appear in no trip count.
+    ``fix_counts`` (keys :data:`FIX_COUNT_KEYS`, see :func:`occupied_runs`) covers every fix read,
+    also those of runs past the cap.
 
     Raises:
         InputFileError: see :func:`iter_cab_files` and :func:`parse_cab_file`.
     """
     runs = []
-    fix_counts = {"duplicate_timestamp": 0, "invalid_occupancy": 0}
+    fix_counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
     for cab, name, raw in iter_cab_files(Path(path)):
         cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes)
         for k, v in counts.items():

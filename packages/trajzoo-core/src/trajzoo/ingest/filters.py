@@ -13,7 +13,7 @@ EARTH_RADIUS_M = 6_371_008.8
 #: Filter reasons, in the order they are checked.
 FILTER_REASONS = (
     "duplicate_trip_id", "too_few_points", "too_many_points", "invalid_coordinate",
-    "non_increasing_time", "outside_bbox", "impossible_speed",
+    "non_increasing_time", "swapped_lon_lat", "outside_bbox", "impossible_speed",
 )
 
 
@@ -31,8 +31,14 @@ def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[floa
     Args:
         lon, lat: ``(n,)`` degrees. t: ``(n,)`` Unix seconds.
         bbox: ``[min_lon, min_lat, max_lon, max_lat]`` degrees; every point must lie inside.
+            A trip with a point outside whose points would ALL lie inside with longitude and
+            latitude exchanged is ``swapped_lon_lat`` (rejected, not repaired), else
+            ``outside_bbox``.
         min_points, max_points: allowed number of GPS points.
         max_speed_mps: largest allowed speed (m/s) between consecutive points.
+
+    Returns:
+        One of :data:`FILTER_REASONS` (except ``duplicate_trip_id``) or None.
     """
     n = len(lon)
     if n < min_points:
@@ -45,7 +51,8 @@ def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[floa
     if (dt <= 0).any():
         return "non_increasing_time"
     if ((lon < bbox[0]) | (lon > bbox[2]) | (lat < bbox[1]) | (lat > bbox[3])).any():
-        return "outside_bbox"
+        swapped_inside = (lat >= bbox[0]) & (lat <= bbox[2]) & (lon >= bbox[1]) & (lon <= bbox[3])
+        return "swapped_lon_lat" if swapped_inside.all() else "outside_bbox"
     if n > 1 and (haversine_m(lon[:-1], lat[:-1], lon[1:], lat[1:]) / dt > max_speed_mps).any():
         return "impossible_speed"
     return None

@@ -8,8 +8,10 @@ is decoded with DuckDB, so the full 1.8 GB file is never loaded at once.
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
 import lzma
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +31,12 @@ PORTO_COLUMNS = [
 PORTO_SAMPLING_SECONDS = 15
 
 
+#: Errors that reading (and decompressing) a CSV stream can raise; each becomes an InputFileError.
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError)
+#: Errors of the decompressors alone (truncated or corrupt .xz, .gz, .bz2 data).
+DECOMPRESS_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
 def open_maybe_compressed(path: Path):
     """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by suffix."""
     suffix = path.suffix.lower()
@@ -39,6 +47,85 @@ def open_maybe_compressed(path: Path):
     if suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+def header_problem(names: list[str], required: list[str]) -> str | None:
+    """Describe what is wrong with a CSV header, or None if it has every ``required`` column.
+
+    A header read as one column that contains ``;``, a tab or ``|`` is reported as a wrong
+    delimiter; otherwise the missing column names are listed.
+    """
+    missing = [c for c in required if c not in names]
+    if not missing:
+        return None
+    delim = next((d for d in (";", "\t", "|") if len(names) == 1 and d in names[0]), None)
+    why = (f"the header is separated by {delim!r}, not ',' (wrong delimiter)" if delim else
+           f"the header has {names} (not a Porto train.csv?)")
+    return f"missing column(s) {missing}: {why}"
+
+
+def locate_csv_problem(path: Path, exc: BaseException | None = None, rows_read: int = 0,
+                       required: list[str] | None = None) -> InputFileError:
+    """Find where and why a CSV file cannot be read, after pyarrow (or a decompressor) failed.
+
+    pyarrow's streaming CSV reader reports no row number, so the (decompressed) file is scanned
+    again line by line, in Python, for the first of: a byte that is not UTF-8, a data row whose
+    field count differs from the header's, or the point where decompression fails (a truncated or
+    corrupt .xz/.gz/.bz2 file). Only called on the error path.
+
+    Args:
+        path: the CSV file (plain or compressed).
+        exc: the original error, quoted when the scan finds nothing more precise.
+        rows_read: data rows pyarrow already read without error; their fields are not re-checked.
+        required: column names the header must have (see :func:`header_problem`); a header
+            problem is reported before any row problem.
+
+    Returns:
+        An :class:`InputFileError` naming the file, the 1-based data row and line when there is one
+        (``None`` for problems in the header), and the problem ("is not UTF-8", "missing column",
+        "wrong delimiter", "wrong field count", "truncated or corrupt", "empty file").
+    """
+    kind = {".xz": ".xz", ".bz2": ".bz2", ".gz": ".gz"}.get(path.suffix.lower())
+    line_no, data_row, n_fields = 0, 0, None
+    try:
+        with open_maybe_compressed(path) as f:
+            for raw in f:
+                line_no += 1
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as ude:
+                    where = "in the header" if n_fields is None else "in a data row"
+                    return InputFileError(
+                        path, f"byte {raw[ude.start]:#x} at byte {ude.start + 1} of the line is not UTF-8 "
+                              f"({where}; is the file in another encoding?)",
+                        row=None if n_fields is None else data_row + 1, line=line_no)
+                if not text.rstrip("\r\n"):
+                    continue  # pyarrow skips empty lines; they are not rows
+                if n_fields is None:
+                    names = next(csv.reader([text]))
+                    problem = header_problem(names, required or [])
+                    if problem:
+                        return InputFileError(path, problem, line=line_no)
+                    n_fields = len(names)
+                    continue
+                data_row += 1
+                if data_row <= rows_read:
+                    continue
+                found = len(next(csv.reader([text])))
+                if found != n_fields:
+                    return InputFileError(
+                        path, f"wrong field count: expected {n_fields} comma-separated fields as in the "
+                              f"header, found {found}", row=data_row, line=line_no)
+    except DECOMPRESS_ERRORS as dexc:
+        what = f"truncated or corrupt {kind} file" if kind else "unreadable file (truncated or corrupt?)"
+        if n_fields is None:
+            return InputFileError(path, f"{what}: decompression failed before the end of the header ({dexc})")
+        return InputFileError(
+            path, f"{what}: decompression failed after {data_row} complete data rows ({dexc})",
+            row=data_row + 1, line=line_no + 1)
+    if n_fields is None:
+        return InputFileError(path, "empty file: no header and no data rows")
+    return InputFileError(path, f"cannot read as CSV after data row {rows_read}: {exc}")
 
 
 _DECODE_SQL = """
@@ -66,6 +153,18 @@ def _reason(row_points, polyline_missing: bool, start_time) -> str | None:
     return None
 
 
+def _points_array(pts) -> np.ndarray:
+    """``(n, 2)`` float64 lon/lat of one decoded POLYLINE (n >= 1 pairs).
+
+    A JSON ``null`` inside a pair comes back from DuckDB as a masked value; it becomes NaN and the
+    trip is rejected later as ``invalid_coordinate``.
+    """
+    if any(isinstance(p, np.ma.MaskedArray) for p in pts):
+        return np.asarray([np.ma.filled(np.ma.asarray(p, dtype=np.float64), np.nan) for p in pts],
+                          dtype=np.float64)
+    return np.stack(pts).astype(np.float64, copy=False)
+
+
 def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24
                      ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
@@ -81,59 +180,68 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
         per point). ``rejections``: trip_id, row (1-based data row in the file), reason.
 
     Raises:
-        InputFileError: the file is missing, empty, not UTF-8, truncated, has a wrong delimiter
-            or lacks a column; the message names the file and the problem.
+        InputFileError: the file is missing, empty (or has a header only), not UTF-8, truncated or
+            corrupt (.xz/.gz/.bz2), has a wrong delimiter, lacks a column, or has a data row with
+            the wrong field count; the message names the file, the data row where there is one
+            (see :func:`locate_csv_problem`), and the problem. Problems inside a row's values
+            (POLYLINE, TIMESTAMP) are not errors but counted rejections.
     """
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "file not found")
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, expected a Porto train.csv file")
     try:
         stream = open_maybe_compressed(path)
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=block_size),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in PORTO_COLUMNS}),
-        )
-    except (pa.ArrowInvalid, OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot read as CSV: {exc}") from exc
-    missing = [c for c in PORTO_COLUMNS if c not in reader.schema.names]
-    if missing:
-        raise InputFileError(path, f"missing column(s) {missing}; header has {reader.schema.names} "
-                                   "(wrong delimiter or not a Porto train.csv?)")
-    con = duckdb.connect()
-    seen = 0
-    while max_trips is None or seen < max_trips:
+    except READ_ERRORS as exc:
+        raise locate_csv_problem(path, exc, 0, PORTO_COLUMNS) from exc
+    with stream, duckdb.connect() as con:
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except (pa.ArrowInvalid, OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as exc:
-            raise InputFileError(path, f"error after data row {seen}: {exc}") from exc
-        block = pa.Table.from_batches([batch])
-        if max_trips is not None and seen + block.num_rows > max_trips:
-            block = block.slice(0, max_trips - seen)
-        con.register("block", block)
-        decoded = con.execute(_DECODE_SQL).df()
-        con.unregister("block")
-        rows = np.arange(seen + 1, seen + 1 + len(decoded))
-        seen += len(decoded)
-        reasons = [_reason(p, m, t) for p, m, t in
-                   zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"])]
-        bad = np.array([r is not None for r in reasons], dtype=bool)
-        rejections = pd.DataFrame({"trip_id": decoded["trip_id"][bad].astype(str).to_numpy(),
-                                   "row": rows[bad],
-                                   "reason": [r for r in reasons if r is not None]})
-        good = decoded[~bad].reset_index(drop=True)
-        lon, lat, times = [], [], []
-        for pts, start in zip(good["points"], good["start_time"]):
-            arr = np.asarray([list(p) for p in pts], dtype=np.float64)
-            lon.append(arr[:, 0])
-            lat.append(arr[:, 1])
-            times.append(int(start) + PORTO_SAMPLING_SECONDS * np.arange(len(arr), dtype=np.int64))
-        trips = good.drop(columns=["points", "polyline_missing", "start_time"])
-        trips["row"] = rows[~bad]
-        trips["timestamps"] = times
-        trips["lon"] = lon
-        trips["lat"] = lat
-        yield trips, rejections
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=block_size),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in PORTO_COLUMNS}),
+            )
+        except READ_ERRORS as exc:
+            raise locate_csv_problem(path, exc, 0, PORTO_COLUMNS) from exc
+        problem = header_problem(reader.schema.names, PORTO_COLUMNS)
+        if problem:
+            raise InputFileError(path, problem, line=1)
+        seen = 0
+        while max_trips is None or seen < max_trips:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except READ_ERRORS as exc:
+                raise locate_csv_problem(path, exc, seen, PORTO_COLUMNS) from exc
+            block = pa.Table.from_batches([batch])
+            if max_trips is not None and seen + block.num_rows > max_trips:
+                block = block.slice(0, max_trips - seen)
+            con.register("block", block)
+            decoded = con.execute(_DECODE_SQL).df()
+            con.unregister("block")
+            rows = np.arange(seen + 1, seen + 1 + len(decoded))
+            seen += len(decoded)
+            reasons = [_reason(p, m, t) for p, m, t in
+                       zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"])]
+            bad = np.array([r is not None for r in reasons], dtype=bool)
+            rejections = pd.DataFrame({"trip_id": decoded["trip_id"][bad].astype(str).to_numpy(),
+                                       "row": rows[bad],
+                                       "reason": [r for r in reasons if r is not None]})
+            good = decoded[~bad].reset_index(drop=True)
+            lon, lat, times = [], [], []
+            for pts, start in zip(good["points"], good["start_time"]):
+                arr = _points_array(pts)
+                lon.append(arr[:, 0])
+                lat.append(arr[:, 1])
+                times.append(int(start) + PORTO_SAMPLING_SECONDS * np.arange(len(arr), dtype=np.int64))
+            trips = good.drop(columns=["points", "polyline_missing", "start_time"])
+            trips["row"] = rows[~bad]
+            trips["timestamps"] = times
+            trips["lon"] = lon
+            trips["lat"] = lat
+            yield trips, rejections
+    if seen == 0 and max_trips != 0:
+        raise InputFileError(path, "no data rows: the file has a header only")

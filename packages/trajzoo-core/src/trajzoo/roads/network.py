@@ -90,8 +90,63 @@ def is_drivable(tags: dict, rules: list[TagRule]) -> bool:
     return True
 
 
+def _open_osm_text(path: Path):
+    """Open an OSM XML file (.osm, .osm.bz2, .osm.gz) for binary reading, as osmnx does."""
+    import bz2
+    import gzip
+
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def ways_with_missing_nodes(path: Path) -> tuple[dict[int, list[int]], int]:
+    """Scan an OSM XML file for ways whose ``<nd ref=...>`` point at nodes the file lacks.
+
+    Args:
+        path: OSM XML (.osm, .osm.bz2 or .osm.gz).
+
+    Returns:
+        ``({way_id: [missing node ids, in way order]}, n_ways)`` for every way with at least one
+        missing node, in file order, and the number of ways in the file.
+
+    Raises:
+        xml.etree.ElementTree.ParseError, EOFError, OSError: the file is not readable XML.
+    """
+    from xml.etree.ElementTree import iterparse
+
+    nodes: set[int] = set()
+    way_refs: list[tuple[int, list[int]]] = []
+    with _open_osm_text(Path(path)) as f:
+        for _, elem in iterparse(f, events=("end",)):
+            if elem.tag == "node":
+                nodes.add(int(elem.get("id")))
+                elem.clear()
+            elif elem.tag == "way":
+                way_refs.append((int(elem.get("id")), [int(nd.get("ref")) for nd in elem.iter("nd")]))
+                elem.clear()
+    missing = {}
+    for way_id, refs in way_refs:
+        lost = [r for r in refs if r not in nodes]
+        if lost:
+            missing[way_id] = lost
+    return missing, len(way_refs)
+
+
 def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = None) -> nx.MultiDiGraph:
     """Read the raw (unsimplified) OSM graph of a city.
+
+    Ways that reference nodes missing from the file (an extract clipped without complete ways)
+    are an ERROR, not a silent drop: osmnx 2.1.1 ``graph_from_xml`` adds such a way's edges with
+    coordinate-less end nodes and then fails in ``add_edge_lengths`` with a bare
+    ``ValueError("Some edges missing nodes, possibly due to input data clipping issue.")`` that
+    names no way. On that failure the file is scanned (:func:`ways_with_missing_nodes`) and a
+    :class:`RoadNetworkError` names the file, the first such way id, its missing node ids and the
+    number of affected ways. Dropping those ways would change the road network without the user
+    knowing; re-extracting with complete ways (e.g. ``osmium extract --strategy complete_ways``)
+    is the fix.
 
     Args:
         source: the city's ``osm`` config: ``{"file": path}`` (relative to ``data_root``) or
@@ -99,10 +154,18 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
         data_root: root folder of the raw data.
         bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees, for Overpass.
 
+    Returns:
+        osmnx MultiDiGraph in EPSG:4326 (node ``x``/``y`` degrees, edge ``length`` metres).
+
     Raises:
         FileNotFoundError: if the extract does not exist.
-        RoadNetworkError: if the file holds no ways, or neither ``file`` nor ``overpass`` is set.
+        RoadNetworkError: if the file is empty, truncated or corrupt (not well-formed XML or bad
+            .bz2/.gz data), holds no nodes and ways, has a way referencing a missing node, or if
+            neither ``file`` nor ``overpass`` is set. The message starts with the file path.
     """
+    from xml.etree.ElementTree import ParseError
+    from xml.sax import SAXParseException
+
     import osmnx as ox
 
     ox.settings.useful_tags_way = sorted(set(ox.settings.useful_tags_way) | set(EXTRA_WAY_TAGS))
@@ -110,8 +173,30 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
         path = Path(data_root) / source["file"]
         if not path.exists():
             raise FileNotFoundError(f"OSM extract not found: {path}")
+        if path.is_file() and path.stat().st_size == 0:
+            raise RoadNetworkError(f"{path}: empty file (expected OSM XML)")
         try:
             graph = ox.graph_from_xml(path, simplify=False, retain_all=True)
+        except ParseError as exc:  # osmnx first parses the file with ElementTree
+            raise RoadNetworkError(f"{path}, line {exc.position[0]}: truncated or corrupt OSM XML "
+                                   f"(not well-formed: {exc})") from exc
+        except SAXParseException as exc:
+            raise RoadNetworkError(f"{path}, line {exc.getLineNumber()}: truncated or corrupt OSM XML "
+                                   f"(not well-formed: {exc.getMessage()})") from exc
+        except (EOFError, OSError) as exc:
+            raise RoadNetworkError(f"{path}: truncated or corrupt compressed OSM file: {exc}") from exc
+        except ValueError as exc:
+            try:
+                missing, n_ways = ways_with_missing_nodes(path)
+            except Exception:  # noqa: BLE001 - the diagnosis must not hide osmnx's own error
+                missing, n_ways = {}, 0
+            if missing:
+                way_id, lost = next(iter(missing.items()))
+                raise RoadNetworkError(
+                    f"{path}: way {way_id} references node(s) {lost} missing from the file "
+                    f"({len(missing)} of {n_ways} ways reference missing nodes; the extract was clipped "
+                    "without complete ways, re-extract it with complete ways)") from exc
+            raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
         except Exception as exc:  # osmnx raises several types for empty or broken files
             raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
     elif source.get("overpass"):
@@ -231,6 +316,11 @@ def build_road_network(source: dict, data_root: Path, crs: str, bbox: list[float
     """Full road stage: read OSM, keep drivable SCC, return ``(segments, adjacency)``.
 
     See :func:`load_osm_graph`, :func:`drivable_strongly_connected`, :func:`graph_to_segments`.
+
+    Raises:
+        FileNotFoundError: the extract does not exist.
+        RoadNetworkError: an unusable extract (see :func:`load_osm_graph`) or no drivable road
+            (:func:`drivable_strongly_connected`); the message names the file.
     """
     name = str(Path(data_root) / source["file"]) if source.get("file") else "Overpass download"
     graph = load_osm_graph(source, data_root, bbox)

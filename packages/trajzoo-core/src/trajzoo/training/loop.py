@@ -40,6 +40,17 @@ def resolve_device(requested: str) -> torch.device:
     raise ValueError(f"device must be cpu, cuda or auto, got {requested!r}")
 
 
+def tensor_digest(state: dict) -> str:
+    """SHA-256 (12 hex digits) of a state dict's names and tensor bytes: identifies weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     path = Path(path)
@@ -142,7 +153,8 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
 
     Regression labels are standardised with the train mean and std (MSE loss) and predictions
     mapped back; classification uses cross-entropy. The epoch with the lowest validation loss is
-    kept. A checkpoint (model, optimizer, RNG state) is written atomically after every epoch.
+    kept. A checkpoint (model, optimizer, generator and global RNG states, best epoch, history) is
+    written atomically after every epoch; a killed run resumes from it (same fingerprint only).
 
     Args:
         encoder: pretrained encoder (``embed(batch, graph) -> (B, d)``).
@@ -180,10 +192,29 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         y = torch.as_tensor(data.labels[split][idx.numpy()])
         return (y.float() if regression else y.long()).to(device)
 
-    best = (float("inf"), -1, None)
-    bad_epochs = 0
+    from trajzoo.runlog import config_digest
+    from trajzoo.training.checkpoints import CheckpointStore
+
+    fingerprint = config_digest({"task": task.name, "config": vars(cfg), "seed": ctx.seed,
+                                 "sizes": {k: len(v) for k, v in data.rows.items()},
+                                 "encoder": tensor_digest(encoder.state_dict())})
+    store = CheckpointStore(ctx.checkpoint_dir, fingerprint, keep_last_only=True)
+    best_val, best_epoch, best_state = float("inf"), -1, None
+    bad_epochs, first = 0, 0
     gen = ctx.generator(offset=1)
-    for epoch in range(cfg.epochs):
+    resume = store.latest(task.name, device)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        best_val, best_epoch, best_state = resume["best_val"], resume["best_epoch"], resume["best_state"]
+        bad_epochs, first = resume["bad_epochs"], resume["epoch"] + 1
+        ctx.history[:] = resume["history"]
+        store.restore_rng(resume)
+        ctx.logger.info("finetune %s: resuming after epoch %d", task.name, resume["epoch"])
+        if resume["stopped"]:
+            first = cfg.epochs
+    for epoch in range(first, cfg.epochs):
         model.train()
         total, count = 0.0, 0
         for idx, batch in iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen):
@@ -205,23 +236,26 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         ctx.history.append({"phase": f"finetune:{task.name}", "epoch": epoch, "train_loss": train_loss,
                             "val_loss": val_loss})
         ctx.logger.info("finetune %s epoch %d train_loss %.4f val_loss %.4f", task.name, epoch, train_loss, val_loss)
-        atomic_save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "rng": gen.get_state(), "best_val": min(best[0], val_loss)},
-                    Path(ctx.checkpoint_dir) / f"{task.name}-last.pt")
-        if val_loss < best[0]:
-            best = (val_loss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             bad_epochs = 0
         else:
             bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
-    model.load_state_dict(best[2])
+        stop = bad_epochs >= cfg.patience
+        store.save(task.name, epoch, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                      "generator": gen.get_state(), "best_val": best_val, "best_epoch": best_epoch,
+                                      "best_state": best_state, "bad_epochs": bad_epochs, "stopped": stop,
+                                      "history": list(ctx.history)})
+        if stop:
+            break
+    model.load_state_dict(best_state)
     outputs = _predict(model, task, data.rows["test"], graph, cfg.batch_size, device)
     if regression:
         outputs = outputs.reshape(-1) * std + mean
     metrics = task.metrics(data.labels["test"], outputs)
     return {"metrics": metrics, "n_train": len(data.rows["train"]), "n_test": len(data.rows["test"]),
-            "best_epoch": best[1]}
+            "best_epoch": best_epoch}
 
 
 def embed_trips(encoder: nn.Module, graph, rows: list[dict], batch_size: int, device) -> np.ndarray:

@@ -1,0 +1,30 @@
+"""Helpers of the end-to-end tests: run Snakemake in a working directory, the slice config."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+
+def snakemake(repo, work, *args, timeout=1200):
+    """Run Snakemake on the repo's Snakefile in ``work`` with 2 cores; returns the CompletedProcess."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def small_config(repo, data_root):
+    """The default config on a slice of the real data: 500 Porto and 2,000 San Francisco trips
+    (the same readers as the full files), a small model, one epoch each."""
+    cfg = yaml.safe_load((repo / "config.yaml").read_text())
+    cfg["data_root"] = str(data_root)
+    cfg["cities"]["porto"]["caps"]["max_trips"] = 500
+    cfg["cities"]["sanfrancisco"]["caps"]["max_trips"] = 2000
+    for city in cfg["cities"].values():
+        city["map_matching"]["ubodt_delta"] = 1500
+    m = cfg["models"]["metatrl"]
+    m["hparams"].update(d_model=32, heads=2, ffn_dim=64, layers=1, gat_layers=1)
+    m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
+    m["finetune"].update(epochs=1)
+    return cfg
