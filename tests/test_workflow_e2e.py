@@ -50,6 +50,13 @@ def test_accounting_on_the_real_slice(workflow_run):
         assert counts["split"]["in"] == counts["map_matching"]["kept"]
 
 
+def test_qc_report_balances_every_stage(workflow_run):
+    text = (workflow_run / "results/porto/qc.md").read_text()
+    for stage in ("ingest", "map_matching", "split", "task:tte", "task:dp", "task:cla_taxi", "task:cla_calltype"):
+        assert f"| {stage} |" in text, stage
+    assert "**NO**" not in text and text.count("| yes |") == 7
+
+
 def test_every_rule_wrote_its_log(workflow_run):
     logs = {p.name for p in (workflow_run / "logs").rglob("*.log")}
     for name in ("ingest_trajectories.log", "build_road_network.log", "map_match.log", "split_trips.log",

@@ -93,4 +93,5 @@ def all_result_tables():
     a pure source city (cities named as sources are still prepared for pretraining)."""
     sources = {s for r in RUNS for s in run_settings(r)["sources"]}
     targets = [c for c in CITIES if c not in sources]
-    return [f"results/{city}/{model}.csv" for city in targets for model in MODELS]
+    return [f"results/{city}/{model}.csv" for city in targets for model in MODELS] + \
+        [f"results/{city}/qc.md" for city in targets]

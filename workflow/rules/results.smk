@@ -1,5 +1,6 @@
 # Stage 8: result tables. A model's main table (results/<city>/<model>.csv) is written last,
-# after its variants' tables and the side-by-side summary, so one command yields all of them.
+# after its variants' tables, the side-by-side summary and the city's data accounting (qc.md),
+# so one command yields all of them.
 
 
 def table_inputs(wc):
@@ -10,6 +11,8 @@ def table_inputs(wc):
     if variant is None and len(runs_of(model)) > 1:
         inputs["variants"] = [f"results/{wc.city}/{r}.csv" for r in runs_of(model)[1:]]
         inputs["summary"] = f"results/{wc.city}/summary.md"
+    if variant is None:
+        inputs["qc"] = f"results/{wc.city}/qc.md"
     return inputs
 
 
@@ -48,3 +51,19 @@ rule summary:
         "../../envs/core.yaml"
     script:
         "../scripts/summary.py"
+
+
+rule qc_report:
+    input:
+        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
+        # task eligibility does not depend on the model: the first run's tables serve
+        tasks=lambda wc: expand("results/{city}/qc/task_{task}_{run}.csv", city=wc.city, task=tasks_of(wc.city),
+                                run=RUNS[0]),
+    output:
+        qc=report("results/{city}/qc.md", category="Data accounting", caption="../report/qc.rst"),
+    log:
+        "logs/{city}/qc_report.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/qc_report.py"

@@ -47,3 +47,25 @@ def summary_markdown(city: str, parts: pd.DataFrame, qc: pd.DataFrame) -> str:
     for r in qc.itertuples():
         lines.append(f"| {r.stage} | {r.outcome} | {r.count} |")
     return "\n".join(lines) + "\n"
+
+
+def qc_markdown(city: str, qc: pd.DataFrame) -> str:
+    """Markdown of a city's data accounting: per stage, trajectories in, kept and rejected by
+    reason, and whether in == kept + rejected; other rows (e.g. GPS fix counts) listed as they are.
+
+    Args:
+        qc: columns stage, outcome, count (see :func:`trajzoo.qc.stage_counts`).
+    """
+    lines = [f"# {city}: data accounting", "",
+             "| stage | in | kept | rejected | balanced | rejected by reason | other counts |",
+             "|---|---|---|---|---|---|---|"]
+    for stage, group in qc.groupby("stage", sort=False):
+        counts = dict(zip(group["outcome"], group["count"]))
+        rejected = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("rejected:")}
+        other = {k: v for k, v in counts.items() if k not in ("in", "kept") and not k.startswith("rejected:")}
+        n_in, kept, n_rej = counts.get("in", 0), counts.get("kept", 0), sum(rejected.values())
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "-"
+        others = ", ".join(f"{k} {v}" for k, v in other.items()) or "-"
+        ok = "yes" if n_in == kept + n_rej else "**NO**"
+        lines.append(f"| {stage} | {n_in} | {kept} | {n_rej} | {ok} | {reasons} | {others} |")
+    return "\n".join(lines) + "\n"
