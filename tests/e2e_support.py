@@ -26,5 +26,11 @@ def small_config(repo, data_root):
     m = cfg["models"]["metatrl"]
     m["hparams"].update(d_model=32, heads=2, ffn_dim=64, layers=1, gat_layers=1)
     m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
-    m["finetune"].update(epochs=1)
+    for name, model in cfg["models"].items():
+        model["hparams"] = {**model["hparams"], **{k: v for k, v in
+                            {"d_model": 32, "heads": 2, "ffn_dim": 64, "layers": 1, "gat_layers": 1}.items()
+                            if k in model["hparams"]}}
+        model["finetune"] = {**model["finetune"], "epochs": 1}
+        if "epochs" in model.get("pretrain", {}):
+            model["pretrain"] = {**model["pretrain"], "epochs": 1}
     return cfg

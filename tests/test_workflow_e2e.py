@@ -92,3 +92,19 @@ def test_same_seed_same_numbers(repo, workflow_run):
     proc = snakemake(repo, workflow_run, "--forcerun", "pretrain", "results/porto/metatrl.csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert table.read_bytes() == before
+
+
+def test_baselines_produce_finite_metrics_through_the_same_tasks(repo, workflow_run):
+    targets = [f"results/porto/{m}.csv" for m in ("random", "transformer-mlm", "start")]
+    proc = snakemake(repo, workflow_run, *targets)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    main = pd.read_csv(workflow_run / "results/porto/metatrl.csv")
+    for target in targets:
+        table = pd.read_csv(workflow_run / target)
+        assert set(zip(table["task"], table["metric"])) == set(zip(main["task"], main["metric"])), target
+        assert all(math.isfinite(v) for v in table["value"]), target
+        assert (table["n_test"].to_numpy() == main["n_test"].to_numpy()).all()  # same split, same tasks
+    summary = pd.read_csv(workflow_run / "results/porto/summary.csv")
+    assert set(summary["run"]) == {"metatrl", "metatrl-target-only", "random", "transformer-mlm", "start"}
+    text = (workflow_run / "results/porto/summary.md").read_text()
+    assert "improvement of metatrl" in text and "**" in text

@@ -18,7 +18,7 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 def _check_city_references():
     for model, mcfg in config["models"].items():
-        for variant in [mcfg] + list(mcfg["variants"].values()):
+        for variant in [mcfg] + list(mcfg["variants"].values()) + list(mcfg["ablations"].values()):
             for src in variant.get("sources", []):
                 if src not in config["cities"]:
                     raise WorkflowError(f"models.{model}: source city {src!r} is not in cities: {CITIES}")
@@ -28,14 +28,21 @@ _check_city_references()
 
 
 def runs_of(model):
-    """Run names of a model: the model itself and one per variant ('metatrl-target-only')."""
+    """Comparison runs of a model: the model itself and one per variant ('metatrl-target-only')."""
     return [model] + [f"{model}-{v}" for v in config["models"][model]["variants"]]
 
 
-RUNS = [run for m in MODELS for run in runs_of(m)]
+def ablation_runs(model):
+    """Ablation runs of a model ('metatrl-no-mke', ...), tabulated in results/<city>/<model>-ablations.csv."""
+    return [f"{model}-{a}" for a in config["models"][model]["ablations"]]
+
+
+COMPARISON_RUNS = [run for m in MODELS for run in runs_of(m)]
+RUNS = COMPARISON_RUNS + [run for m in MODELS for run in ablation_runs(m)]
 
 wildcard_constraints:
     city="|".join(CITIES),
+    model="|".join(MODELS),
     run="|".join(sorted(RUNS, key=len, reverse=True)),
     task="[a-z_]+",
 
@@ -45,8 +52,10 @@ def parse_run(run):
     for model in sorted(MODELS, key=len, reverse=True):
         if run == model:
             return model, None
-        if run.startswith(model + "-") and run[len(model) + 1:] in config["models"][model]["variants"]:
-            return model, run[len(model) + 1:]
+        rest = run[len(model) + 1:]
+        if run.startswith(model + "-") and (rest in config["models"][model]["variants"]
+                                            or rest in config["models"][model]["ablations"]):
+            return model, rest
     raise WorkflowError(f"unknown run {run!r}; known: {RUNS}")
 
 
@@ -54,7 +63,7 @@ def run_settings(run):
     """Everything that defines a pretraining run: model, sources, hparams, pretrain schedule."""
     model, variant = parse_run(run)
     mcfg = config["models"][model]
-    over = mcfg["variants"][variant] if variant else {}
+    over = (mcfg["variants"].get(variant) or mcfg["ablations"][variant]) if variant else {}
     return {
         "model": model,
         "variant": variant or "default",

@@ -39,12 +39,14 @@ rule results_table:
 rule summary:
     input:
         parts=lambda wc: expand("results/{city}/eval/{run}/{task}.csv", city=wc.city, task=tasks_of(wc.city),
-                                run=RUNS),
+                                run=COMPARISON_RUNS),
         qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
     output:
         summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
+        table="results/{city}/summary.csv",
     params:
-        runs=RUNS,
+        model_run=MODELS[0] if "metatrl" not in MODELS else "metatrl",
+        baseline_runs=[m for m in MODELS if m != "metatrl"],
     log:
         "logs/{city}/summary.log",
     conda:
@@ -67,3 +69,16 @@ rule qc_report:
         "../../envs/core.yaml"
     script:
         "../scripts/qc_report.py"
+
+
+rule ablation_table:
+    input:
+        tables=lambda wc: [f"results/{wc.city}/{r}.csv" for r in runs_of(wc.model) + ablation_runs(wc.model)],
+    output:
+        table="results/{city}/{model}-ablations.csv",
+    log:
+        "logs/{city}/ablation_table/{model}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/ablation_table.py"

@@ -24,4 +24,5 @@ ctx = RunContext(resolve_device(settings["device"]), settings["seed"], snakemake
 plugin = get_model(settings["model"])
 encoder = plugin.pretrain(target, sources, {"hparams": settings["hparams"], "pretrain": settings["pretrain"]}, ctx)
 save_encoder(snakemake.output.encoder, encoder, settings["model"], settings["hparams"], target.graph)
-pd.DataFrame(ctx.history).to_csv(snakemake.output.history, index=False)
+pd.DataFrame(ctx.history, columns=["phase", "epoch", "train_loss", "val_loss"]).to_csv(snakemake.output.history,
+                                                                              index=False)

@@ -1,0 +1,14 @@
+"""Baseline models for trajzoo, registered in the ``trajzoo.models`` entry-point group.
+
+* ``random`` -- the MetaTRL encoder with no pretraining at all (what pretraining adds);
+  :class:`trajzoo_baselines.plugin.RandomInitPlugin`.
+* ``transformer-mlm`` -- a BERT-style Transformer over road ids pretrained by masked-road
+  prediction (the Toast / BERT family); :mod:`trajzoo_baselines.transformer_mlm`.
+* ``start`` -- START (Jiang et al., "Self-supervised Trajectory Representation Learning with
+  Temporal Regularities and Travel Semantics", ICDE 2023); :mod:`trajzoo_baselines.start`.
+
+Shared pieces: :mod:`trajzoo_baselines.common` (config parsing, batch checks, pooling) and
+:mod:`trajzoo_baselines.training` (the single-city pretraining loop with per-epoch checkpoints).
+
+Nothing is imported here so that importing the package stays cheap.
+"""

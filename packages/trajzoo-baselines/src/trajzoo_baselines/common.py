@@ -1,0 +1,74 @@
+"""Helpers shared by the baseline models: strict config parsing, batch validation, pooling and
+position encodings (the latter two are MetaTRL's, re-exported so every baseline pools and
+encodes positions the same way)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from torch import Tensor
+
+from trajzoo.data.batch import TrajectoryBatch
+from trajzoo_metatrl.trajectory_encoder import mean_pool, sinusoidal_position_encoding
+
+__all__ = ["strict_from_dict", "validate_batch", "mean_pool", "sinusoidal_position_encoding"]
+
+T = TypeVar("T")
+
+BATCH_FIELDS = ("padding_mask", "seconds", "day_of_week", "minute_of_day", "time_known")
+
+
+def strict_from_dict(cls: type[T], d: Mapping[str, Any], what: str) -> T:
+    """Build the dataclass ``cls`` from a mapping (e.g. a YAML section); missing keys take the
+    dataclass defaults.
+
+    Args:
+        cls: a dataclass type.
+        d: field values.
+        what: name used in the error message (e.g. ``"start hparams"``).
+
+    Returns:
+        ``cls(**d)``.
+
+    Raises:
+        ValueError: naming every key of ``d`` that is not a field of ``cls`` (and whatever
+            ``cls.__post_init__`` raises for out-of-range values).
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s): {unknown} (known: {sorted(known)})")
+    return cls(**dict(d))
+
+
+def validate_batch(batch: TrajectoryBatch, num_segments: int, road_mask: Tensor | None = None) -> None:
+    """Check a :class:`TrajectoryBatch` against an encoder built for ``num_segments`` roads.
+
+    Args:
+        batch: ``(B, L)`` trajectories.
+        num_segments: N, the encoder's number of road segments.
+        road_mask: optional ``(B, L)`` bool mask that must match the batch.
+
+    Raises:
+        ValueError: a field whose shape is not ``(B, L)``; a real (non-padded) road id outside
+            ``[0, N)``; a trajectory with no real position; a mask on a padded position.
+    """
+    shape = batch.roads.shape
+    if batch.roads.dim() != 2:
+        raise ValueError(f"batch.roads must be (B, L), got {tuple(shape)}")
+    for name in BATCH_FIELDS:
+        if getattr(batch, name).shape != shape:
+            raise ValueError(f"batch.{name} has shape {tuple(getattr(batch, name).shape)}, roads {tuple(shape)}")
+    if road_mask is not None:
+        if road_mask.shape != shape or road_mask.dtype != batch.padding_mask.dtype:
+            raise ValueError(f"road_mask must be a {tuple(shape)} bool tensor, got {road_mask.dtype} "
+                             f"{tuple(road_mask.shape)}")
+        if bool((road_mask & batch.padding_mask).any()):
+            raise ValueError("road_mask is True at a padded position")
+    if batch.roads.numel():
+        real = batch.roads[~batch.padding_mask]
+        if real.numel() and (real.min() < 0 or real.max() >= num_segments):
+            raise ValueError(f"batch.roads holds ids outside [0, {num_segments}) at real positions")
+        if bool((batch.lengths < 1).any()):
+            raise ValueError("every trajectory must have at least one real position")

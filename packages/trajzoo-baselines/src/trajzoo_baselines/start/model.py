@@ -1,0 +1,99 @@
+"""The START encoder (Jiang et al., ICDE 2023): TPE-GAT road representations fed to TAT-Enc,
+trajectory representation = mean pooling over real positions."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+
+from ..common import mean_pool, validate_batch
+from .config import STARTConfig
+from .road_encoder import TPEGATRoadEncoder
+from .trajectory_encoder import TimeAwareTrajectoryEncoder
+
+
+class STARTEncoder(nn.Module):
+    """START encoder of one city.
+
+    Attributes:
+        d_model: representation size d.
+        num_segments: N.
+        attribute_dim: F_u.
+        road_encoder: :class:`TPEGATRoadEncoder` (TPE-GAT).
+        trajectory_encoder: :class:`TimeAwareTrajectoryEncoder` (TAT-Enc).
+
+    Args:
+        num_segments: N, road segments of the city.
+        attribute_dim: F_u, road attribute columns.
+        config: hyper-parameters (defaults if None).
+
+    Raises:
+        ValueError: ``num_segments`` or ``attribute_dim`` not positive.
+    """
+
+    def __init__(self, num_segments: int, attribute_dim: int, config: STARTConfig | None = None) -> None:
+        super().__init__()
+        if num_segments <= 0 or attribute_dim <= 0:
+            raise ValueError(f"num_segments and attribute_dim must be positive, got {num_segments}, {attribute_dim}")
+        self.config = config if config is not None else STARTConfig()
+        cfg = self.config
+        self.d_model = cfg.d_model
+        self.num_segments = num_segments
+        self.attribute_dim = attribute_dim
+        self.road_encoder = TPEGATRoadEncoder(attribute_dim, cfg.d_model, cfg.gat_layers, cfg.gat_heads,
+                                              cfg.use_structural, cfg.dropout)
+        self.trajectory_encoder = TimeAwareTrajectoryEncoder(cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim,
+                                                             cfg.dropout, cfg.interval_hidden)
+
+    def road_embeddings(self, graph: RoadGraph) -> Tensor:
+        """``(N, d)`` TPE-GAT representations of the graph's segments.
+
+        Raises:
+            ValueError: a graph of another size or with inconsistent tensors.
+        """
+        if graph.num_segments != self.num_segments:
+            raise ValueError(f"graph has {graph.num_segments} segments, encoder built for {self.num_segments}")
+        return self.road_encoder(graph)
+
+    def encode(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None) -> Tensor:
+        """TAT-Enc over precomputed road representations (lets pretraining run TPE-GAT once for
+        the masked input and both contrastive views).
+
+        Args:
+            road_embeddings: ``(N, d)`` from :meth:`road_embeddings`.
+            batch: ``(B, L)`` trajectories.
+            road_mask: optional ``(B, L)`` bool, True where the road is replaced by [MASK].
+
+        Returns:
+            ``(B, L, d)``, zero at padded positions.
+
+        Raises:
+            ValueError: inconsistent shapes, real road ids outside ``[0, N)``, an empty
+                trajectory, a mask on padding, or a known time out of range.
+        """
+        validate_batch(batch, self.num_segments, road_mask)
+        return self.trajectory_encoder(road_embeddings, batch, road_mask)
+
+    def forward(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None = None) -> Tensor:
+        """Encode every position: TPE-GAT over the graph, then TAT-Enc.
+
+        Args:
+            batch: ``(B, L)`` trajectories of the graph's city.
+            graph: the city's road graph.
+            road_mask: optional ``(B, L)`` bool span mask.
+
+        Returns:
+            ``(B, L, d)``, zero at padded positions.
+
+        Raises:
+            ValueError: as :meth:`road_embeddings` and :meth:`encode`.
+        """
+        return self.encode(self.road_embeddings(graph), batch, road_mask)
+
+    def embed(self, batch: TrajectoryBatch, graph: RoadGraph) -> Tensor:
+        """``(B, d)`` trajectory representations: mean of :meth:`forward` over real positions.
+
+        Raises:
+            ValueError: as :meth:`forward`.
+        """
+        return mean_pool(self.forward(batch, graph), batch.padding_mask)

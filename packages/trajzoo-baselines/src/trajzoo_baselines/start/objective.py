@@ -1,0 +1,121 @@
+"""START's self-supervised pretraining objective (Jiang et al., ICDE 2023, Section
+"Self-supervised Pre-training"):
+
+1. Span-masked trajectory recovery: non-contiguous spans of each trajectory (ratio
+   ``mask_ratio``, geometric span lengths of mean ``mean_span_length``; MetaTRL's
+   :func:`trajzoo_metatrl.masking.span_mask`, which never masks position 0 or padding) get the
+   [MASK] road vector and hidden times; a linear head predicts the masked road ids among the N
+   segments (cross-entropy, L_mask).
+2. Trajectory contrastive learning: two views of every trajectory, view 1 by trajectory
+   trimming and view 2 by temporal shifting (:mod:`.augmentation`), are encoded and mean-pooled;
+   NT-Xent with temperature tau pulls each trajectory's two views together and pushes the other
+   2B - 2 views of the batch away (L_con).
+
+Total: L = lambda * L_mask + (1 - lambda) * L_con (lambda = ``mask_weight``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
+from trajzoo_metatrl.masking import span_mask
+
+from ..common import mean_pool
+from .augmentation import shift_times, trim_trajectories
+from .config import STARTConfig
+from .model import STARTEncoder
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """NT-Xent (normalised temperature-scaled cross-entropy) loss of START's contrastive term.
+
+    The 2B vectors are L2-normalised; for each, the logits are its cosine similarities to the
+    other 2B - 1 vectors divided by ``temperature`` and the target is its other view.
+
+    Args:
+        z1: ``(B, d)`` representations of view 1.
+        z2: ``(B, d)`` representations of view 2 (row b is the positive of ``z1[b]``).
+        temperature: tau > 0.
+
+    Returns:
+        Scalar mean loss in nats (0 when B = 1: no negatives).
+
+    Raises:
+        ValueError: shapes differ or are not 2-D, or ``temperature`` <= 0.
+    """
+    if z1.dim() != 2 or z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must both be (B, d), got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    b = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2], dim=0), dim=-1)  # (2B, d)
+    logits = (z @ z.t()) / temperature
+    self_pairs = torch.eye(2 * b, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_pairs, float("-inf"))
+    targets = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+class STARTPretrainer(nn.Module):
+    """:class:`STARTEncoder` plus the masked-road recovery head.
+
+    Attributes:
+        encoder: the START encoder.
+        road_head: ``Linear(d, N)``, road-id logits at masked positions.
+        config: hyper-parameters.
+
+    Args:
+        num_segments: N. attribute_dim: F_u. config: hyper-parameters (defaults if None).
+    """
+
+    def __init__(self, num_segments: int, attribute_dim: int, config: STARTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else STARTConfig()
+        self.encoder = STARTEncoder(num_segments, attribute_dim, self.config)
+        self.road_head = nn.Linear(self.config.d_model, num_segments)
+
+    def views(self, batch: TrajectoryBatch, generator: torch.Generator) -> tuple[TrajectoryBatch, TrajectoryBatch]:
+        """The two contrastive views: (trimmed, time-shifted)."""
+        cfg = self.config
+        return (trim_trajectories(batch, cfg.min_keep_fraction, generator),
+                shift_times(batch, cfg.max_shift_minutes, generator))
+
+    def loss(self, batch: TrajectoryBatch, graph: RoadGraph, generator: torch.Generator
+             ) -> tuple[Tensor, dict[str, float]]:
+        """START's total pretraining loss of one batch.
+
+        Args:
+            batch: ``(B, L)`` trajectories with their true roads and times.
+            graph: the city's road graph.
+            generator: CPU generator for the span mask and both augmentations.
+
+        Returns:
+            ``(loss, stats)``: ``mask_weight * mask_ce + (1 - mask_weight) * contrastive``; the
+            mask term is 0 (graph-connected) when no position is masked (all trajectories
+            shorter than 2). ``stats``: ``loss``, ``mask_ce``, ``contrastive`` (nats),
+            ``road_acc``, ``n_masked``.
+
+        Raises:
+            ValueError: as :meth:`STARTEncoder.forward`.
+        """
+        cfg = self.config
+        roads = self.encoder.road_embeddings(graph)  # (N, d), shared by the three passes
+        road_mask = span_mask(batch.padding_mask, cfg.mask_ratio, cfg.mean_span_length, generator)
+        z = self.encoder.encode(roads, hide_times(batch, road_mask), road_mask)  # (B, L, d)
+        n_masked = int(road_mask.sum())
+        if n_masked:
+            logits = self.road_head(z[road_mask])
+            targets = batch.roads[road_mask]
+            mask_ce = F.cross_entropy(logits, targets)
+            acc = float((logits.argmax(dim=-1) == targets).float().mean())
+        else:
+            mask_ce, acc = z.sum() * 0.0, 0.0
+        view1, view2 = self.views(batch, generator)
+        z1 = mean_pool(self.encoder.encode(roads, view1), view1.padding_mask)
+        z2 = mean_pool(self.encoder.encode(roads, view2), view2.padding_mask)
+        contrastive = nt_xent(z1, z2, cfg.temperature)
+        total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
+        return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
+                       "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked)}

@@ -1,0 +1,206 @@
+"""The single-city pretraining loop shared by the pretrained baselines (``transformer-mlm`` and
+``start``).
+
+Baselines pretrain on the TARGET city's train split only (source cities are ignored and the
+log says so). One epoch = one shuffled pass over the train split with AdamW; after every epoch
+the validation loss (masks and augmentations drawn from a fixed seed, so it is comparable across
+epochs) is logged, a history row ``{"phase": "pretrain:<city>", "epoch", "train_loss",
+"val_loss"}`` is appended to ``context.history``, and a checkpoint (model, optimiser, generator
+state, history, plus the global RNG states) is written atomically through
+:class:`trajzoo.training.checkpoints.CheckpointStore`. A killed run started again with the same
+definition (model, hparams, schedule, seed, data sizes) resumes after its last completed epoch
+and reaches the same weights as an uninterrupted run; checkpoints of another definition are
+ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.data.city import CityData, iterate_batches, trip_rows
+from trajzoo.runlog import config_digest
+from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.loop import RunContext
+
+from .common import strict_from_dict
+
+PHASE = "pretrain"
+"""Checkpoint phase name: files ``pretrain-epoch-<k>.pt`` in ``context.checkpoint_dir``."""
+
+VALIDATION_SEED_OFFSET = 7
+"""The validation masks are drawn from ``torch.Generator().manual_seed(seed + 7)``."""
+
+
+@dataclass(frozen=True)
+class PretrainSchedule:
+    """Pretraining schedule of a single-city baseline.
+
+    Attributes:
+        epochs: passes over the target TRAIN split (0 = return the initialisation).
+        batch_size: trajectories per optimisation step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        grad_clip: maximum global L2 norm of the gradient (0 = no clipping).
+
+    Raises:
+        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+    """
+
+    model_name: ClassVar[str] = "baseline"
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not float(self.lr) > 0.0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if float(self.weight_decay) < 0.0 or float(self.grad_clip) < 0.0:
+            raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PretrainSchedule":
+        """Build from the config's ``pretrain`` section; missing keys take defaults.
+
+        Raises:
+            ValueError: naming every unknown key, or a value out of range.
+        """
+        return strict_from_dict(cls, d, f"{cls.model_name} pretrain")
+
+
+class Pretrainer(Protocol):
+    """What the loop needs: an ``nn.Module`` with an ``encoder`` attribute (the module returned
+    by the plugin) and a self-supervised loss."""
+
+    encoder: nn.Module
+
+    def loss(self, batch: TrajectoryBatch, graph: RoadGraph, generator: torch.Generator
+             ) -> tuple[Tensor, dict[str, float]]:
+        """``(scalar loss, float stats)`` of one batch; masks/augmentations from ``generator``."""
+
+
+def train_epoch(model: Any, optimizer: torch.optim.Optimizer, rows: list[dict], graph: RoadGraph,
+                schedule: PretrainSchedule, generator: torch.Generator, device: torch.device | str) -> float:
+    """One shuffled pass over ``rows`` (batches of ``schedule.batch_size``).
+
+    Args:
+        model: a :class:`Pretrainer` (``nn.Module``), put in train mode.
+        optimizer: its optimiser.
+        rows: collate-ready trips (:func:`trajzoo.data.city.trip_rows`).
+        graph: the city's road graph, on ``device``.
+        schedule: batch size and gradient clipping.
+        generator: CPU generator for the shuffle and the masks (advanced in place).
+        device: where the batches go.
+
+    Returns:
+        Mean training loss over the steps (0.0 when ``rows`` is empty).
+    """
+    model.train()
+    total, steps = 0.0, 0
+    for _, batch in iterate_batches(rows, schedule.batch_size, shuffle=True, generator=generator):
+        loss, _ = model.loss(batch.to(device), graph, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if schedule.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
+        optimizer.step()
+        total += float(loss.detach())
+        steps += 1
+    return total / max(steps, 1)
+
+
+def evaluate_loss(model: Any, rows: list[dict], graph: RoadGraph, batch_size: int, seed: int,
+                  device: torch.device | str) -> float:
+    """Trip-weighted mean pretraining loss over ``rows`` in eval mode, masks from a generator
+    seeded with ``seed`` (so the value is comparable across epochs); NaN when ``rows`` is empty."""
+    if not rows:
+        return float("nan")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for idx, batch in iterate_batches(rows, batch_size):
+            loss, _ = model.loss(batch.to(device), graph, gen)
+            total += float(loss) * len(idx)
+            n += len(idx)
+    return total / max(n, 1)
+
+
+def run_fingerprint(model_name: str, config: Any, schedule: PretrainSchedule, seed: int, target: CityData) -> str:
+    """:func:`trajzoo.runlog.config_digest` of what defines a pretraining run: model name,
+    hparams dataclass, schedule, seed, and the target city's name, N and split sizes."""
+    return config_digest({
+        "model": model_name, "hparams": asdict(config), "schedule": asdict(schedule), "seed": seed,
+        "city": [target.name, target.graph.num_segments,
+                 target.trips["split"].value_counts().sort_index().to_dict()]})
+
+
+def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: PretrainSchedule,
+                         target: CityData, sources: list[CityData], ctx: RunContext) -> Any:
+    """Pretrain ``model`` on the target city's train split with per-epoch checkpoints.
+
+    ``model`` must be freshly built by the caller (from the seeded global torch RNG) before this
+    is called: on resume its weights, the optimiser, the shuffle/mask generator, the history and
+    the global RNG states are all replaced by the checkpoint's.
+
+    Args:
+        model: a :class:`Pretrainer` (encoder + pretraining heads).
+        model_name: registry name, used in the fingerprint and log lines.
+        config: the model's hparams dataclass (part of the fingerprint).
+        schedule: epochs, batch size, lr, weight decay, gradient clipping.
+        target: the city to pretrain on (train split; val split for the logged validation loss).
+        sources: ignored (logged): baselines are single-city models.
+        ctx: device, seed (generator ``ctx.generator(0)``), checkpoint folder, logger, history.
+
+    Returns:
+        ``model`` after ``schedule.epochs`` epochs, on ``ctx.device``, in eval mode.
+
+    Raises:
+        ValueError: the target's train split is empty.
+    """
+    if sources:
+        ctx.logger.info("%s is a single-city baseline: ignoring source cities %s", model_name,
+                        [s.name for s in sources])
+    device = ctx.device
+    train_rows = trip_rows(target.split("train"))
+    val_rows = trip_rows(target.split("val"))
+    if not train_rows:
+        raise ValueError(f"target city {target.name}: empty train split")
+    graph = target.graph.to(device)
+    model.to(device)
+    store = CheckpointStore(ctx.checkpoint_dir, run_fingerprint(model_name, config, schedule, ctx.seed, target))
+    gen = ctx.generator(offset=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+    first = 0
+    resume = store.latest(PHASE, device)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        ctx.history[:] = resume["history"]
+        store.restore_rng(resume)
+        first = resume["epoch"] + 1
+        ctx.logger.info("%s: resuming from pretraining epoch %d checkpoint", model_name, resume["epoch"])
+    ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), epochs %d..%d", model_name, target.name,
+                    len(train_rows), len(val_rows), first, schedule.epochs - 1)
+    for epoch in range(first, schedule.epochs):
+        train_loss = train_epoch(model, optimizer, train_rows, graph, schedule, gen, device)
+        val_loss = evaluate_loss(model, val_rows, graph, schedule.batch_size, ctx.seed + VALIDATION_SEED_OFFSET,
+                                 device)
+        ctx.history.append({"phase": f"{PHASE}:{target.name}", "epoch": epoch, "train_loss": train_loss,
+                            "val_loss": val_loss})
+        ctx.logger.info("%s pretrain epoch %d: train loss %.4f, val loss %.4f", model_name, epoch, train_loss,
+                        val_loss)
+        store.save(PHASE, epoch, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "generator": gen.get_state(), "history": list(ctx.history)})
+    return model.eval()
