@@ -29,7 +29,7 @@ def test_sigkill_mid_pretraining_resumes_to_identical_results(repo, workflow_run
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     work = runs["killed"]
-    ckpt = work / "results/porto/models/metatrl-target-only/checkpoints/target-epoch-001.pt"
+    ckpt = work / "results/porto/models/metatrl-target-only/seed0/checkpoints/target-epoch-001.pt"
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
            "--cores", "2", *args(work)]
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -41,12 +41,12 @@ def test_sigkill_mid_pretraining_resumes_to_identical_results(repo, workflow_run
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     # Snakemake removed the pretraining job's outputs before it started; nothing half-written remains
-    assert not (work / "results/porto/models/metatrl-target-only/encoder.pt").exists()
+    assert not (work / "results/porto/models/metatrl-target-only/seed0/encoder.pt").exists()
 
     proc = snakemake(repo, work, *args(work), "--unlock")  # the killed Snakemake left its lock
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = snakemake(repo, work, *args(work), "--rerun-incomplete")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    log = (work / "logs/porto/pretrain/metatrl-target-only.log").read_text()
+    log = (work / "logs/porto/pretrain/metatrl-target-only/seed0.log").read_text()
     assert "resuming from target epoch" in log
     assert (work / TARGET).read_bytes() == (runs["straight"] / TARGET).read_bytes()

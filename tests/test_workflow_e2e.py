@@ -58,9 +58,11 @@ def test_qc_report_balances_every_stage(workflow_run):
 
 
 def test_every_rule_wrote_its_log(workflow_run):
-    logs = {p.name for p in (workflow_run / "logs").rglob("*.log")}
-    for name in ("ingest_trajectories.log", "build_road_network.log", "map_match.log", "split_trips.log",
-                 "road_features.log", "metatrl.log", "tte.log", "summary.log"):
+    logs = {p.relative_to(workflow_run / "logs").as_posix() for p in (workflow_run / "logs").rglob("*.log")}
+    for name in ("porto/ingest_trajectories.log", "porto/build_road_network.log", "porto/map_match.log",
+                 "porto/split_trips.log", "porto/road_features.log", "porto/pretrain/metatrl/seed0.log",
+                 "porto/finetune/metatrl/seed0/tte.log", "porto/summary.log", "porto/qc_report.log",
+                 "sanfrancisco/map_match.log", "porto/results_table/metatrl.log"):
         assert name in logs, name
 
 
@@ -87,7 +89,7 @@ def test_model_hyperparameter_change_reruns_training_only(repo, workflow_run):
 def test_same_seed_same_numbers(repo, workflow_run):
     table = workflow_run / "results/porto/metatrl.csv"
     before = table.read_bytes()
-    for ckpt in (workflow_run / "results/porto").glob("*/*/checkpoints"):
+    for ckpt in (workflow_run / "results/porto").glob("*/*/seed*/checkpoints"):
         shutil.rmtree(ckpt)  # no resuming: train again from scratch
     proc = snakemake(repo, workflow_run, "--forcerun", "pretrain", "results/porto/metatrl.csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,7 +97,7 @@ def test_same_seed_same_numbers(repo, workflow_run):
 
 
 def test_baselines_produce_finite_metrics_through_the_same_tasks(repo, workflow_run):
-    targets = [f"results/porto/{m}.csv" for m in ("random", "transformer-mlm", "start")]
+    targets = [f"results/porto/{m}.csv" for m in ("random", "transformer-mlm", "start", "node2vec")]
     proc = snakemake(repo, workflow_run, *targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     main = pd.read_csv(workflow_run / "results/porto/metatrl.csv")
@@ -105,6 +107,17 @@ def test_baselines_produce_finite_metrics_through_the_same_tasks(repo, workflow_
         assert all(math.isfinite(v) for v in table["value"]), target
         assert (table["n_test"].to_numpy() == main["n_test"].to_numpy()).all()  # same split, same tasks
     summary = pd.read_csv(workflow_run / "results/porto/summary.csv")
-    assert set(summary["run"]) == {"metatrl", "metatrl-target-only", "random", "transformer-mlm", "start"}
+    assert set(summary["run"]) == {"metatrl", "metatrl-target-only", "random", "transformer-mlm", "start", "node2vec"}
     text = (workflow_run / "results/porto/summary.md").read_text()
     assert "improvement of metatrl" in text and "**" in text
+
+
+def test_several_seeds_repeat_every_run(repo, workflow_run):
+    (workflow_run / "override.yaml").write_text("seed: [0, 1]\n")
+    proc = snakemake(repo, workflow_run, "-n", "results/porto/metatrl.csv", "--configfile",
+                     str(workflow_run / "config.yaml"), str(workflow_run / "override.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "results/porto/models/metatrl/seed1/encoder.pt" in out
+    assert "results/porto/eval/random/seed1/dp.csv" in out
+    assert "results/porto/models/metatrl/seed0/encoder.pt" not in out  # seed 0 is done already

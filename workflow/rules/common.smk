@@ -12,6 +12,9 @@ if not DATA_ROOT.is_dir():
     raise WorkflowError(f"data_root {DATA_ROOT} does not exist or is not a folder "
                         "(set data_root in config.yaml or with --config data_root=...)")
 CITIES = sorted(config["cities"])
+SEEDS = [int(s) for s in (config["seed"] if isinstance(config["seed"], list) else [config["seed"]])]
+if not SEEDS or len(set(SEEDS)) != len(SEEDS):
+    raise WorkflowError(f"seed must be an integer or a non-empty list of distinct integers, got {config['seed']}")
 MODELS = sorted(config["models"])
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
@@ -45,6 +48,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     run="|".join(sorted(RUNS, key=len, reverse=True)),
     task="[a-z_]+",
+    seed="[0-9]+",
 
 
 def parse_run(run):
@@ -59,8 +63,9 @@ def parse_run(run):
     raise WorkflowError(f"unknown run {run!r}; known: {RUNS}")
 
 
-def run_settings(run):
-    """Everything that defines a pretraining run: model, sources, hparams, pretrain schedule."""
+def run_settings(run, seed=None):
+    """Everything that defines a pretraining run: model, sources, hparams, pretrain schedule, seed
+    (the first configured seed unless given)."""
     model, variant = parse_run(run)
     mcfg = config["models"][model]
     over = (mcfg["variants"].get(variant) or mcfg["ablations"][variant]) if variant else {}
@@ -70,7 +75,7 @@ def run_settings(run):
         "sources": list(over.get("sources", mcfg["sources"])),
         "hparams": {**mcfg["hparams"], **over.get("hparams", {})},
         "pretrain": {**mcfg["pretrain"], **over.get("pretrain", {})},
-        "seed": config["seed"],
+        "seed": SEEDS[0] if seed is None else int(seed),
         "device": config["device"],
     }
 

@@ -5,22 +5,22 @@
 rule finetune_task:
     input:
         unpack(lambda wc: city_outputs(wc.city)),
-        encoder="results/{city}/models/{run}/encoder.pt",
+        encoder="results/{city}/models/{run}/seed{seed}/encoder.pt",
     output:
-        metrics="results/{city}/eval/{run}/{task}.csv",
-        history="results/{city}/eval/{run}/{task}_history.csv",
-        qc="results/{city}/qc/task_{task}_{run}.csv",
+        metrics="results/{city}/eval/{run}/seed{seed}/{task}.csv",
+        history="results/{city}/eval/{run}/seed{seed}/{task}_history.csv",
+        qc="results/{city}/qc/task_{task}_{run}_seed{seed}.csv",
     params:
-        settings=lambda wc: run_settings(wc.run),
+        settings=lambda wc: run_settings(wc.run, wc.seed),
         finetune=lambda wc: config["models"][parse_run(wc.run)[0]]["finetune"],
         task_options=lambda wc: config["tasks"].get(wc.task, {}),
         timezone=lambda wc: config["cities"][wc.city]["timezone"],
-        checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.run}/checkpoints",
+        checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.run}/seed{wc.seed}/checkpoints",
     threads: 1
     log:
-        "logs/{city}/finetune/{run}/{task}.log",
+        "logs/{city}/finetune/{run}/seed{seed}/{task}.log",
     benchmark:
-        "benchmarks/{city}/finetune/{run}/{task}.tsv"
+        "benchmarks/{city}/finetune/{run}/seed{seed}/{task}.tsv"
     conda:
         "../../envs/models.yaml"
     script:
@@ -30,7 +30,7 @@ rule finetune_task:
 rule embed_trajectories:
     input:
         unpack(lambda wc: city_outputs(wc.city)),
-        encoder="results/{city}/models/{run}/encoder.pt",
+        encoder=lambda wc: f"results/{wc.city}/models/{wc.run}/seed{SEEDS[0]}/encoder.pt",
     output:
         embeddings="results/{city}/embeddings/{run}.parquet",
     params:

@@ -13,17 +13,17 @@ rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
-        encoder="results/{city}/models/{run}/encoder.pt",
-        history="results/{city}/models/{run}/pretrain_history.csv",
+        encoder="results/{city}/models/{run}/seed{seed}/encoder.pt",
+        history="results/{city}/models/{run}/seed{seed}/pretrain_history.csv",
     params:
-        settings=lambda wc: run_settings(wc.run),
+        settings=lambda wc: run_settings(wc.run, wc.seed),
         cities=lambda wc: {c: config["cities"][c]["timezone"] for c in [wc.city] + run_settings(wc.run)["sources"]},
-        checkpoint_dir=lambda wc: f"results/{wc.city}/models/{wc.run}/checkpoints",
+        checkpoint_dir=lambda wc: f"results/{wc.city}/models/{wc.run}/seed{wc.seed}/checkpoints",
     threads: 2
     log:
-        "logs/{city}/pretrain/{run}.log",
+        "logs/{city}/pretrain/{run}/seed{seed}.log",
     benchmark:
-        "benchmarks/{city}/pretrain/{run}.tsv"
+        "benchmarks/{city}/pretrain/{run}/seed{seed}.tsv"
     conda:
         "../../envs/models.yaml"
     script:

@@ -32,9 +32,10 @@ rule plot_map_matching:
 
 rule plot_losses:
     input:
-        pretrain=lambda wc: [f"results/{wc.city}/models/{r}/pretrain_history.csv" for r in COMPARISON_RUNS],
-        finetune=lambda wc: expand("results/{city}/eval/{run}/{task}_history.csv", city=wc.city,
-                                   run=COMPARISON_RUNS, task=tasks_of(wc.city)),
+        pretrain=lambda wc: [f"results/{wc.city}/models/{r}/seed{SEEDS[0]}/pretrain_history.csv"
+                             for r in COMPARISON_RUNS],
+        finetune=lambda wc: expand("results/{city}/eval/{run}/seed{seed}/{task}_history.csv", city=wc.city,
+                                   run=COMPARISON_RUNS, task=tasks_of(wc.city), seed=SEEDS[0]),
     output:
         figure=report("results/{city}/figures/losses.png", category="Training", subcategory="{city}",
                       caption="../report/losses.rst"),

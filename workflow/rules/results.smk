@@ -4,8 +4,8 @@
 
 
 def table_inputs(wc):
-    inputs = {"parts": expand("results/{city}/eval/{run}/{task}.csv", city=wc.city, run=wc.run,
-                              task=tasks_of(wc.city)),
+    inputs = {"parts": expand("results/{city}/eval/{run}/seed{seed}/{task}.csv", city=wc.city, run=wc.run,
+                              task=tasks_of(wc.city), seed=SEEDS),
               "embeddings": f"results/{wc.city}/embeddings/{wc.run}.parquet"}
     model, variant = parse_run(wc.run)
     if variant is None and len(runs_of(model)) > 1:
@@ -25,7 +25,7 @@ rule results_table:
         settings=lambda wc: run_settings(wc.run),
         digest=lambda wc: {"city": city_preprocessing_config(wc.city),
                            "sources": {s: city_preprocessing_config(s) for s in run_settings(wc.run)["sources"]},
-                           "run": run_settings(wc.run),
+                           "run": run_settings(wc.run), "seeds": SEEDS,
                            "finetune": config["models"][parse_run(wc.run)[0]]["finetune"],
                            "tasks": config["tasks"]},
     log:
@@ -38,8 +38,8 @@ rule results_table:
 
 rule summary:
     input:
-        parts=lambda wc: expand("results/{city}/eval/{run}/{task}.csv", city=wc.city, task=tasks_of(wc.city),
-                                run=COMPARISON_RUNS),
+        parts=lambda wc: expand("results/{city}/eval/{run}/seed{seed}/{task}.csv", city=wc.city,
+                                task=tasks_of(wc.city), run=COMPARISON_RUNS, seed=SEEDS),
         qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
     output:
         summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
@@ -59,8 +59,8 @@ rule qc_report:
     input:
         stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
         # task eligibility does not depend on the model: the first run's tables serve
-        tasks=lambda wc: expand("results/{city}/qc/task_{task}_{run}.csv", city=wc.city, task=tasks_of(wc.city),
-                                run=RUNS[0]),
+        tasks=lambda wc: expand("results/{city}/qc/task_{task}_{run}_seed{seed}.csv", city=wc.city,
+                                task=tasks_of(wc.city), run=RUNS[0], seed=SEEDS[0]),
     output:
         qc=report("results/{city}/qc.md", category="Data accounting", caption="../report/qc.rst"),
     log:

@@ -23,6 +23,6 @@ ctx = RunContext(device, settings["seed"], snakemake.params.checkpoint_dir, log)
 result = finetune_and_evaluate(encoder, city.graph, task, data, FineTuneConfig.from_dict(snakemake.params.finetune), ctx)
 log.info("%s %s: %s", snakemake.wildcards.run, task.name, result)
 rows = [{"task": task.name, "metric": m, "value": v, "n_train": result["n_train"], "n_test": result["n_test"],
-         "best_epoch": result["best_epoch"]} for m, v in result["metrics"].items()]
+         "seed": settings["seed"], "best_epoch": result["best_epoch"]} for m, v in result["metrics"].items()]
 pd.DataFrame(rows).to_csv(snakemake.output.metrics, index=False)
 pd.DataFrame(ctx.history).to_csv(snakemake.output.history, index=False)

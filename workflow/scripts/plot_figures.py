@@ -19,6 +19,7 @@ elif rule == "plot_losses":
     histories = {}
     for run in snakemake.params.runs:
         parts = [pd.read_csv(p) for p in snakemake.input.pretrain if f"/models/{run}/" in p]
+        parts = [p for p in parts if len(p)]  # a model without pretraining has an empty history
         parts += [pd.read_csv(p) for p in snakemake.input.finetune if f"/eval/{run}/" in p]
         histories[run] = pd.concat(parts, ignore_index=True)
     plots.plot_losses(histories, out, city)

@@ -16,7 +16,7 @@ table = pd.DataFrame({
     "value": parts["value"],
     "n_train": parts["n_train"],
     "n_test": parts["n_test"],
-    "seed": settings["seed"],
+    "seed": parts["seed"],
     "config_digest": config_digest(snakemake.params.digest),
 })
 log.info("\n%s", table.to_string())

@@ -11,7 +11,7 @@ log = setup_rule_logging(snakemake.log[0])
 rows = []
 for path in snakemake.input.parts:
     part = pd.read_csv(path)
-    part["run"] = Path(path).parent.name
+    part["run"] = Path(path).parent.parent.name  # results/<city>/eval/<run>/seed<k>/<task>.csv
     rows.append(part)
 parts = pd.concat(rows, ignore_index=True)
 qc = pd.concat([pd.read_csv(p) for p in snakemake.input.qc], ignore_index=True)

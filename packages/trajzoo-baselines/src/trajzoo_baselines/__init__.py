@@ -6,6 +6,9 @@
   prediction (the Toast / BERT family); :mod:`trajzoo_baselines.transformer_mlm`.
 * ``start`` -- START (Jiang et al., "Self-supervised Trajectory Representation Learning with
   Temporal Regularities and Travel Semantics", ICDE 2023); :mod:`trajzoo_baselines.start`.
+* ``node2vec`` -- node2vec road-segment embeddings (Grover & Leskovec, KDD 2016: biased walks +
+  gensim skip-gram) initialising the ``transformer-mlm`` encoder's road table;
+  :mod:`trajzoo_baselines.node2vec`, :class:`trajzoo_baselines.plugin.Node2VecPlugin`.
 
 Shared pieces: :mod:`trajzoo_baselines.common` (config parsing, batch checks, pooling) and
 :mod:`trajzoo_baselines.training` (the single-city pretraining loop with per-epoch checkpoints).

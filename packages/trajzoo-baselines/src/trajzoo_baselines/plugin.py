@@ -1,18 +1,22 @@
 """Entry points of the baseline models (group ``trajzoo.models``): ``random``,
-``transformer-mlm`` and ``start``.
+``transformer-mlm``, ``start`` and ``node2vec``.
 
 ``pretrain(target, sources, hparams, context)`` takes ``hparams = {"hparams": model config,
 "pretrain": schedule}``; every baseline is single-city, so ``sources`` is ignored (and logged).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from torch import nn
 
 from trajzoo_metatrl.model import MetaTRLConfig, MetaTRLEncoder
 
 from .common import strict_from_dict
+from .node2vec import Node2VecConfig, Node2VecSchedule, node2vec_embeddings
 from .start.config import STARTConfig, STARTSchedule
 from .start.model import STARTEncoder
 from .start.objective import STARTPretrainer
@@ -114,3 +118,77 @@ class STARTPlugin:
         schedule = STARTSchedule.from_dict(hparams.get("pretrain", {}))
         model = STARTPretrainer(target.graph.num_segments, int(target.graph.attributes.shape[1]), config)
         return pretrain_single_city(model, self.name, config, schedule, target, sources, context).encoder
+
+
+class Node2VecPlugin:
+    """``node2vec``: node2vec road-segment embeddings (Grover & Leskovec, KDD 2016; biased walks
+    on the directed segment graph + gensim skip-gram, :mod:`trajzoo_baselines.node2vec`) as the
+    initial road table of the ``transformer-mlm`` sequence encoder, which is then fine-tuned
+    like every model (road table trainable). Not PyG's ``Node2Vec``: it needs ``pyg-lib``,
+    which is not installable here (see the module docstring)."""
+
+    name = "node2vec"
+
+    def build_encoder(self, graph, hparams: dict) -> nn.Module:
+        """A fresh :class:`TransformerMLMEncoder` for ``graph`` (uses N only) from
+        :class:`Node2VecConfig` ``hparams``; its road table ``(N + 1, d)`` is random
+        (``normal(0, 0.02)`` from the global torch RNG) until :meth:`pretrain` fills it.
+
+        Raises:
+            ValueError: an unknown or out-of-range hparam.
+        """
+        return TransformerMLMEncoder(graph.num_segments, Node2VecConfig.from_dict(hparams).transformer_config())
+
+    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
+        """Compute node2vec embeddings of the target city's road graph (no trips are read, so
+        no validation loss) and copy them into a fresh encoder's road table.
+
+        The encoder is built first (random weights from the caller-seeded global torch RNG);
+        walks use ``numpy.random.default_rng(context.seed)`` and gensim ``seed=context.seed``, so
+        the same seed gives the same encoder. Rows of segments never visited by a walk of >= 2
+        segments keep their random initialisation (their count is logged). Appends one history
+        row ``{"phase": "pretrain:<city>", "epoch": 0, "train_loss": skip-gram loss per centre
+        token (nats), "val_loss": NaN}``; writes no checkpoint (one short, deterministic step).
+
+        Args:
+            target: the city whose ``graph`` (N segments, ``edge_index``) is embedded.
+            sources: ignored (logged): node2vec is a single-city baseline.
+            hparams: ``{"hparams": Node2VecConfig fields, "pretrain": Node2VecSchedule fields}``.
+            context: :class:`trajzoo.training.loop.RunContext` (device, seed, logger, history).
+
+        Returns:
+            The :class:`TransformerMLMEncoder` on ``context.device``, in eval mode.
+
+        Raises:
+            ValueError: unknown hparam/schedule keys or values out of range, a malformed or
+                edgeless road graph, or a seed outside ``[0, 2**32)``.
+        """
+        config = Node2VecConfig.from_dict(hparams.get("hparams", {}))
+        schedule = Node2VecSchedule.from_dict(hparams.get("pretrain", {}))
+        if sources:
+            context.logger.info("node2vec is a single-city baseline: ignoring source cities %s",
+                                [s.name for s in sources])
+        graph = target.graph
+        encoder = self.build_encoder(graph, hparams.get("hparams", {}))
+        context.logger.info("node2vec: %s, %d segments, %d edges; %d walks per segment of up to %d segments, "
+                            "p=%g, q=%g; gensim skip-gram d=%d, window %d, %d negatives, %d epoch(s), seed %d",
+                            target.name,
+                            graph.num_segments, int(graph.edge_index.shape[1]), schedule.walks_per_node,
+                            schedule.walk_length, schedule.p, schedule.q, config.d_model, schedule.context_size,
+                            schedule.num_negative_samples, schedule.epochs, context.seed)
+        emb = node2vec_embeddings(graph.edge_index, graph.num_segments, config.d_model, schedule, context.seed)
+        visited = torch.from_numpy(emb.visited)
+        with torch.no_grad():
+            table = encoder.road_embedding.weight
+            table[:graph.num_segments][visited] = torch.from_numpy(emb.vectors[emb.visited]).to(table.dtype)
+        unvisited = int((~visited).sum())
+        context.logger.info("node2vec: %d walks (%d stopped at a dead end), %d walks / %d tokens trained, "
+                            "skip-gram loss %.4f per centre token, %.1f s", emb.num_walks, emb.dead_end_walks,
+                            emb.num_sentences, emb.num_tokens, emb.train_loss, emb.seconds)
+        context.logger.info("node2vec: road table initialised from node2vec for %d of %d segments; %d never visited "
+                            "by a walk keep their random initialisation; mean node2vec vector norm %.3f",
+                            graph.num_segments - unvisited, graph.num_segments, unvisited,
+                            float(np.linalg.norm(emb.vectors[emb.visited], axis=1).mean()))
+        context.history.append({"phase": f"pretrain:{target.name}", "epoch": 0, "train_loss": emb.train_loss,
+                                "val_loss": math.nan})
+        return encoder.to(context.device).eval()

@@ -24,7 +24,7 @@ from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext
+from trajzoo.training.loop import RunContext, progress
 
 from .common import strict_from_dict
 
@@ -193,7 +193,7 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
         ctx.logger.info("%s: resuming from pretraining epoch %d checkpoint", model_name, resume["epoch"])
     ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), epochs %d..%d", model_name, target.name,
                     len(train_rows), len(val_rows), first, schedule.epochs - 1)
-    for epoch in range(first, schedule.epochs):
+    for epoch in progress(range(first, schedule.epochs), "pretrain epochs"):
         train_loss = train_epoch(model, optimizer, train_rows, graph, schedule, gen, device)
         val_loss = evaluate_loss(model, val_rows, graph, schedule.batch_size, ctx.seed + VALIDATION_SEED_OFFSET,
                                  device)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext
+from trajzoo.training.loop import RunContext, progress
 
 from .model import MetaTRLConfig
 from .objective import MetaTRLPretrainer
@@ -219,7 +219,7 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
             store.restore_rng(resume_meta)
             first = resume_meta["epoch"] + 1
             ctx.logger.info("resuming from meta epoch %d checkpoint", resume_meta["epoch"])
-        for epoch in range(first, schedule.meta_epochs):
+        for epoch in progress(range(first, schedule.meta_epochs), "meta epochs"):
             grads = []
             for s, model, opt, graph, tr, te in zip(sources, src_models, src_opts, src_graphs, src_train, src_test):
                 clone_shared_parameters(meta, model)
@@ -253,7 +253,7 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
         store.restore_rng(resume_target)
         first = resume_target["epoch"] + 1
         ctx.logger.info("resuming from target epoch %d checkpoint", resume_target["epoch"])
-    for epoch in range(first, schedule.target_epochs):  # eq. 4
+    for epoch in progress(range(first, schedule.target_epochs), "target epochs"):  # eq. 4
         train_loss, _ = train_steps(target_model, opt, train_rows, target_graph, schedule.batch_size, gen, device)
         val_loss = evaluate_loss(target_model, val_rows, target_graph, schedule.batch_size, ctx.seed + 7, device)
         ctx.history.append({"phase": f"target:{target.name}", "epoch": epoch, "train_loss": train_loss,

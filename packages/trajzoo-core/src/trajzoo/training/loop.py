@@ -15,6 +15,13 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+def progress(iterable, desc: str, total: int | None = None):
+    """A tqdm progress bar on stderr (the rule's log file) for epochs or evaluation batches."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, mininterval=10, dynamic_ncols=False, ncols=100)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
     random.seed(seed)
@@ -142,7 +149,8 @@ def _predict(model, task, rows, graph, batch_size, device) -> np.ndarray:
     model.eval()
     outs = []
     with torch.no_grad():
-        for _, batch in iterate_batches(rows, batch_size):
+        for _, batch in progress(iterate_batches(rows, batch_size), f"evaluate {task.name}",
+                                 total=-(-len(rows) // batch_size)):
             outs.append(model(task.input_view(batch).to(device), graph).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, 1))
 
@@ -214,7 +222,7 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         ctx.logger.info("finetune %s: resuming after epoch %d", task.name, resume["epoch"])
         if resume["stopped"]:
             first = cfg.epochs
-    for epoch in range(first, cfg.epochs):
+    for epoch in progress(range(first, cfg.epochs), f"finetune {task.name} epochs"):
         model.train()
         total, count = 0.0, 0
         for idx, batch in iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen):
@@ -266,7 +274,7 @@ def embed_trips(encoder: nn.Module, graph, rows: list[dict], batch_size: int, de
     graph = graph.to(device)
     out = []
     with torch.no_grad():
-        for _, batch in iterate_batches(rows, batch_size):
+        for _, batch in progress(iterate_batches(rows, batch_size), "embed", total=-(-len(rows) // batch_size)):
             out.append(encoder.embed(batch.to(device), graph).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, encoder.d_model), dtype=np.float32)
 
