@@ -24,7 +24,7 @@ from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext, progress
+from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
 from .common import strict_from_dict
 
@@ -119,21 +119,10 @@ def train_epoch(model: Any, optimizer: torch.optim.Optimizer, rows: list[dict], 
     return total / max(steps, 1)
 
 
-def evaluate_loss(model: Any, rows: list[dict], graph: RoadGraph, batch_size: int, seed: int,
-                  device: torch.device | str) -> float:
-    """Trip-weighted mean pretraining loss over ``rows`` in eval mode, masks from a generator
-    seeded with ``seed`` (so the value is comparable across epochs); NaN when ``rows`` is empty."""
-    if not rows:
-        return float("nan")
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for idx, batch in iterate_batches(rows, batch_size):
-            loss, _ = model.loss(batch.to(device), graph, gen)
-            total += float(loss) * len(idx)
-            n += len(idx)
-    return total / max(n, 1)
+def evaluate_loss(model, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
+    """Mean pretraining loss over ``rows`` with masks from a fixed seed (comparable across epochs);
+    see :func:`trajzoo.training.loop.pretraining_loss`."""
+    return pretraining_loss(model, rows, graph, batch_size, seed, device)
 
 
 def run_fingerprint(model_name: str, config: Any, schedule: PretrainSchedule, seed: int, target: CityData) -> str:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext, progress
+from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
 from .model import MetaTRLConfig
 from .objective import MetaTRLPretrainer
@@ -152,19 +152,10 @@ def meta_update(meta: MetaModel, grads: list[dict[str, Tensor]], optimizer: torc
     optimizer.step()
 
 
-def evaluate_loss(model: MetaTRLPretrainer, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
-    """Mean L^pre over ``rows`` with masks drawn from a fixed seed (comparable across epochs)."""
-    if not rows:
-        return float("nan")
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for idx, batch in iterate_batches(rows, batch_size):
-            loss, _ = model.loss(batch.to(device), graph, gen)
-            total += float(loss) * len(idx)
-            n += len(idx)
-    return total / max(n, 1)
+def evaluate_loss(model, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
+    """Mean pretraining loss over ``rows`` with masks from a fixed seed (comparable across epochs);
+    see :func:`trajzoo.training.loop.pretraining_loss`."""
+    return pretraining_loss(model, rows, graph, batch_size, seed, device)
 
 
 def _new_pretrainer(city: CityData, config: MetaTRLConfig, device) -> MetaTRLPretrainer:

@@ -266,6 +266,28 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
             "best_epoch": best_epoch}
 
 
+def pretraining_loss(model: nn.Module, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
+    """Trip-weighted mean self-supervised loss of ``model`` over ``rows`` in eval mode.
+
+    ``model.loss(batch, graph, generator) -> (loss, stats)`` is the model's pretraining objective;
+    masks come from a generator seeded with ``seed``, so values are comparable across epochs.
+    Returns NaN when ``rows`` is empty.
+    """
+    from trajzoo.data.city import iterate_batches
+
+    if not rows:
+        return float("nan")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for idx, batch in iterate_batches(rows, batch_size):
+            loss, _ = model.loss(batch.to(device), graph, gen)
+            total += float(loss) * len(idx)
+            n += len(idx)
+    return total / max(n, 1)
+
+
 def embed_trips(encoder: nn.Module, graph, rows: list[dict], batch_size: int, device) -> np.ndarray:
     """``(n, d)`` float32 trajectory embeddings of ``rows`` with the encoder in eval mode."""
     from trajzoo.data.city import iterate_batches
