@@ -173,12 +173,7 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
     first = 0
     resume = store.latest(PHASE, device)
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["generator"])
-        ctx.history[:] = resume["history"]
-        store.restore_rng(resume)
-        first = resume["epoch"] + 1
+        first = store.resume_training(resume, model, optimizer, gen, ctx.history)
         ctx.logger.info("%s: resuming from pretraining epoch %d checkpoint", model_name, resume["epoch"])
     ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), epochs %d..%d", model_name, target.name,
                     len(train_rows), len(val_rows), first, schedule.epochs - 1)

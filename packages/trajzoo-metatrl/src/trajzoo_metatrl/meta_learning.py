@@ -237,12 +237,7 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
     opt = torch.optim.Adam(target_model.parameters(), lr=schedule.lr)
     first = 0
     if resume_target is not None:
-        target_model.load_state_dict(resume_target["model"])
-        opt.load_state_dict(resume_target["optimizer"])
-        gen.set_state(resume_target["generator"])
-        ctx.history[:] = resume_target["history"]
-        store.restore_rng(resume_target)
-        first = resume_target["epoch"] + 1
+        first = store.resume_training(resume_target, target_model, opt, gen, ctx.history)
         ctx.logger.info("resuming from target epoch %d checkpoint", resume_target["epoch"])
     for epoch in progress(range(first, schedule.target_epochs), "target epochs"):  # eq. 4
         train_loss, _ = train_steps(target_model, opt, train_rows, target_graph, schedule.batch_size, gen, device)

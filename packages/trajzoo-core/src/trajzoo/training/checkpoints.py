@@ -79,6 +79,18 @@ class CheckpointStore:
                 return state
         return None
 
+    @classmethod
+    def resume_training(cls, state: dict, model, optimizer, generator, history: list) -> int:
+        """Load a checkpoint saved with keys ``model``, ``optimizer``, ``generator``, ``history``
+        into the live objects (``history`` is replaced in place), restore the global RNGs, and
+        return the epoch to continue with (the checkpoint's epoch + 1)."""
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history[:] = state["history"]
+        cls.restore_rng(state)
+        return state["epoch"] + 1
+
     @staticmethod
     def restore_rng(state: dict) -> None:
         """Put the global torch, Python and NumPy RNGs back where the checkpoint left them."""

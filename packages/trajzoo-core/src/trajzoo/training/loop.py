@@ -212,13 +212,9 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
     gen = ctx.generator(offset=1)
     resume = store.latest(task.name, device)
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["generator"])
+        first = store.resume_training(resume, model, opt, gen, ctx.history)
         best_val, best_epoch, best_state = resume["best_val"], resume["best_epoch"], resume["best_state"]
-        bad_epochs, first = resume["bad_epochs"], resume["epoch"] + 1
-        ctx.history[:] = resume["history"]
-        store.restore_rng(resume)
+        bad_epochs = resume["bad_epochs"]
         ctx.logger.info("finetune %s: resuming after epoch %d", task.name, resume["epoch"])
         if resume["stopped"]:
             first = cfg.epochs
