@@ -1,6 +1,7 @@
 # trajzoo: raw GPS -> OSM road network -> FMM map matching -> road features -> splits
 # -> self-supervised pretraining -> downstream fine-tuning -> results/<city>/<model>.csv
-# -> summary tables and report figures (snakemake --report results/report.html)
+# -> summary tables and report figures (snakemake --report results/report.html);
+# raw GPS -> point features -> TransferTraj transfer settings -> results/<target>/transfertraj.csv
 #
 # Table of contents; every stage lives in workflow/rules/<stage>.smk.
 
@@ -19,6 +20,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/transfertraj.smk"
 
 
 rule all:
@@ -26,3 +28,4 @@ rule all:
     input:
         all_result_tables(),
         report_figures(),
+        transfertraj_tables(),

@@ -15,14 +15,20 @@ def snakemake(repo, work, *args, timeout=1200):
 
 
 def small_config(repo, data_root):
-    """The default config on a slice of the real data: 500 Porto and 2,000 San Francisco trips
-    (the same readers as the full files), a small model, one epoch each."""
+    """The default config on a slice of the real data: 500 Porto, 2,000 San Francisco and 300
+    Chengdu trips (the same readers as the full files), small models, one epoch each."""
     cfg = yaml.safe_load((repo / "config.yaml").read_text())
     cfg["data_root"] = str(data_root)
     cfg["cities"]["porto"]["caps"]["max_trips"] = 500
     cfg["cities"]["sanfrancisco"]["caps"]["max_trips"] = 2000
+    cfg["cities"]["chengdu"]["caps"]["max_trips"] = 300
     for city in cfg["cities"].values():
-        city["map_matching"]["ubodt_delta"] = 1500
+        if city.get("osm"):
+            city.setdefault("map_matching", {})["ubodt_delta"] = 1500
+    tt = cfg["transfertraj"]  # a small TransferTraj (still C = 8 experts, top-4) and one epoch each
+    tt["hparams"] = {**tt["hparams"], "d_model": 32, "heads": 2, "ffn_dim": 64, "gate_hidden": 16, "max_len": 64}
+    tt["pretrain"] = {**tt["pretrain"], "epochs": 1, "max_trips_per_city": 200}
+    tt["finetune"] = {**tt["finetune"], "epochs": 1}
     m = cfg["models"]["metatrl"]
     m["hparams"].update(d_model=32, heads=2, ffn_dim=64, layers=1, gat_layers=1)
     m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)

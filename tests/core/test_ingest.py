@@ -5,9 +5,10 @@ import lzma
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from trajzoo.ingest import InputFileError, ingest_city
+from trajzoo.ingest import InputFileError, ingest_city, ingest_city_to_parquet
 from trajzoo.ingest.cabspotting import occupied_runs, read_cabspotting_trips
 from trajzoo.ingest.filters import filter_trips, haversine_m
 
@@ -102,3 +103,67 @@ def test_cabspotting_folder_layout_reads_like_the_tarball(data_root, tmp_path):
     tar_trips, tar_rej, _ = read_cabspotting_trips(tar_path, max_trips=len(folder_trips) + len(folder_rej))
     assert folder_trips["trip_id"].tolist() == tar_trips["trip_id"].tolist()
     assert len(folder_trips) > 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming: the table does not depend on the block size (bounded memory for the full files)
+
+
+def assert_same_ingest(a, b):
+    (ta, ra, qa), (tb, rb, qb) = a, b
+    arrays = ["timestamps", "lon", "lat"]
+    pd.testing.assert_frame_equal(ta.drop(columns=arrays), tb.drop(columns=arrays))
+    for col in arrays:
+        assert all(np.array_equal(x, y) for x, y in zip(ta[col], tb[col])), col
+    pd.testing.assert_frame_equal(ra, rb)
+    pd.testing.assert_frame_equal(qa, qb)
+
+
+def test_porto_small_blocks_give_the_same_table(data_root):
+    """All 2,499 real rows: 64 KiB CSV blocks (about 20 blocks) against the default 16 MiB (one block)."""
+    whole = {**PORTO, "caps": {"max_trips": None}}
+    default = ingest_city(whole, data_root)
+    assert len(default[1]) > 100  # rejections of both kinds (reader and filters) take part
+    assert_same_ingest(ingest_city(whole, data_root, porto_block_bytes=1 << 16), default)
+
+
+def test_cabspotting_small_blocks_give_the_same_table(data_root):
+    sf = {"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
+          "bbox": [-122.49, 37.775, -122.39, 37.815],
+          "filters": {"min_points": 5, "max_points": 400, "max_speed_mps": 50}, "caps": {"max_trips": 4000}}
+    default = ingest_city(sf, data_root)
+    assert len(default[1]) > 0
+    assert_same_ingest(ingest_city(sf, data_root, cab_block_points=3000), default)  # about 10 blocks
+
+
+def test_streamed_parquet_equals_the_in_memory_table(data_root, tmp_path):
+    whole = {**PORTO, "caps": {"max_trips": 1200}}
+    trips, rej, qc = ingest_city(whole, data_root)
+    qc_streamed = ingest_city_to_parquet(whole, data_root, tmp_path / "trips.parquet", tmp_path / "rej.parquet",
+                                         porto_block_bytes=1 << 16)
+    assert pq.ParquetFile(tmp_path / "trips.parquet").metadata.num_row_groups > 3  # really written in blocks
+    trips.to_parquet(tmp_path / "whole.parquet", index=False)
+    assert pq.read_schema(tmp_path / "trips.parquet").remove_metadata().equals(
+        pq.read_schema(tmp_path / "whole.parquet").remove_metadata())
+    assert_same_ingest((pd.read_parquet(tmp_path / "trips.parquet"), pd.read_parquet(tmp_path / "rej.parquet"),
+                        qc_streamed), (trips, rej, qc))
+
+
+def test_cabspotting_archive_order_does_not_matter(data_root, tmp_path):
+    """An archive listing cabs in reverse order gives the folder's (cab-id ordered) table."""
+    import tarfile
+
+    src = data_root / "sanfrancisco/cabspottingdata_north_14d.tar.xz"
+    with tarfile.open(src, "r|*") as tar:
+        for member in tar:
+            if member.name.endswith(("new_adnerst.txt", "new_ojfieza.txt", "new_ubgihoot.txt")):
+                tar.extract(member, tmp_path, filter="data")
+    names = sorted(p.name for p in (tmp_path / "cabspottingdata").iterdir())
+    assert len(names) == 3
+    with tarfile.open(tmp_path / "reversed.tar.gz", "w:gz") as tar:
+        for name in reversed(names):
+            tar.add(tmp_path / "cabspottingdata" / name, arcname=f"cabspottingdata/{name}")
+    folder = read_cabspotting_trips(tmp_path / "cabspottingdata")
+    archive = read_cabspotting_trips(tmp_path / "reversed.tar.gz", block_points=500)
+    assert folder[0]["trip_id"].tolist() == archive[0]["trip_id"].tolist()
+    assert folder[0]["taxi_id"].is_monotonic_increasing and folder[2] == archive[2]

@@ -16,6 +16,9 @@ SEEDS = [int(s) for s in (config["seed"] if isinstance(config["seed"], list) els
 if not SEEDS or len(set(SEEDS)) != len(SEEDS):
     raise WorkflowError(f"seed must be an integer or a non-empty list of distinct integers, got {config['seed']}")
 MODELS = sorted(config["models"])
+# Cities with a road network (map matching, road models); a city with `osm: null` (Chengdu) serves
+# raw-GPS models (TransferTraj) only.
+ROAD_CITIES = [c for c in CITIES if config["cities"][c].get("osm")]
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
@@ -23,8 +26,17 @@ def _check_city_references():
     for model, mcfg in config["models"].items():
         for variant in [mcfg] + list(mcfg["variants"].values()) + list(mcfg["ablations"].values()):
             for src in variant.get("sources", []):
-                if src not in config["cities"]:
-                    raise WorkflowError(f"models.{model}: source city {src!r} is not in cities: {CITIES}")
+                if src not in ROAD_CITIES:
+                    raise WorkflowError(f"models.{model}: source city {src!r} is not a city with a road network "
+                                        f"(osm) in cities: {ROAD_CITIES}")
+    tt = config.get("transfertraj")
+    if tt:
+        for city in [tt["target"]] + tt["sources"]:
+            if city not in config["cities"]:
+                raise WorkflowError(f"transfertraj: city {city!r} is not in cities: {CITIES}")
+        if tt["target"] in tt["sources"]:
+            raise WorkflowError(f"transfertraj: the target city {tt['target']!r} is also a source city; "
+                                "zero-shot would not be zero-shot")
 
 
 _check_city_references()
@@ -106,6 +118,16 @@ def all_result_tables():
     """Default target: every run's table for every city that has a task list and no role as
     a pure source city (cities named as sources are still prepared for pretraining)."""
     sources = {s for r in RUNS for s in run_settings(r)["sources"]}
-    targets = [c for c in CITIES if c not in sources]
+    targets = [c for c in ROAD_CITIES if c not in sources and tasks_of(c)]
     return [f"results/{city}/{model}.csv" for city in targets for model in MODELS] + \
         [f"results/{city}/qc.md" for city in targets]
+
+
+def gpu_request(wildcards):
+    """GPUs of one job of a rule that runs a model (pretraining, fine-tuning, embeddings):
+    1 when the config's device is "cuda", else 0. Use as `resources: gpu=gpu_request`.
+    The SLURM executor turns gpu=1 into `sbatch --gpus=1` (`--gpus=<model>:1` when the profile
+    sets the gpu_model resource) and leaves gpu=0 jobs without a GPU request. device "auto"
+    requests none: it uses a GPU only where the job happens to land on one. Locally, Snakemake
+    limits concurrent GPU jobs only with `--resources gpu=N` (workflow/profiles/default)."""
+    return 1 if config["device"] == "cuda" else 0

@@ -17,6 +17,8 @@ rule finetune_task:
         timezone=lambda wc: config["cities"][wc.city]["timezone"],
         checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.run}/seed{wc.seed}/checkpoints",
     threads: 1
+    resources:
+        gpu=gpu_request,
     log:
         "logs/{city}/finetune/{run}/seed{seed}/{task}.log",
     benchmark:
@@ -37,6 +39,8 @@ rule embed_trajectories:
         settings=lambda wc: run_settings(wc.run),
         timezone=lambda wc: config["cities"][wc.city]["timezone"],
     threads: 1
+    resources:
+        gpu=gpu_request,
     log:
         "logs/{city}/embed/{run}.log",
     conda:

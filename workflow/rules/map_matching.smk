@@ -1,20 +1,68 @@
-# Stage 3: FMM map matching (fastmm), UBODT cached under results/<city>/ubodt/.
+# Stage 3: FMM map matching (fastmm), fanned out over N chunks with Snakemake's scatter/gather.
+#
+#   build_ubodt      segments -> results/<city>/ubodt/ (fastmm's UBODT cache), built once per city
+#   map_match_chunk  chunk i of N of trips.parquet -> results/<city>/map_matching/<i>-of-<N>/*.parquet
+#   map_match        gather: the chunks in order -> matched.parquet + QC over the whole city
+#
+# N defaults to 2 here; a profile or the command line sets it (`--set-scatter map_match=16`).
+# The gathered tables equal the unchunked stage's for every N (tests/core/test_map_matching_fanout.py).
+
+scattergather:
+    map_match=2,
+
+
+rule build_ubodt:
+    input:
+        segments="results/{city}/roads/segments.parquet",
+    output:
+        ubodt=directory("results/{city}/ubodt"),
+    params:
+        # only the delta shapes the table: other matching parameters do not rebuild it
+        ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
+    log:
+        "logs/{city}/build_ubodt.log",
+    benchmark:
+        "benchmarks/{city}/build_ubodt.tsv"
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/build_ubodt.py"
+
+
+rule map_match_chunk:
+    input:
+        trips="results/{city}/trips.parquet",
+        segments="results/{city}/roads/segments.parquet",
+        ubodt="results/{city}/ubodt",
+    output:
+        matched=temp("results/{city}/map_matching/{scatteritem}/matched.parquet"),
+        stats=temp("results/{city}/map_matching/{scatteritem}/stats.parquet"),
+        rejections=temp("results/{city}/map_matching/{scatteritem}/rejections.parquet"),
+    params:
+        map_matching=lambda wc: config["cities"][wc.city]["map_matching"],
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+    threads: 2
+    log:
+        "logs/{city}/map_match_chunk/{scatteritem}.log",
+    benchmark:
+        "benchmarks/{city}/map_match_chunk/{scatteritem}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/map_match_chunk.py"
 
 
 rule map_match:
     input:
         trips="results/{city}/trips.parquet",
-        segments="results/{city}/roads/segments.parquet",
+        matched=gather.map_match("results/{{city}}/map_matching/{scatteritem}/matched.parquet"),
+        stats=gather.map_match("results/{{city}}/map_matching/{scatteritem}/stats.parquet"),
+        rejections=gather.map_match("results/{{city}}/map_matching/{scatteritem}/rejections.parquet"),
     output:
         matched="results/{city}/matched.parquet",
         stats="results/{city}/qc/map_matching_stats.parquet",
         rejections="results/{city}/qc/map_matching_rejections.parquet",
         qc="results/{city}/qc/map_matching.csv",
-    params:
-        map_matching=lambda wc: config["cities"][wc.city]["map_matching"],
-        crs=lambda wc: config["cities"][wc.city]["crs"],
-        ubodt_dir=lambda wc: f"results/{wc.city}/ubodt",
-    threads: 2
     log:
         "logs/{city}/map_match.log",
     benchmark:

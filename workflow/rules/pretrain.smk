@@ -20,6 +20,8 @@ rule pretrain:
         cities=lambda wc: {c: config["cities"][c]["timezone"] for c in [wc.city] + run_settings(wc.run)["sources"]},
         checkpoint_dir=lambda wc: f"results/{wc.city}/models/{wc.run}/seed{wc.seed}/checkpoints",
     threads: 2
+    resources:
+        gpu=gpu_request,
     log:
         "logs/{city}/pretrain/{run}/seed{seed}.log",
     benchmark:

@@ -1,18 +1,13 @@
-"""Rule map_match: trips -> map-matched road segment sequences with entry times (fastmm)."""
-import pandas as pd
-
-from trajzoo.mapmatching.fmm import MatchParams, match_trips
-from trajzoo.qc import stage_counts
+"""Rule map_match (gather): the chunks of map_match_chunk, in order -> matched.parquet and the
+stage's QC over the whole city (in = kept + rejected)."""
+from trajzoo.mapmatching.chunks import gather_chunk_files
 from trajzoo.runlog import setup_rule_logging
 
 log = setup_rule_logging(snakemake.log[0])
-trips = pd.read_parquet(snakemake.input.trips)
-segments = pd.read_parquet(snakemake.input.segments)
-params = MatchParams.from_dict(snakemake.params.map_matching)
-matched, stats, rejections = match_trips(trips, segments, snakemake.params.crs, params,
-                                         snakemake.params.ubodt_dir, workers=snakemake.threads)
-qc = stage_counts("map_matching", len(trips), len(matched), rejections["reason"])
-log.info("map matching %s: %s", snakemake.wildcards.city, qc.to_dict("records"))
+matched, stats, rejections, qc = gather_chunk_files(snakemake.input.matched, snakemake.input.stats,
+                                                    snakemake.input.rejections, snakemake.input.trips)
+log.info("map matching %s (%d chunks): %s", snakemake.wildcards.city, len(snakemake.input.matched),
+         qc.to_dict("records"))
 log.info("points: %d in, %d in kept pieces", int(stats["n_points"].sum()), int(stats["matched_points"].sum()))
 matched.to_parquet(snakemake.output.matched, index=False)
 stats.to_parquet(snakemake.output.stats, index=False)

@@ -1,14 +1,15 @@
-"""Rule split_trips: seeded train/val/test split of the matched trips."""
+"""Rules split_trips and gps_split: seeded train/val/test split of the matched trips (road models)
+or of the GPS trips with point features (raw-GPS models)."""
 import pandas as pd
 
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.splits import split_trips
 
 log = setup_rule_logging(snakemake.log[0])
-matched = pd.read_parquet(snakemake.input.matched, columns=["trip_id"])
+trips = pd.read_parquet(snakemake.input[0], columns=["trip_id"])  # matched.parquet or points.parquet
 cfg = dict(snakemake.params.split)
 seed = cfg.pop("seed")
-splits, qc = split_trips(matched["trip_id"], cfg, seed, snakemake.params.max_train_trips)
+splits, qc = split_trips(trips["trip_id"], cfg, seed, snakemake.params.max_train_trips)
 log.info("split %s: %s", snakemake.wildcards.city, splits["split"].value_counts().to_dict())
 splits.to_parquet(snakemake.output.splits, index=False)
 qc.to_csv(snakemake.output.qc, index=False)

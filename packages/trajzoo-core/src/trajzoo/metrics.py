@@ -57,3 +57,23 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, ks: tuple[int
         if k < n_classes:
             out[f"Recall@{k}"] = float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=np.arange(n_classes)))
     return out
+
+
+def displacement_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE of the Euclidean point error (TransferTraj TP and TR; metres).
+
+    With ``d_i = ||y_pred_i - y_true_i||_2`` over the n recovered points (pooled over all
+    trajectories): MAE = mean(d), RMSE = sqrt(mean(d^2)).
+
+    Args:
+        y_true, y_pred: ``(n, 2)`` x, y in metres (projected CRS).
+
+    Raises:
+        ValueError: empty or mismatched inputs, or not ``(n, 2)``.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 2 or y_true.shape[1] != 2 or y_true.shape[0] == 0:
+        raise ValueError(f"displacement_metrics needs equal non-empty (n, 2) shapes, got {y_true.shape}, {y_pred.shape}")
+    d = np.linalg.norm(y_pred - y_true, axis=1)
+    return {"MAE": float(d.mean()), "RMSE": float(np.sqrt((d ** 2).mean()))}

@@ -35,7 +35,7 @@ class TrajectoryEncoder(Protocol):
 
 
 class ModelPlugin(Protocol):
-    """A model package's entry point.
+    """A road-network model package's entry point (raw-GPS models follow :class:`PointModelPlugin`).
 
     Methods:
         build_encoder(graph, hparams) -> nn.Module: a fresh encoder for a city's road graph.
@@ -51,6 +51,28 @@ class ModelPlugin(Protocol):
 
     def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
         """Self-supervised pretraining; returns the target encoder."""
+
+
+class PointModelPlugin(Protocol):
+    """A raw-GPS model package's entry point (``kind = "points"``, e.g. TransferTraj): it works on
+    :class:`trajzoo.data.points.PointBatch` es, has no road graph and no ``build_encoder``.
+
+    Methods:
+        build(hparams) -> nn.Module: a fresh model with ``predict(batch) -> {"xy", "t_minutes"}``
+            (the contract of :mod:`trajzoo.training.point_tasks`).
+        pretrain(model, rows_by_city, schedule, context) -> list[dict]: self-supervised
+            pretraining in place on the point rows of every city; returns the history.
+        save(path, model) / load(path, device): persist and rebuild a model.
+    """
+
+    name: str
+    kind: str
+
+    def build(self, hparams: dict) -> nn.Module:
+        """A fresh point model."""
+
+    def pretrain(self, model: nn.Module, rows_by_city: dict, schedule: dict, context) -> list[dict]:
+        """Self-supervised pretraining; returns the per-epoch history."""
 
 
 def _load(group: str, name: str) -> Any:

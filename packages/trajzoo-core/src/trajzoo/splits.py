@@ -50,3 +50,33 @@ def split_trips(trip_ids, fractions: dict[str, float], seed: int, max_train: int
     unused = splits["split"] == "unused"
     qc = stage_counts("split", n, int((~unused).sum()), pd.Series(["train_cap"] * int(unused.sum())))
     return splits, qc
+
+
+def few_shot_subset(train_ids, fraction: float, seed: int) -> list[str]:
+    """A deterministic, nested share of the train trips for few-shot fine-tuning.
+
+    The ids are sorted, permuted with ``numpy.random.default_rng(seed)`` and the first
+    ``round(fraction * n)`` (at least 1 when ``fraction > 0`` and ``n > 0``) are taken, so for one
+    seed every smaller fraction is a prefix of a larger one: the 5 % subset lies inside the 10 %
+    subset, which lies inside the 20 % subset. Input order does not matter.
+
+    Args:
+        train_ids: iterable of train trip ids (unique strings).
+        fraction: share in (0, 1].
+        seed: RNG seed (the same for every fraction of one experiment).
+
+    Returns:
+        The chosen ids, sorted.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1], or duplicate ids.
+    """
+    if not (0 < fraction <= 1):
+        raise ValueError(f"few_shot_subset: fraction must be in (0, 1], got {fraction}")
+    ids = np.array(sorted(str(t) for t in train_ids), dtype=object)
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate trip ids given to few_shot_subset")
+    n = len(ids)
+    k = min(n, max(1, int(round(fraction * n)))) if n else 0
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(ids[perm[:k]].tolist())

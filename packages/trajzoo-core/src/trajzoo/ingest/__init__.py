@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from trajzoo.ingest.cabspotting import read_cabspotting_trips
+from trajzoo.ingest.cabspotting import FIX_COUNT_KEYS, iter_cabspotting_blocks
+from trajzoo.ingest.deeptte import read_deeptte_trips
 from trajzoo.ingest.errors import InputFileError
 from trajzoo.ingest.filters import filter_trips
 from trajzoo.ingest.porto import read_porto_trips
@@ -16,6 +21,10 @@ from trajzoo.qc import stage_counts
 log = logging.getLogger(__name__)
 
 TRIP_COLUMNS = ["trip_id", "taxi_id", "call_type", "start_time", "n_points", "timestamps", "lon", "lat"]
+REJECTION_COLUMNS = ["trip_id", "row", "reason"]
+#: Default streaming block sizes: bytes of CSV per Porto block, GPS points per Cabspotting block.
+PORTO_BLOCK_BYTES = 1 << 24
+CAB_BLOCK_POINTS = 1 << 21
 
 #: QC outcome of each Cabspotting fix-level count (GPS fixes, not trips; see ``occupied_runs``).
 FIX_OUTCOMES = {
@@ -25,15 +34,126 @@ FIX_OUTCOMES = {
     "out_of_order": "fixes_resorted:out_of_order",
 }
 
-__all__ = ["ingest_city", "InputFileError", "TRIP_COLUMNS", "FIX_OUTCOMES"]
+__all__ = ["ingest_city", "ingest_city_to_parquet", "iter_ingest_blocks", "IngestTally", "InputFileError",
+           "TRIP_COLUMNS", "FIX_OUTCOMES", "REJECTION_COLUMNS"]
 
 
-def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Read a city's raw trajectory source, filter it, and account for every trip.
+@dataclass
+class IngestTally:
+    """What :func:`iter_ingest_blocks` counted so far: kept trips, rejections, GPS fixes.
+
+    Rejections are small (three short fields per rejected trip) and are kept in memory, parse
+    rejections (the reader's) and filter rejections (:func:`filter_trips`) apart, so their final
+    order -- every parse rejection in input order, then every filter rejection in input order -- is
+    the same for every block size.
+    """
+
+    fmt: str
+    n_kept: int = 0
+    parse_rejections: list = field(default_factory=list)
+    filter_rejections: list = field(default_factory=list)
+    fix_counts: dict = field(default_factory=lambda: dict.fromkeys(FIX_COUNT_KEYS, 0))
+
+    def rejections(self) -> pd.DataFrame:
+        """All rejections: trip_id (str), row (Int64, 1-based data row, NA if none), reason."""
+        parts = [r for r in self.parse_rejections + self.filter_rejections if len(r)]
+        rej = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=REJECTION_COLUMNS)
+        rej = rej[REJECTION_COLUMNS]
+        rej["trip_id"] = rej["trip_id"].astype(str)
+        rej["row"] = pd.array(rej["row"], dtype="Int64")
+        return rej
+
+    def qc(self, rejections: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The ingest QC table (see :func:`ingest_city`); raises AccountingError if trips were lost."""
+        rejections = self.rejections() if rejections is None else rejections
+        qc = stage_counts("ingest", self.n_kept + len(rejections), self.n_kept, rejections["reason"])
+        if self.fmt == "cabspotting":
+            fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(self.fix_counts[key])}
+                                     for key, outcome in FIX_OUTCOMES.items()])
+            qc = pd.concat([qc, fix_rows], ignore_index=True)
+        return qc
+
+
+def _finish_trips(trips: pd.DataFrame) -> pd.DataFrame:
+    """Give one block of kept trips the output columns: :data:`TRIP_COLUMNS`, then source extras."""
+    trips = trips.copy()
+    trips["trip_id"] = trips["trip_id"].astype(str)
+    trips["taxi_id"] = trips["taxi_id"].astype(str)
+    trips["start_time"] = np.array([int(t[0]) for t in trips["timestamps"]], dtype=np.int64)
+    trips["n_points"] = np.array([len(t) for t in trips["timestamps"]], dtype=np.int32)
+    extra = [c for c in trips.columns if c not in TRIP_COLUMNS and c != "row"]
+    return trips[TRIP_COLUMNS + extra]
+
+
+def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_bytes: int,
+                   cab_block_points: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Dispatch on ``trajectories.format``: the reader's ``(trips, parse_rejections)`` blocks."""
+    src = city["trajectories"]
+    path = Path(data_root) / src["path"]
+    cap = city.get("caps", {}).get("max_trips")
+    if src["format"] == "porto_csv":
+        yield from read_porto_trips(path, max_trips=cap, block_size=porto_block_bytes)
+    elif src["format"] == "cabspotting":
+        occ = src.get("occupied_runs", {})
+        yield from iter_cabspotting_blocks(
+            path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
+            max_trips=cap, fix_counts=tally.fix_counts, block_points=cab_block_points)
+        log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", tally.fix_counts)
+    elif src["format"] == "deeptte_jsonl":
+        yield from read_deeptte_trips(path, max_trips=cap)
+    else:
+        raise ValueError(f"unknown trajectory format {src['format']!r} "
+                         "(expected porto_csv, cabspotting or deeptte_jsonl)")
+
+
+def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = None,
+                       porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS
+                       ) -> Iterator[pd.DataFrame]:
+    """Stream a city's raw trajectories as blocks of kept trips (bounded memory).
+
+    Memory holds one reader block (``porto_block_bytes`` of CSV, or one cab file plus
+    ``cab_block_points`` GPS points), the ids of the trips kept so far (for ``duplicate_trip_id``)
+    and the rejections; never the whole file. The concatenated blocks are the same table for every
+    block size.
+
+    Args:
+        city, data_root: see :func:`ingest_city`.
+        tally: receives the counts and rejections (read it once the generator is exhausted);
+            ``IngestTally(city["trajectories"]["format"])`` if None.
+        porto_block_bytes: bytes of (decompressed) CSV per Porto block.
+        cab_block_points: GPS points per Cabspotting block.
+
+    Yields:
+        Kept trips with :data:`TRIP_COLUMNS` (+ source extras), in input order; possibly empty.
+
+    Raises:
+        InputFileError, ValueError: see :func:`ingest_city`.
+    """
+    tally = IngestTally(city["trajectories"]["format"]) if tally is None else tally
+    flt = city["filters"]
+    kwargs = dict(bbox=city["bbox"], min_points=flt["min_points"], max_points=flt["max_points"],
+                  max_speed_mps=flt["max_speed_mps"])
+    seen: set[str] = set()
+    for trips, parse_rej in _source_blocks(city, data_root, tally, porto_block_bytes, cab_block_points):
+        kept, rej = filter_trips(trips, seen_ids=seen, **kwargs)
+        tally.parse_rejections.append(parse_rej)
+        tally.filter_rejections.append(rej)
+        tally.n_kept += len(kept)
+        yield _finish_trips(kept)
+
+
+def ingest_city(city: dict, data_root: Path, porto_block_bytes: int = PORTO_BLOCK_BYTES,
+                cab_block_points: int = CAB_BLOCK_POINTS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read a city's raw trajectory source, filter it, and account for every trip (in memory).
+
+    The whole-table form of :func:`iter_ingest_blocks`; the pipeline streams with
+    :func:`ingest_city_to_parquet` instead.
 
     Args:
         city: the city's config block (``trajectories``, ``bbox``, ``filters``, ``caps``).
         data_root: root folder of the raw data; ``trajectories.path`` is relative to it.
+        porto_block_bytes, cab_block_points: streaming block sizes (see :func:`iter_ingest_blocks`);
+            the result does not depend on them.
 
     Returns:
         ``(trips, rejections, qc)``. ``trips`` has :data:`TRIP_COLUMNS` (+ source columns such as
@@ -49,45 +169,58 @@ def ingest_city(city: dict, data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame
         InputFileError: unreadable source (names the file, row and problem).
         ValueError: unknown trajectory format.
     """
-    src = city["trajectories"]
-    path = Path(data_root) / src["path"]
-    flt = city["filters"]
-    cap = city.get("caps", {}).get("max_trips")
-    kwargs = dict(bbox=city["bbox"], min_points=flt["min_points"], max_points=flt["max_points"],
-                  max_speed_mps=flt["max_speed_mps"])
-    seen: set[str] = set()
-    kept_parts, rej_parts = [], []
-    if src["format"] == "porto_csv":
-        for trips, parse_rej in read_porto_trips(path, max_trips=cap):
-            kept, rej = filter_trips(trips, seen_ids=seen, **kwargs)
-            kept_parts.append(kept)
-            rej_parts += [parse_rej, rej]
-    elif src["format"] == "cabspotting":
-        occ = src.get("occupied_runs", {})
-        trips, parse_rej, fix_counts = read_cabspotting_trips(
-            path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
-            max_trips=cap)
-        log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", fix_counts)
-        kept, rej = filter_trips(trips, seen_ids=seen, **kwargs)
-        kept_parts.append(kept)
-        rej_parts += [parse_rej, rej]
+    tally = IngestTally(city["trajectories"]["format"])
+    parts = list(iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points))
+    nonempty = [p for p in parts if len(p)]
+    if nonempty:
+        trips = pd.concat(nonempty, ignore_index=True)
+    elif parts:
+        trips = parts[0]
     else:
-        raise ValueError(f"unknown trajectory format {src['format']!r} (expected porto_csv or cabspotting)")
-    trips = pd.concat(kept_parts, ignore_index=True) if kept_parts else pd.DataFrame(columns=TRIP_COLUMNS)
-    rejections = pd.concat([r for r in rej_parts if len(r)], ignore_index=True) if any(len(r) for r in rej_parts) \
-        else pd.DataFrame(columns=["trip_id", "row", "reason"])
-    trips["trip_id"] = trips["trip_id"].astype(str)
-    trips["taxi_id"] = trips["taxi_id"].astype(str)
-    trips["start_time"] = np.array([int(t[0]) for t in trips["timestamps"]], dtype=np.int64)
-    trips["n_points"] = np.array([len(t) for t in trips["timestamps"]], dtype=np.int32)
-    extra = [c for c in trips.columns if c not in TRIP_COLUMNS and c != "row"]
-    trips = trips[TRIP_COLUMNS + extra]
-    rejections["trip_id"] = rejections["trip_id"].astype(str)
-    rejections["row"] = pd.array(rejections["row"], dtype="Int64")
-    n_in = len(trips) + len(rejections)
-    qc = stage_counts("ingest", n_in, len(trips), rejections["reason"])
-    if src["format"] == "cabspotting":
-        fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(fix_counts[key])}
-                                 for key, outcome in FIX_OUTCOMES.items()])
-        qc = pd.concat([qc, fix_rows], ignore_index=True)
-    return trips, rejections, qc
+        trips = pd.DataFrame(columns=TRIP_COLUMNS)
+    rejections = tally.rejections()
+    return trips, rejections, tally.qc(rejections)
+
+
+def ingest_city_to_parquet(city: dict, data_root: Path, trips_path: Path, rejections_path: Path,
+                           porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS
+                           ) -> pd.DataFrame:
+    """Stream a city's trips into ``trips_path`` block by block (one Parquet row group per block).
+
+    Same table as ``ingest_city(...)[0].to_parquet(trips_path)`` (same columns, types and rows), with
+    memory bounded by one block (see :func:`iter_ingest_blocks`). The Arrow schema is the first
+    non-empty block's; later blocks are cast to it.
+
+    Returns:
+        The QC table (see :func:`ingest_city`); the rejections are written to ``rejections_path``.
+
+    Raises:
+        InputFileError, ValueError: see :func:`ingest_city`; ValueError also when a later block's
+            columns cannot be cast to the first block's schema (names the column).
+    """
+    tally = IngestTally(city["trajectories"]["format"])
+    writer, schema, first_empty = None, None, None
+    try:
+        for block in iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points):
+            if not len(block):
+                first_empty = block if first_empty is None else first_empty
+                continue
+            table = pa.Table.from_pandas(block, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(trips_path, schema)
+            elif not table.schema.equals(schema, check_metadata=False):
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                    raise ValueError(f"ingest block does not fit the schema of the first block: {exc}") from exc
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # nothing kept: an empty table with the columns the reader gave
+        empty = first_empty if first_empty is not None else pd.DataFrame(columns=TRIP_COLUMNS)
+        empty.to_parquet(trips_path, index=False)
+    rejections = tally.rejections()
+    rejections.to_parquet(rejections_path, index=False)
+    return tally.qc(rejections)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import io
 import lzma
+import pickle
 import re
 import tarfile
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -31,9 +33,10 @@ CAB_FILE = re.compile(r"(?:^|/)new_([^/]+)\.txt$")
 
 
 def iter_cab_files(path: Path) -> Iterator[tuple[str, str, bytes]]:
-    """Yield ``(cab_id, display_name, raw_bytes)`` for every ``new_<cab>.txt``.
+    """Yield ``(cab_id, display_name, raw_bytes)`` for every ``new_<cab>.txt``, one file at a time.
 
-    A folder is read in file-name order, an archive in archive order (one streaming pass).
+    A folder is read in cab-id order (then path), an archive in archive order (one streaming pass
+    over the compressed data, no seeking back). Only one cab file's bytes are held at a time.
 
     Raises:
         InputFileError: path missing, an empty archive file, an unreadable (truncated or corrupt)
@@ -44,10 +47,9 @@ def iter_cab_files(path: Path) -> Iterator[tuple[str, str, bytes]]:
         raise InputFileError(path, "file or folder not found")
     found = 0
     if path.is_dir():
-        for f in sorted(path.rglob("new_*.txt")):
-            m = CAB_FILE.search(f.as_posix())
+        for cab, f in sorted((CAB_FILE.search(f.as_posix()).group(1), f) for f in path.rglob("new_*.txt")):
             found += 1
-            yield m.group(1), str(f), f.read_bytes()
+            yield cab, str(f), f.read_bytes()
     else:
         if path.stat().st_size == 0:
             raise InputFileError(path, "empty file: expected a tar archive of cabspottingdata/")
@@ -178,31 +180,128 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     return trips, rejections, counts
 
 
-def read_cabspotting_trips(path: Path, max_gap_seconds: int = 300, min_fixes: int = 5,
-                           max_trips: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Read every cab and return ``(trips, rejections, fix_counts)``.
+def _runs_by_cab(path: Path, max_gap_seconds: int, min_fixes: int, fix_counts: dict,
+                spill_dir: Path) -> Iterator[list[dict]]:
+    """Yield each cab's runs (trips and ``too_few_fixes`` rejections), cabs in ascending id order,
+    a cab's runs in start order.
 
-    Runs are ordered by cab id, then start time, whatever the archive order. ``max_trips`` caps the
-    number of occupied runs taken in that order; runs past the cap appear in no trip count.
-    ``fix_counts`` (keys :data:`FIX_COUNT_KEYS`, see :func:`occupied_runs`) covers every fix read,
-    also those of runs past the cap.
-
-    Raises:
-        InputFileError: see :func:`iter_cab_files` and :func:`parse_cab_file`.
+    A folder is read in cab-id order directly. An archive cannot be read out of order, so each cab's
+    runs are pickled to ``spill_dir`` on the way (one file per cab file) and read back in cab-id
+    order: memory holds one cab at a time, disk holds about the size of the trips. Several files
+    of the same cab id (in different sub-folders) are merged by start time.
     """
-    runs = []
-    fix_counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
+    pending: list[dict] = []
+    pending_cab = None
+    spilled: dict[str, list[Path]] = {}
+    n_spilled = 0
+    in_order = Path(path).is_dir()
     for cab, name, raw in iter_cab_files(Path(path)):
         cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes)
+        del raw
         for k, v in counts.items():
             fix_counts[k] += v
-        runs += cab_trips + cab_rej
-    runs.sort(key=lambda d: (d["taxi_id"], d["start"]))
-    if max_trips is not None:
-        runs = runs[:max_trips]
+        runs = cab_trips + cab_rej
+        if in_order:
+            if cab != pending_cab and pending_cab is not None:
+                pending.sort(key=lambda d: d["start"])  # stable: within a start, file order
+                yield pending
+                pending = []
+            pending_cab = cab
+            pending += runs
+        else:
+            spill = Path(spill_dir) / f"cab{n_spilled:07d}.pkl"
+            n_spilled += 1
+            with open(spill, "wb") as f:
+                pickle.dump(runs, f, protocol=pickle.HIGHEST_PROTOCOL)
+            spilled.setdefault(cab, []).append(spill)
+    if in_order:
+        if pending_cab is not None:
+            pending.sort(key=lambda d: d["start"])
+            yield pending
+        return
+    for cab in sorted(spilled):
+        runs = []
+        for spill in spilled[cab]:
+            with open(spill, "rb") as f:
+                runs += pickle.load(f)
+            spill.unlink()
+        runs.sort(key=lambda d: d["start"])
+        yield runs
+
+
+def _cab_block(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     trips = [r for r in runs if "timestamps" in r]
     rejections = [r for r in runs if "timestamps" not in r]
     trips_df = pd.DataFrame(trips, columns=["trip_id", "taxi_id", "timestamps", "lon", "lat"])
     trips_df["call_type"] = None
     rej_df = pd.DataFrame(rejections, columns=["trip_id", "row", "reason"])
+    return trips_df, rej_df
+
+
+def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: int = 5,
+                            max_trips: int | None = None, fix_counts: dict | None = None,
+                            block_points: int = 1 << 21) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Stream the occupied runs of a cabspottingdata folder or archive as ``(trips, rejections)`` blocks.
+
+    Bounded memory: one cab file (its bytes and fixes) plus one block of runs at a time, whatever
+    the number of cabs. Runs come ordered by cab id, then start time, whatever the archive order
+    (see :func:`_runs_by_cab`), so the concatenated blocks are the same table for every
+    ``block_points``.
+
+    Args:
+        path: the ``cabspottingdata`` folder or a .tar/.tar.gz/.tar.xz of it.
+        max_gap_seconds, min_fixes: see :func:`occupied_runs`.
+        max_trips: cap on the number of runs (trips + ``too_few_fixes`` rejections) taken in that
+            order; runs past the cap appear in no block (their fixes are still counted).
+        fix_counts: a dict updated in place with the fix-level counts (:data:`FIX_COUNT_KEYS`) of
+            every fix read, also those of runs past the cap; complete once the generator is
+            exhausted.
+        block_points: a block is emitted once its trips hold at least this many GPS points.
+
+    Yields:
+        ``trips`` (trip_id, taxi_id, timestamps int64 Unix s, lon, lat float64 degrees, call_type
+        None) and ``rejections`` (trip_id, row None, reason ``too_few_fixes``).
+
+    Raises:
+        InputFileError: see :func:`iter_cab_files` and :func:`parse_cab_file`.
+    """
+    fix_counts = dict.fromkeys(FIX_COUNT_KEYS, 0) if fix_counts is None else fix_counts
+    for k in FIX_COUNT_KEYS:
+        fix_counts.setdefault(k, 0)
+    taken, block, block_pts = 0, [], 0
+    with tempfile.TemporaryDirectory(prefix="trajzoo-cabs-") as spill_dir:
+        for runs in _runs_by_cab(path, max_gap_seconds, min_fixes, fix_counts, Path(spill_dir)):
+            if max_trips is not None:
+                runs = runs[:max(max_trips - taken, 0)]
+            taken += len(runs)
+            for r in runs:
+                block.append(r)
+                block_pts += len(r.get("timestamps", ()))
+                if block_pts >= block_points:
+                    yield _cab_block(block)
+                    block, block_pts = [], 0
+        if block or taken == 0:
+            yield _cab_block(block)
+
+
+def read_cabspotting_trips(path: Path, max_gap_seconds: int = 300, min_fixes: int = 5,
+                           max_trips: int | None = None, block_points: int = 1 << 21
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Read every cab and return ``(trips, rejections, fix_counts)`` as whole tables.
+
+    The concatenation of :func:`iter_cabspotting_blocks` (use that to stream). Runs are ordered by
+    cab id, then start time, whatever the archive order. ``max_trips`` caps the number of occupied
+    runs taken in that order; runs past the cap appear in no trip count. ``fix_counts`` (keys
+    :data:`FIX_COUNT_KEYS`, see :func:`occupied_runs`) covers every fix read, also those of runs
+    past the cap.
+
+    Raises:
+        InputFileError: see :func:`iter_cab_files` and :func:`parse_cab_file`.
+    """
+    fix_counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
+    blocks = list(iter_cabspotting_blocks(path, max_gap_seconds, min_fixes, max_trips, fix_counts, block_points))
+    trip_parts = [b[0] for b in blocks if len(b[0])]
+    trips_df = pd.concat(trip_parts, ignore_index=True) if trip_parts else blocks[0][0]
+    rej_parts = [b[1] for b in blocks if len(b[1])]
+    rej_df = pd.concat(rej_parts, ignore_index=True) if rej_parts else blocks[0][1]
     return trips_df, rej_df, fix_counts

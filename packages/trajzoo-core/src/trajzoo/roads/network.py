@@ -237,8 +237,11 @@ def drivable_strongly_connected(graph: nx.MultiDiGraph, source_name: str = "OSM 
 
 
 def _first(value):
+    """One value of a tag. osmnx's simplification merges the tags of joined ways into a list in
+    set order, which changes with PYTHONHASHSEED from one process to the next; the smallest value
+    (as text) is the same in every process."""
     if isinstance(value, list):
-        return value[0] if value else None
+        return min(value, key=str) if value else None
     return value
 
 

@@ -1,0 +1,1 @@
+"""TransferTraj (arXiv 2505.12672) for trajzoo."""

@@ -1,0 +1,80 @@
+"""Masked-modality recovery objective of TransferTraj pretraining.
+
+Source: TransferTraj paper, section "Unified Task-Transferable Input-Output Scheme" (MSE recovery
+of the masked spatial and temporal modalities). Loss::
+
+    L = w_s * mean_{i in S} ||xy_hat_i - xy_i||^2 / 2 / 1000^2      (km^2, mean over S and both axes)
+      + w_t * mean_{i in T} (t_hat_i - t_i)^2                      (minutes^2)
+      + load_balance_weight * LB                                   (SC-MoE, see sc_moe.py)
+
+with S (T) the points whose spatial (temporal) modality is hidden. x, y errors are measured in
+kilometres (metres / 1000) so that both terms are of order 1 for typical urban trips (a 1 km
+error costs as much as a 1 minute error); a term whose mask is empty is 0.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from trajzoo.data.points import PointBatch
+
+from .masking import KIND_NAMES, unified_masks
+from .parameters import TransferTrajConfig
+
+
+def recovery_loss(pred: dict[str, Tensor], batch: PointBatch, spatial_weight: float = 1.0,
+                  temporal_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """MSE recovery of the hidden modalities.
+
+    Args:
+        pred: ``{"xy": (B, L, 2) metres, "t_minutes": (B, L)}`` from ``TransferTraj.predict``.
+        batch: the batch WITH its true values and the masks under which ``pred`` was made.
+        spatial_weight, temporal_weight: w_s, w_t.
+
+    Returns:
+        ``(loss, stats)``: loss a graph-connected scalar; stats floats ``xy_mse_km2``,
+        ``t_mse_min2``, ``n_spatial``, ``n_temporal``.
+    """
+    s_mask, t_mask = batch.spatial_mask, batch.temporal_mask
+    zero = pred["xy"].sum() * 0.0
+    n_s, n_t = int(s_mask.sum()), int(t_mask.sum())
+    if n_s:
+        diff_km = (pred["xy"][s_mask] - batch.xy[s_mask].to(pred["xy"].dtype)) / 1000.0
+        xy_mse = diff_km.pow(2).mean()
+    else:
+        xy_mse = zero
+    if n_t:
+        t_mse = (pred["t_minutes"][t_mask] - batch.t_minutes[t_mask].to(pred["t_minutes"].dtype)).pow(2).mean()
+    else:
+        t_mse = zero
+    loss = spatial_weight * xy_mse + temporal_weight * t_mse
+    return loss, {"xy_mse_km2": float(xy_mse.detach()), "t_mse_min2": float(t_mse.detach()),
+                  "n_spatial": float(n_s), "n_temporal": float(n_t)}
+
+
+def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    """One pretraining loss evaluation: draw unified masks, predict from the visible view, score.
+
+    Args:
+        model: a :class:`~trajzoo_transfertraj.model.TransferTraj` (its config gives the mask
+            and loss parameters).
+        batch: a :class:`PointBatch` with true values (its own masks are ignored and replaced).
+        generator: CPU generator for the masks.
+
+    Returns:
+        ``(loss, stats)``: recovery loss + ``model.auxiliary_loss()``; stats as
+        :func:`recovery_loss` plus ``loss``, ``recovery``, ``load_balance`` (unweighted LB) and
+        the fraction of trajectories of each mask kind (``kind_spatial`` ...).
+    """
+    cfg: TransferTrajConfig = model.config
+    spatial, temporal, kind = unified_masks(
+        batch.padding_mask, cfg.mask_kind_probs, (cfg.modality_ratio_min, cfg.modality_ratio_max),
+        (cfg.span_ratio_min, cfg.span_ratio_max), generator)
+    masked = batch.with_masks(spatial, temporal)
+    pred = model.predict(masked.visible())
+    rec, stats = recovery_loss(pred, masked, cfg.spatial_loss_weight, cfg.temporal_loss_weight)
+    total = rec + model.auxiliary_loss()
+    stats.update(loss=float(total.detach()), recovery=float(rec.detach()), load_balance=float(model.load_balance().detach()))
+    for k, name in enumerate(KIND_NAMES):
+        stats[f"kind_{name}"] = float((kind == k).float().mean()) if kind.numel() else 0.0
+    return total, stats

@@ -1,0 +1,220 @@
+"""Pretraining loop of TransferTraj over one or several cities, plus model save/load.
+
+Source: TransferTraj paper, section "Unified Task-Transferable Input-Output Scheme" (pretraining
+by masked-modality recovery) and "Region transferability" (a model pretrained on source regions
+is applied to a target region). One model is pretrained on the trajectories of every city in
+``rows_by_city`` (in-city: the target alone; zero-/few-shot: the source cities only).
+
+Mixing cities: a :class:`~trajzoo.data.points.PointBatch` belongs to one city, so each epoch
+builds the shuffled batches of every city (:func:`trajzoo.data.points.iterate_point_batches`)
+and visits them in one random interleaving, drawn from the run's generator: every trajectory
+is seen once per epoch and consecutive steps alternate between cities in proportion to their
+sizes. Masks come from the same generator (:func:`~trajzoo_transfertraj.masking.unified_masks`),
+gate noise from the global torch RNG (seeded by the caller, restored on resume).
+
+A checkpoint (model, optimiser, generator, global RNGs, history) is written atomically after
+every epoch with :class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again
+with the same definition resumes after the last completed epoch and reaches the same weights.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trajzoo.data.points import iterate_point_batches
+from trajzoo.runlog import config_digest
+from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.loop import RunContext, atomic_save, load_checkpoint, progress, tensor_digest
+
+from .model import TransferTraj
+from .objective import pretraining_loss
+from .parameters import TransferTrajConfig
+
+MODEL_NAME = "transfertraj"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Pretraining schedule.
+
+    Attributes:
+        epochs: passes over the (capped) rows of every city.
+        batch_size: trajectories per step (one city per batch).
+        lr: AdamW learning rate. weight_decay: AdamW weight decay.
+        grad_clip: max global gradient norm (0 = no clipping).
+        max_trips_per_city: keep at most this many trips per city (a seeded random subset of the
+            given rows; None = all). Counted in the history's ``n_trips`` entries.
+        max_steps_per_epoch: stop an epoch after this many steps (None = full pass); for quick runs.
+    """
+
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    max_trips_per_city: int | None = None
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
+        for name in ("max_trips_per_city", "max_steps_per_epoch"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {v}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "PretrainConfig":
+        """Build from config; unknown keys raise ValueError naming them."""
+        d = dict(d or {})
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown transfertraj pretrain parameter(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+def cap_rows(rows: list[dict], cap: int | None, seed: int) -> list[dict]:
+    """At most ``cap`` rows: a random subset (``numpy.random.default_rng(seed)``) kept in input
+    order, or all rows when ``cap`` is None or not exceeded."""
+    if cap is None or len(rows) <= cap:
+        return list(rows)
+    keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=cap, replace=False))
+    return [rows[i] for i in keep]
+
+
+def interleaved_batches(rows_by_city: dict[str, list[dict]], batch_size: int, max_len: int,
+                        generator: torch.Generator):
+    """One epoch of batches of every city in a random interleaving.
+
+    Yields ``PointBatch`` es (each of one city). The per-city shuffles and the interleaving are
+    drawn from ``generator``; batches are collated lazily.
+    """
+    cities = sorted(rows_by_city)
+    iters = {c: iterate_point_batches(rows_by_city[c], batch_size, c, max_len, shuffle=True, generator=generator)
+             for c in cities}
+    sizes = [-(-len(rows_by_city[c]) // batch_size) for c in cities]
+    schedule = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(sizes)]) if cities else \
+        torch.zeros(0, dtype=torch.long)
+    schedule = schedule[torch.randperm(len(schedule), generator=generator)]
+    for i in schedule.tolist():
+        yield next(iters[cities[i]])
+
+
+def pretraining_eval_loss(model: TransferTraj, rows_by_city: dict[str, list[dict]], batch_size: int, seed: int,
+                          device) -> float:
+    """Trip-weighted mean pretraining loss over ``rows_by_city`` in eval mode with masks from a
+    fixed seed (comparable across epochs). NaN when there are no rows."""
+    gen = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for city in sorted(rows_by_city):
+            for batch in iterate_point_batches(rows_by_city[city], batch_size, city, model.config.max_len):
+                loss, _ = pretraining_loss(model, batch.to(device), gen)
+                total += float(loss) * batch.batch_size
+                n += batch.batch_size
+    return total / n if n else float("nan")
+
+
+def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: PretrainConfig, ctx: RunContext,
+             val_rows_by_city: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Pretrain ``model`` in place by masked-modality recovery on the trajectories of every city.
+
+    Args:
+        model: a fresh (or partially trained) :class:`TransferTraj`, moved to ``ctx.device``.
+        rows_by_city: ``{city: point rows}`` (:func:`trajzoo.data.points.point_rows`), the train
+            split of each pretraining city.
+        cfg: schedule. ctx: device, seed, checkpoint folder, logger, history.
+        val_rows_by_city: optional ``{city: rows}`` whose loss (fixed masks) is logged per epoch.
+
+    Returns:
+        The per-epoch history entries ``{"phase": "pretrain", "epoch", "train_loss", "val_loss",
+        "xy_mse_km2", "t_mse_min2", "load_balance", "steps", "n_trips", "expert_usage"}`` (also
+        appended to ``ctx.history``); ``expert_usage`` is the list of per-block lists of points
+        routed to each expert during the epoch.
+
+    Raises:
+        ValueError: no city or a city without rows.
+    """
+    if not rows_by_city:
+        raise ValueError("pretrain: no city to pretrain on")
+    empty = [c for c, r in rows_by_city.items() if not r]
+    if empty:
+        raise ValueError(f"pretrain: no trajectory for city/cities {empty}")
+    device = ctx.device
+    model.to(device)
+    rows = {c: cap_rows(r, cfg.max_trips_per_city, ctx.seed) for c, r in rows_by_city.items()}
+    val_rows = {c: cap_rows(r, cfg.max_trips_per_city, ctx.seed) for c, r in (val_rows_by_city or {}).items() if r}
+    fingerprint = config_digest({"model": model.config.to_dict(), "schedule": asdict(cfg), "seed": ctx.seed,
+                                 "cities": {c: len(r) for c, r in sorted(rows.items())},
+                                 "first_trips": {c: [str(x["trip_id"]) for x in r[:3]] for c, r in sorted(rows.items())},
+                                 "init": tensor_digest(model.state_dict())})
+    store = CheckpointStore(ctx.checkpoint_dir, fingerprint)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = ctx.generator(offset=0)
+    first = 0
+    resume = store.latest("pretrain", device)
+    if resume is not None:
+        first = store.resume_training(resume, model, opt, gen, ctx.history)
+        ctx.logger.info("pretrain: resuming after epoch %d", resume["epoch"])
+    n_trips = {c: len(r) for c, r in rows.items()}
+    ctx.logger.info("pretrain on %s trips, %d epochs, model with %d parameters", n_trips, cfg.epochs,
+                    model.num_parameters())
+    for epoch in progress(range(first, cfg.epochs), "pretrain epochs"):
+        model.train()
+        model.reset_expert_usage()
+        sums: dict[str, float] = {}
+        steps = 0
+        for batch in interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen):
+            loss, stats = pretraining_loss(model, batch.to(device), gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            for k in ("loss", "xy_mse_km2", "t_mse_min2", "load_balance"):
+                sums[k] = sums.get(k, 0.0) + stats[k]
+            steps += 1
+            if cfg.max_steps_per_epoch is not None and steps >= cfg.max_steps_per_epoch:
+                break
+        mean = {k: v / max(steps, 1) for k, v in sums.items()}
+        usage = model.expert_usage(cumulative=True).tolist()  # training steps only
+        val_loss = pretraining_eval_loss(model, val_rows, cfg.batch_size, ctx.seed + 7, device) if val_rows else float("nan")
+        entry = {"phase": "pretrain", "epoch": epoch, "train_loss": mean.get("loss", float("nan")), "val_loss": val_loss,
+                 "xy_mse_km2": mean.get("xy_mse_km2", float("nan")), "t_mse_min2": mean.get("t_mse_min2", float("nan")),
+                 "load_balance": mean.get("load_balance", float("nan")), "steps": steps,
+                 "n_trips": sum(n_trips.values()),
+                 "expert_usage": usage}
+        ctx.history.append(entry)
+        ctx.logger.info("pretrain epoch %d: train loss %.4f (xy %.4f km^2, t %.3f min^2, LB %.3f), val loss %.4f, "
+                        "%d steps, expert usage %s", epoch, entry["train_loss"], entry["xy_mse_km2"],
+                        entry["t_mse_min2"], entry["load_balance"], val_loss, steps, entry["expert_usage"])
+        store.save("pretrain", epoch, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "generator": gen.get_state(), "history": list(ctx.history)})
+    return [h for h in ctx.history if h.get("phase") == "pretrain"]
+
+
+def save_model(path: Path | str, model: TransferTraj, extra: dict[str, Any] | None = None) -> None:
+    """Atomically write ``{"model": "transfertraj", "hparams": config dict, "state_dict", **extra}``."""
+    payload = {"model": MODEL_NAME, "hparams": model.config.to_dict(),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    payload.update(extra or {})
+    atomic_save(payload, Path(path))
+
+
+def load_model(path: Path | str, device: torch.device | str = "cpu") -> TransferTraj:
+    """Rebuild a model written by :func:`save_model` (``weights_only`` loading), in eval mode.
+
+    Raises:
+        ValueError: the file holds another model.
+    """
+    ckpt = load_checkpoint(Path(path), device)
+    if ckpt.get("model") != MODEL_NAME:
+        raise ValueError(f"{path}: holds model {ckpt.get('model')!r}, not {MODEL_NAME!r}")
+    model = TransferTraj(TransferTrajConfig.from_dict(ckpt["hparams"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()

@@ -1,0 +1,121 @@
+"""Point tasks TP, TR, OD-TTE: eligibility, query masks, truth/prediction selection, loss, metrics."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trajzoo.data.points import collate_points
+from trajzoo.registry import get_task
+from trajzoo.tasks.od_tte import ODTravelTime
+from trajzoo.tasks.tp import TrajectoryPrediction
+from trajzoo.tasks.tr import TrajectoryRecovery
+
+
+def row(trip_id: str, n: int, x0: float = 1000.0, step_s: int = 60) -> dict:
+    """A straight trip east at 10 m per point, one point every ``step_s`` seconds."""
+    i = np.arange(n)
+    return {"trip_id": trip_id, "has_poi": True, "has_road": False,
+            "x": x0 + 10.0 * i, "y": np.full(n, 500.0) + i, "t": 1_400_000_000 + step_s * i,
+            "minute_of_day": (600 + i) % 1440, "day_of_week": np.full(n, 2), "road_class": np.ones(n, int),
+            "road_lanes": np.zeros(n, int), "road_maxspeed": np.zeros(n, int), "poi_category": np.full(n, 3),
+            "poi_log_count": np.full(n, 0.5), "road_km": np.zeros(n)}
+
+
+def batch_of(*lengths):
+    return collate_points([row(f"t{k}", n) for k, n in enumerate(lengths)], "toy", max_len=400)
+
+
+def test_registry_has_point_tasks():
+    assert isinstance(get_task("tp"), TrajectoryPrediction)
+    assert isinstance(get_task("tr"), TrajectoryRecovery)
+    assert isinstance(get_task("od_tte"), ODTravelTime)
+
+
+def test_eligibility_counts():
+    rows = [row("a", 6), row("b", 7), row("c", 8), row("d", 9), row("e", 2), row("f", 1)]
+    kept, qc = TrajectoryPrediction().eligible(rows)
+    assert [r["trip_id"] for r in kept] == ["b", "c", "d"]
+    assert dict(zip(qc["outcome"], qc["count"])) == {"in": 6, "kept": 3, "rejected:too_few_points_for_tp": 3}
+    kept, qc = TrajectoryRecovery().eligible(rows)
+    assert [r["trip_id"] for r in kept] == ["d"]
+    assert qc["stage"].iloc[0] == "task:tr"
+    kept, qc = ODTravelTime().eligible(rows)
+    assert len(kept) == 5 and dict(zip(qc["outcome"], qc["count"]))["rejected:too_few_points_for_od_tte"] == 1
+
+
+def test_tp_hides_xy_of_the_last_five_points():
+    b = batch_of(7, 10)
+    q = TrajectoryPrediction().make_query(b)
+    assert q.spatial_mask[0].tolist() == [False, False, True, True, True, True, True, False, False, False]
+    assert q.spatial_mask[1].tolist() == [False] * 5 + [True] * 5
+    assert not q.temporal_mask.any()
+    v = q.visible()
+    assert (v.xy[q.spatial_mask] == 0).all() and (v.t_minutes == q.t_minutes).all()
+    y_true, _ = TrajectoryPrediction().select(q, {"xy": torch.zeros_like(q.xy)})
+    assert y_true.shape == (10, 2)
+    # trip 0 (7 points): hidden points 2..6 at x = 20..60 m relative to the first point
+    assert y_true[:5, 0].tolist() == [20.0, 30.0, 40.0, 50.0, 60.0]
+    with pytest.raises(ValueError):
+        TrajectoryPrediction().make_query(batch_of(6))
+
+
+def test_tr_keeps_every_eighth_point():
+    b = batch_of(9, 18)
+    q = TrajectoryRecovery().make_query(b)
+    hidden = q.spatial_mask
+    assert [i for i in range(18) if not hidden[1, i]] == [0, 8, 16]
+    assert [i for i in range(9) if not hidden[0, i]] == [0, 8]
+    assert not hidden[0, 9:].any()  # padding never hidden
+    assert hidden.sum().item() == 7 + 15
+    assert not q.temporal_mask.any()
+
+
+def test_od_tte_query_is_origin_and_destination():
+    b = batch_of(5, 12)
+    q = ODTravelTime().make_query(b)
+    assert q.xy.shape == (2, 2, 2) and q.lengths.tolist() == [2, 2] and not q.padding_mask.any()
+    assert q.temporal_mask.tolist() == [[False, True], [False, True]] and not q.spatial_mask.any()
+    assert q.xy[0, 1].tolist() == [40.0, 4.0] and q.xy[1, 1].tolist() == [110.0, 11.0]
+    assert q.t_minutes[:, 1].tolist() == [4.0, 11.0]
+    assert q.minute_of_day[1].tolist() == [600, 611]
+    assert torch.equal(q.departure, b.departure)
+    v = q.visible()
+    assert v.t_minutes[:, 1].tolist() == [0.0, 0.0] and v.minute_of_day[:, 1].tolist() == [0, 0]
+    assert v.xy[1, 1].tolist() == [110.0, 11.0]  # destination position stays visible
+    y_true, y_pred = ODTravelTime().select(q, {"t_minutes": torch.full((2, 2), 5.0), "xy": q.xy})
+    assert y_true.tolist() == [[4.0], [11.0]] and y_pred.tolist() == [[5.0], [5.0]]
+    m = ODTravelTime().metrics(y_true.numpy(), y_pred.numpy())
+    assert m["MAE"] == pytest.approx(3.5)
+    assert m["RMSE"] == pytest.approx(math.sqrt((1 + 36) / 2))
+    assert m["MAPE"] == pytest.approx((1 / 4 + 6 / 11) / 2)
+
+
+def test_displacement_metrics_and_losses():
+    task = TrajectoryPrediction()
+    q = task.make_query(batch_of(7))
+    pred = q.xy.clone()
+    pred[q.spatial_mask] += torch.tensor([3.0, 4.0])  # every hidden point 5 m off
+    y_true, y_pred = task.select(q, {"xy": pred})
+    assert task.metrics(y_true.numpy(), y_pred.numpy()) == pytest.approx({"MAE": 5.0, "RMSE": 5.0})
+    # loss in km: mean of (0.003^2, 0.004^2)
+    assert task.loss(q, {"xy": pred}).item() == pytest.approx((0.003 ** 2 + 0.004 ** 2) / 2, rel=1e-4)
+    m = task.metrics(np.zeros((2, 2)), np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert m == pytest.approx({"MAE": 2.5, "RMSE": math.sqrt(12.5)})
+    od = ODTravelTime()
+    qo = od.make_query(batch_of(5))
+    t = torch.tensor([[0.0, 6.0]], requires_grad=True)
+    loss = od.loss(qo, {"t_minutes": t})
+    assert loss.item() == pytest.approx(4.0)  # (6 - 4)^2 minutes^2
+    loss.backward()
+    assert t.grad[0, 0] == 0 and t.grad[0, 1] != 0
+
+
+def test_select_rejects_wrong_shapes():
+    q = TrajectoryRecovery().make_query(batch_of(9))
+    with pytest.raises(ValueError):
+        TrajectoryRecovery().select(q, {"xy": torch.zeros(1, 3, 2)})
+    with pytest.raises(KeyError):
+        TrajectoryRecovery().select(q, {"t_minutes": torch.zeros(1, 9)})

@@ -1,0 +1,120 @@
+"""The two execution profiles (workflow/profiles/default: local, workflow/profiles/slurm: SLURM)
+set threads and resources for the same rules with the same values, cover every rule of the
+workflow, and a cuda config asks for GPUs on the model rules only (a dry run, no SLURM needed)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_env_pins import rule_blocks
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = {name: yaml.safe_load((REPO / "workflow" / "profiles" / name / "config.yaml").read_text())
+            for name in ("default", "slurm")}
+RULES = sorted(set(rule_blocks()) - {"all"})
+
+
+def declared_threads() -> dict[str, str]:
+    return {name: m[1] for name, body in rule_blocks().items()
+            if (m := re.search(r"^\s*threads:\s*(\S+)", body, flags=re.M))}
+
+
+def test_slurm_profile_uses_the_plugin():
+    slurm = PROFILES["slurm"]
+    assert slurm["executor"] == "slurm"
+    assert "runtime" in slurm["default-resources"] and "mem_mb" in slurm["default-resources"]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profile_covers_every_rule(profile):
+    p = PROFILES[profile]
+    missing = [r for r in RULES if r not in p["set-resources"]]
+    assert not missing, f"{profile}: rules without set-resources: {missing}"
+    unknown = (set(p["set-resources"]) | set(p["set-threads"])) - set(RULES)
+    assert not unknown, f"{profile}: settings for rules that do not exist: {sorted(unknown)}"
+    for rule in declared_threads():
+        assert rule in p["set-threads"], f"{profile}: rule {rule} declares threads but the profile does not set them"
+    for rule, res in p["set-resources"].items():
+        assert {"mem_mb", "runtime"} <= set(res), f"{profile}: {rule}: {res}"
+
+
+def test_profiles_agree():
+    local, slurm = PROFILES["default"], PROFILES["slurm"]
+    assert local["set-threads"] == slurm["set-threads"]
+    # the cluster fans map matching out wider; both name the same scatter-gather processes
+    assert set(local["set-scatter"]) == set(slurm["set-scatter"])
+    for rule in RULES:
+        a, b = local["set-resources"][rule], slurm["set-resources"][rule]
+        assert a["mem_mb"] == b["mem_mb"] and a["runtime"] == b["runtime"], rule
+    assert local["default-resources"]["mem_mb"] == slurm["default-resources"]["mem_mb"]
+
+
+def test_no_resources_in_the_config():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+
+    def keys(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield k
+                yield from keys(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from keys(v)
+    assert not {"threads", "resources", "mem_mb", "runtime", "gpu", "gpu_model"} & set(keys(config))
+
+
+def planned_resources(repo, work, data_root, device):
+    """rule -> set of 'resources:' lines of a dry run of results/porto/metatrl.csv."""
+    import subprocess
+    import sys
+    from e2e_support import small_config
+    cfg = small_config(repo, data_root)
+    cfg["device"] = device
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(repo / "Snakefile"),
+                           "--directory", str(work), "--profile", str(repo / "workflow/profiles/slurm"),
+                           "results/porto/metatrl.csv", "--configfile", str(work / "config.yaml")],
+                          capture_output=True, text=True, timeout=300, cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out, rule = {}, None
+    for line in proc.stdout.splitlines():
+        if m := re.match(r"(?:local)?rule (\w+):", line):
+            rule = m[1]
+        elif rule and line.strip().startswith("resources:"):
+            res = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+            out.setdefault(rule, []).append(res)
+    return out
+
+
+def test_cuda_config_asks_for_gpus_on_model_rules_only(repo, data_root, tmp_path):
+    gpu_rules = {name for name, body in rule_blocks().items() if "gpu=gpu_request" in body}
+    assert {"pretrain", "finetune_task", "embed_trajectories"} <= gpu_rules
+    for device in ("cuda", "cpu"):
+        planned = planned_resources(repo, tmp_path, data_root, device)
+        assert gpu_rules & set(planned)
+        for rule, jobs in planned.items():
+            for res in jobs:
+                want = ("1" if device == "cuda" else "0") if rule in gpu_rules else None
+                assert res.get("gpu") == want, (device, rule, res)
+                # the profile's values reach the jobs
+                limits = PROFILES["slurm"]["set-resources"][rule]
+                assert (res["mem_mb"], res["runtime"]) == (str(limits["mem_mb"]), str(limits["runtime"])), (rule, res)
+
+
+def test_plugin_turns_gpu_resources_into_sbatch_gpus():
+    """What the SLURM plugin adds to sbatch for the resources of a job (its own function)."""
+    from types import SimpleNamespace
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Res(dict):
+        __getattr__ = dict.__getitem__
+
+    def gres(**res):
+        return set_gres_string(SimpleNamespace(resources=Res(res))).strip()
+    assert gres(gpu=1) == "--gpus=1"
+    assert gres(gpu=1, gpu_model="a100") == "--gpus=a100:1"
+    assert gres(gpu=0) == ""
+    assert gres() == ""
