@@ -103,7 +103,9 @@ fi
 if ! running mariadbd && ! running mysqld; then
   log "starting MariaDB"
   # --skip-networking: slurmdbd reaches it through the unix socket (StorageHost=localhost).
-  nohup mariadbd --user=mysql --skip-networking --log-error=/var/log/mysql/error.log \
+  # setsid: its own session, so it outlives the shell (or CI step) that started it, like the
+  # daemonising SLURM and munge daemons.
+  setsid nohup mariadbd --user=mysql --skip-networking --log-error=/var/log/mysql/error.log \
     >/dev/null 2>&1 </dev/null &
 fi
 wait_for 60 "MariaDB" mariadb-admin ping

@@ -69,6 +69,16 @@ def batch_to_rows(batch: PointBatch) -> list[dict]:
     return rows
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and 1 thread avoids OpenMP oversubscription
+    slowdowns when other jobs share the cores; restored after each module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def small_config() -> TransferTrajConfig:
     """A small, fast configuration (d = 32, 2 blocks, C = 8, k = 4)."""
