@@ -18,7 +18,7 @@ from trajzoo_metatrl.objective import MetaTRLPretrainer
 from trajzoo_metatrl.parameters import private_parameters, shared_parameters
 from trajzoo.data.city import trip_rows
 
-from conftest import build_graph
+from metatrl_toy import build_graph
 
 
 def toy_city(name: str, seed: int, n_trips: int = 24, attribute_dim: int | None = None) -> CityData:

@@ -6,7 +6,7 @@ import torch
 from trajzoo_transfertraj.modalities import PointModalityExtractor
 from trajzoo_transfertraj.modality_mixing import ModalityMixingLayer
 
-from conftest import build_batch
+from transfertraj_toy import build_batch
 
 
 def test_missing_context_uses_learned_tokens():

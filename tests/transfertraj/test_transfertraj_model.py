@@ -7,7 +7,7 @@ import torch
 from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.parameters import TransferTrajConfig
 
-from conftest import build_batch, pad_batch
+from transfertraj_toy import build_batch, pad_batch
 
 
 def _zero_heads(model):

@@ -7,7 +7,7 @@ from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.objective import pretraining_loss, recovery_loss
 from trajzoo_transfertraj.parameters import TransferTrajConfig
 
-from conftest import build_batch
+from transfertraj_toy import build_batch
 
 
 def test_recovery_loss_by_hand():

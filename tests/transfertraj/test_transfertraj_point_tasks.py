@@ -11,7 +11,7 @@ from trajzoo.training.point_tasks import PointFineTuneConfig, evaluate_point_tas
 from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.parameters import TransferTrajConfig
 
-from conftest import batch_to_rows, build_batch
+from transfertraj_toy import batch_to_rows, build_batch
 
 CFG = TransferTrajConfig(d_model=16, heads=2, ffn_dim=16, max_len=32)
 FT = PointFineTuneConfig(epochs=3, lr=3e-3, batch_size=8, patience=2, max_len=32)

@@ -5,7 +5,7 @@ import torch
 from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.sc_moe import NoisyTopKGate, SCMoE, load_balance_loss
 
-from conftest import build_batch
+from transfertraj_toy import build_batch
 
 
 def test_gate_picks_exactly_top_k_of_eight():

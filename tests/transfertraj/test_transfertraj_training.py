@@ -10,7 +10,7 @@ from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.parameters import TransferTrajConfig
 from trajzoo_transfertraj.training import PretrainConfig, cap_rows, interleaved_batches, load_model, pretrain, save_model
 
-from conftest import batch_to_rows, build_batch
+from transfertraj_toy import batch_to_rows, build_batch
 
 CFG = TransferTrajConfig(d_model=16, heads=2, ffn_dim=16, max_len=32)
 

@@ -155,7 +155,8 @@ if TT:
             parts=lambda wc: [f"results/{wc.city}/transfertraj/{v}/eval/{s}/seed{seed}/{task}.csv"
                               for v, s in tt_eval_keys() for seed in SEEDS for task in TT["tasks"]],
         output:
-            table="results/{city}/transfertraj.csv",
+            table=report("results/{city}/transfertraj.csv", category="TransferTraj",
+                         caption="../report/transfertraj.rst"),
         params:
             eval_keys=lambda wc: [{"variant": v, "setting": s, "pretrain": tt_settings()[s][0],
                               "train_fraction": tt_settings()[s][1], "seed": seed, "task": task}

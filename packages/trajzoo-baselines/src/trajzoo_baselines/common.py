@@ -3,12 +3,11 @@ position encodings (the latter two are MetaTRL's, re-exported so every baseline 
 encodes positions the same way)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from torch import Tensor
 
+from trajzoo.config import strict_from_dict
 from trajzoo.data.batch import TrajectoryBatch
 from trajzoo_metatrl.trajectory_encoder import mean_pool, sinusoidal_position_encoding
 
@@ -17,29 +16,6 @@ __all__ = ["strict_from_dict", "validate_batch", "mean_pool", "sinusoidal_positi
 T = TypeVar("T")
 
 BATCH_FIELDS = ("padding_mask", "seconds", "day_of_week", "minute_of_day", "time_known")
-
-
-def strict_from_dict(cls: type[T], d: Mapping[str, Any], what: str) -> T:
-    """Build the dataclass ``cls`` from a mapping (e.g. a YAML section); missing keys take the
-    dataclass defaults.
-
-    Args:
-        cls: a dataclass type.
-        d: field values.
-        what: name used in the error message (e.g. ``"start hparams"``).
-
-    Returns:
-        ``cls(**d)``.
-
-    Raises:
-        ValueError: naming every key of ``d`` that is not a field of ``cls`` (and whatever
-            ``cls.__post_init__`` raises for out-of-range values).
-    """
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} key(s): {unknown} (known: {sorted(known)})")
-    return cls(**dict(d))
 
 
 def validate_batch(batch: TrajectoryBatch, num_segments: int, road_mask: Tensor | None = None) -> None:

@@ -9,8 +9,10 @@ field names where they matter (``_m`` metres, ``_min`` minutes).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from trajzoo.config import strict_from_dict
 
 #: The paper's best configuration (d = 128, L = 2, C = 8, k = 4); everything else default.
 PAPER_PRESET: dict[str, Any] = {"d_model": 128, "layers": 2, "heads": 4, "ffn_dim": 256, "experts": 8,
@@ -139,12 +141,7 @@ class TransferTrajConfig:
         Raises:
             ValueError: naming every key that is not a field, or if a value is out of range.
         """
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TransferTraj config keys: {unknown}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "TransferTraj config")
 
     @classmethod
     def paper(cls, **overrides: Any) -> "TransferTrajConfig":

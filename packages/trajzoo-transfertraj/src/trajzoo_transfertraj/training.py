@@ -18,13 +18,14 @@ with the same definition resumes after the last completed epoch and reaches the 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from trajzoo.config import strict_from_dict
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
@@ -70,11 +71,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "PretrainConfig":
         """Build from config; unknown keys raise ValueError naming them."""
-        d = dict(d or {})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown transfertraj pretrain parameter(s): {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "transfertraj pretrain parameter")
 
 
 def cap_rows(rows: list[dict], cap: int | None, seed: int) -> list[dict]:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trajzoo.config import strict_from_dict
+
 log = logging.getLogger(__name__)
 
 
@@ -136,11 +138,7 @@ class FineTuneConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "FineTuneConfig":
         """Build from config; unknown keys raise ValueError naming them."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown finetune parameter(s): {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "finetune parameter")
 
 
 def _predict(model, task, rows, graph, batch_size, device) -> np.ndarray:

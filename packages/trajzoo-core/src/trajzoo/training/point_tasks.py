@@ -17,12 +17,13 @@ only); a killed run started again with the same definition resumes from it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from trajzoo.config import strict_from_dict
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
@@ -60,11 +61,7 @@ class PointFineTuneConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "PointFineTuneConfig":
         """Build from config; unknown keys raise ValueError naming them."""
-        d = dict(d or {})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown point fine-tuning parameter(s): {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "point fine-tuning parameter")
 
 
 def _aux(model: nn.Module) -> torch.Tensor | None:

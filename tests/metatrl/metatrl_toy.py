@@ -1,0 +1,77 @@
+"""Toy road graphs and trajectory batches for the MetaTRL tests (a module with its own name: several
+test folders have a conftest.py, so `from conftest import ...` is ambiguous)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+
+NUM_SEGMENTS = 10
+ATTRIBUTE_DIM = 5
+# (upstream i, downstream j); segment 9 is a sink (no successor), 4 -> 9 is its only in-edge
+EDGES = [
+    (0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 0),
+    (0, 5), (2, 7), (4, 9), (6, 3), (1, 8),
+]
+
+
+def build_graph(seed: int = 0) -> RoadGraph:
+    """A hand-built 10-segment graph with random features and row-normalised p_ij."""
+    gen = torch.Generator().manual_seed(seed)
+    edge_index = torch.tensor(EDGES, dtype=torch.long).t().contiguous()
+    counts = torch.rand(edge_index.shape[1], generator=gen) + 0.1
+    totals = torch.zeros(NUM_SEGMENTS).index_add_(0, edge_index[0], counts)
+    return RoadGraph(
+        city="toy",
+        num_segments=NUM_SEGMENTS,
+        structural=torch.randn(NUM_SEGMENTS, 6, generator=gen),
+        attributes=torch.randn(NUM_SEGMENTS, ATTRIBUTE_DIM, generator=gen),
+        edge_index=edge_index,
+        transition_prob=counts / totals[edge_index[0]],
+    )
+
+
+def build_batch(lengths: Sequence[int], max_len: int | None = None, seed: int = 0) -> TrajectoryBatch:
+    """Random trajectories with the given numbers of real positions, padded to ``max_len``."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths_t = torch.tensor(list(lengths))
+    b = len(lengths)
+    length = max_len if max_len is not None else int(lengths_t.max())
+    pad = torch.arange(length)[None, :] >= lengths_t[:, None]
+    roads = torch.randint(0, NUM_SEGMENTS, (b, length), generator=gen).masked_fill(pad, 0)
+    seconds = torch.cumsum(torch.rand(b, length, generator=gen) * 90.0 + 5.0, dim=1)
+    seconds = (seconds - seconds[:, :1]).masked_fill(pad, 0.0)
+    start_minute = torch.randint(0, 1380, (b, 1), generator=gen)
+    minute = (start_minute + (seconds // 60).long()).clamp_max(1439).masked_fill(pad, 0)
+    day = torch.randint(0, 7, (b, 1), generator=gen).expand(b, length).masked_fill(pad, 0)
+    return TrajectoryBatch(
+        roads=roads,
+        padding_mask=pad,
+        seconds=seconds,
+        day_of_week=day.clone(),
+        minute_of_day=minute,
+        time_known=torch.ones(b, length, dtype=torch.bool),
+        trip_ids=[f"t{i}" for i in range(b)],
+    )
+
+
+def append_padding(batch: TrajectoryBatch, extra: int, seed: int = 1) -> TrajectoryBatch:
+    """Append ``extra`` padded columns filled with arbitrary (but in-range) garbage values."""
+    gen = torch.Generator().manual_seed(seed)
+    b = batch.roads.shape[0]
+
+    def cat(x: torch.Tensor, filler: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, filler.to(x.dtype)], dim=1)
+
+    return replace(
+        batch,
+        roads=cat(batch.roads, torch.randint(0, NUM_SEGMENTS, (b, extra), generator=gen)),
+        padding_mask=cat(batch.padding_mask, torch.ones(b, extra, dtype=torch.bool)),
+        seconds=cat(batch.seconds, torch.rand(b, extra, generator=gen) * 1e4),
+        day_of_week=cat(batch.day_of_week, torch.randint(0, 7, (b, extra), generator=gen)),
+        minute_of_day=cat(batch.minute_of_day, torch.randint(0, 1440, (b, extra), generator=gen)),
+        time_known=cat(batch.time_known, torch.rand(b, extra, generator=gen) > 0.5),
+    )
