@@ -30,7 +30,9 @@ def test_table_has_every_setting_variant_task_and_metric(transfertraj_run):
         assert got == METRICS, (setting, fraction)
     ablations = table[table["variant"] != "full"]
     assert set(ablations["variant"]) == {"absolute-position", "single-ffn"}
-    assert set(ablations["setting"]) == {"zero-shot"}
+    assert set(ablations["setting"]) == {"in-city", "zero-shot"}
+    for variant, rows in ablations.groupby("variant"):
+        assert len(rows) == 2 * sum(len(m) for m in METRICS.values()), variant
     assert all(math.isfinite(v) and v >= 0 for v in table["value"])
     assert (table["n_test"] > 0).all()
 
