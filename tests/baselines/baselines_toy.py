@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,8 @@ import torch
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData
+
+from road_batch_toy import append_garbage_padding
 
 
 
@@ -67,22 +68,8 @@ def build_batch(lengths: Sequence[int], max_len: int | None = None, seed: int = 
 
 
 def append_padding(batch: TrajectoryBatch, extra: int, seed: int = 1) -> TrajectoryBatch:
-    """Append ``extra`` padded columns filled with arbitrary (in-range) garbage values."""
-    gen = torch.Generator().manual_seed(seed)
-    b = batch.roads.shape[0]
-
-    def cat(x: torch.Tensor, filler: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, filler.to(x.dtype)], dim=1)
-
-    return replace(
-        batch,
-        roads=cat(batch.roads, torch.randint(0, NUM_SEGMENTS, (b, extra), generator=gen)),
-        padding_mask=cat(batch.padding_mask, torch.ones(b, extra, dtype=torch.bool)),
-        seconds=cat(batch.seconds, torch.rand(b, extra, generator=gen) * 1e4),
-        day_of_week=cat(batch.day_of_week, torch.randint(0, 7, (b, extra), generator=gen)),
-        minute_of_day=cat(batch.minute_of_day, torch.randint(0, 1440, (b, extra), generator=gen)),
-        time_known=cat(batch.time_known, torch.rand(b, extra, generator=gen) > 0.5),
-    )
+    """Append ``extra`` padded columns of in-range garbage (road ids of this toy graph)."""
+    return append_garbage_padding(batch, extra, NUM_SEGMENTS, seed)
 
 
 def toy_city(name: str = "toy", seed: int = 2, n_trips: int = 24) -> CityData:
