@@ -1,6 +1,7 @@
-"""Padding of toy road-segment batches, shared by the MetaTRL and baseline unit tests."""
+"""Random toy road-segment batches and their padding, shared by the MetaTRL and baseline unit tests."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
@@ -27,3 +28,25 @@ def append_garbage_padding(batch: TrajectoryBatch, extra: int, num_segments: int
         minute_of_day=cat(batch.minute_of_day, torch.randint(0, 1440, (b, extra), generator=gen)),
         time_known=cat(batch.time_known, torch.rand(b, extra, generator=gen) > 0.5),
     )
+
+
+def random_road_batch(lengths: Sequence[int], num_segments: int, max_len: int | None = None, seed: int = 0,
+                      time_known_at_padding: bool = True) -> TrajectoryBatch:
+    """Random trajectories with the given numbers of real positions, padded to ``max_len``
+    (default: the longest): road ids in ``[0, num_segments)``, 5-95 s between positions, a random
+    start minute and day. ``time_known`` is True at real positions, and at padding only when
+    ``time_known_at_padding``."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths_t = torch.tensor(list(lengths))
+    b = len(lengths)
+    length = max_len if max_len is not None else int(lengths_t.max())
+    pad = torch.arange(length)[None, :] >= lengths_t[:, None]
+    roads = torch.randint(0, num_segments, (b, length), generator=gen).masked_fill(pad, 0)
+    seconds = torch.cumsum(torch.rand(b, length, generator=gen) * 90.0 + 5.0, dim=1)
+    seconds = (seconds - seconds[:, :1]).masked_fill(pad, 0.0)
+    start_minute = torch.randint(0, 1380, (b, 1), generator=gen)
+    minute = (start_minute + (seconds // 60).long()).clamp_max(1439).masked_fill(pad, 0)
+    day = torch.randint(0, 7, (b, 1), generator=gen).expand(b, length).masked_fill(pad, 0)
+    time_known = torch.ones(b, length, dtype=torch.bool) if time_known_at_padding else ~pad
+    return TrajectoryBatch(roads=roads, padding_mask=pad, seconds=seconds, day_of_week=day.clone(),
+                           minute_of_day=minute, time_known=time_known, trip_ids=[f"t{i}" for i in range(b)])

@@ -8,7 +8,7 @@ import torch
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 
-from road_batch_toy import append_garbage_padding
+from road_batch_toy import append_garbage_padding, random_road_batch
 
 NUM_SEGMENTS = 10
 ATTRIBUTE_DIM = 5
@@ -37,26 +37,7 @@ def build_graph(seed: int = 0) -> RoadGraph:
 
 def build_batch(lengths: Sequence[int], max_len: int | None = None, seed: int = 0) -> TrajectoryBatch:
     """Random trajectories with the given numbers of real positions, padded to ``max_len``."""
-    gen = torch.Generator().manual_seed(seed)
-    lengths_t = torch.tensor(list(lengths))
-    b = len(lengths)
-    length = max_len if max_len is not None else int(lengths_t.max())
-    pad = torch.arange(length)[None, :] >= lengths_t[:, None]
-    roads = torch.randint(0, NUM_SEGMENTS, (b, length), generator=gen).masked_fill(pad, 0)
-    seconds = torch.cumsum(torch.rand(b, length, generator=gen) * 90.0 + 5.0, dim=1)
-    seconds = (seconds - seconds[:, :1]).masked_fill(pad, 0.0)
-    start_minute = torch.randint(0, 1380, (b, 1), generator=gen)
-    minute = (start_minute + (seconds // 60).long()).clamp_max(1439).masked_fill(pad, 0)
-    day = torch.randint(0, 7, (b, 1), generator=gen).expand(b, length).masked_fill(pad, 0)
-    return TrajectoryBatch(
-        roads=roads,
-        padding_mask=pad,
-        seconds=seconds,
-        day_of_week=day.clone(),
-        minute_of_day=minute,
-        time_known=torch.ones(b, length, dtype=torch.bool),
-        trip_ids=[f"t{i}" for i in range(b)],
-    )
+    return random_road_batch(lengths, NUM_SEGMENTS, max_len, seed, time_known_at_padding=True)
 
 
 def append_padding(batch: TrajectoryBatch, extra: int, seed: int = 1) -> TrajectoryBatch:
