@@ -2,8 +2,10 @@
 ``start``).
 
 Baselines pretrain on the TARGET city's train split only (source cities are ignored and the
-log says so). One epoch = one shuffled pass over the train split with AdamW; after every epoch
-the validation loss (masks and augmentations drawn from a fixed seed, so it is comparable across
+log says so), through the one training engine (:func:`trajzoo.training.engine.train`; the model
+part is ``model.loss(batch, graph, generator)``). One epoch = one shuffled pass over the train
+split with AdamW (gradient-norm clipping at ``grad_clip``; train loss = mean over steps); after
+every epoch the validation loss (masks and augmentations drawn from a fixed seed, so it is comparable across
 epochs) is logged, a history row ``{"phase": "pretrain:<city>", "epoch", "train_loss",
 "val_loss"}`` is appended to ``context.history``, and a checkpoint (model, optimiser, generator
 state, history, plus the global RNG states) is written atomically through
@@ -24,7 +26,8 @@ from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext, pretraining_loss, progress
+from trajzoo.training.engine import TrainSchedule, train
+from trajzoo.training.loop import RunContext, pretraining_loss
 
 from .common import strict_from_dict
 
@@ -89,36 +92,6 @@ class Pretrainer(Protocol):
         """``(scalar loss, float stats)`` of one batch; masks/augmentations from ``generator``."""
 
 
-def train_epoch(model: Any, optimizer: torch.optim.Optimizer, rows: list[dict], graph: RoadGraph,
-                schedule: PretrainSchedule, generator: torch.Generator, device: torch.device | str) -> float:
-    """One shuffled pass over ``rows`` (batches of ``schedule.batch_size``).
-
-    Args:
-        model: a :class:`Pretrainer` (``nn.Module``), put in train mode.
-        optimizer: its optimiser.
-        rows: collate-ready trips (:func:`trajzoo.data.city.trip_rows`).
-        graph: the city's road graph, on ``device``.
-        schedule: batch size and gradient clipping.
-        generator: CPU generator for the shuffle and the masks (advanced in place).
-        device: where the batches go.
-
-    Returns:
-        Mean training loss over the steps (0.0 when ``rows`` is empty).
-    """
-    model.train()
-    total, steps = 0.0, 0
-    for _, batch in iterate_batches(rows, schedule.batch_size, shuffle=True, generator=generator):
-        loss, _ = model.loss(batch.to(device), graph, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if schedule.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
-        optimizer.step()
-        total += float(loss.detach())
-        steps += 1
-    return total / max(steps, 1)
-
-
 def evaluate_loss(model, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
     """Mean pretraining loss over ``rows`` with masks from a fixed seed (comparable across epochs);
     see :func:`trajzoo.training.loop.pretraining_loss`."""
@@ -170,21 +143,13 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
     store = CheckpointStore(ctx.checkpoint_dir, run_fingerprint(model_name, config, schedule, ctx.seed, target))
     gen = ctx.generator(offset=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
-    first = 0
-    resume = store.latest(PHASE, device)
-    if resume is not None:
-        first = store.resume_training(resume, model, optimizer, gen, ctx.history)
-        ctx.logger.info("%s: resuming from pretraining epoch %d checkpoint", model_name, resume["epoch"])
-    ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), epochs %d..%d", model_name, target.name,
-                    len(train_rows), len(val_rows), first, schedule.epochs - 1)
-    for epoch in progress(range(first, schedule.epochs), "pretrain epochs"):
-        train_loss = train_epoch(model, optimizer, train_rows, graph, schedule, gen, device)
-        val_loss = evaluate_loss(model, val_rows, graph, schedule.batch_size, ctx.seed + VALIDATION_SEED_OFFSET,
-                                 device)
-        ctx.history.append({"phase": f"{PHASE}:{target.name}", "epoch": epoch, "train_loss": train_loss,
-                            "val_loss": val_loss})
-        ctx.logger.info("%s pretrain epoch %d: train loss %.4f, val loss %.4f", model_name, epoch, train_loss,
-                        val_loss)
-        store.save(PHASE, epoch, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "generator": gen.get_state(), "history": list(ctx.history)})
+    ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), %d epochs", model_name, target.name,
+                    len(train_rows), len(val_rows), schedule.epochs)
+    train(model, optimizer, lambda m, item: m.loss(item[1].to(device), graph, gen)[0],
+          lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen),
+          TrainSchedule(epochs=schedule.epochs, grad_clip=schedule.grad_clip),
+          phase=f"{PHASE}:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase=PHASE,
+          val_loss=lambda m: evaluate_loss(m, val_rows, graph, schedule.batch_size,
+                                           ctx.seed + VALIDATION_SEED_OFFSET, device),
+          device=device, logger=ctx.logger, label=f"{model_name} pretrain", desc="pretrain epochs")
     return model.eval()

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.engine import Trainer, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
 from .model import MetaTRLConfig
@@ -97,30 +98,23 @@ def clone_shared_parameters(meta: MetaModel, model: nn.Module) -> None:
     load_shared_state(model, meta.state())
 
 
-def train_steps(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, rows: list[dict], graph,
-                batch_size: int, gen: torch.Generator, device, max_steps: int | None = None) -> tuple[float, int]:
-    """Optimise L^pre (eq. 20) over shuffled batches of ``rows``: one pass, or exactly
-    ``max_steps`` steps (cycling through the rows). Returns ``(mean loss, steps)``."""
-    model.train()
-    total, done = 0.0, 0
-    while True:
-        for _, batch in iterate_batches(rows, batch_size, shuffle=True, generator=gen):
-            loss, _ = model.loss(batch.to(device), graph, gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            done += 1
-            if max_steps is not None and done >= max_steps:
-                return total / done, done
-        if max_steps is None or done == 0:
-            return total / max(done, 1), done
+def _batches(rows: list[dict], batch_size: int, gen: torch.Generator):
+    """Factory of one shuffled pass over ``rows`` (shuffle drawn from ``gen``)."""
+    return lambda: iterate_batches(rows, batch_size, shuffle=True, generator=gen)
+
+
+def _step_loss(graph, gen: torch.Generator, device):
+    """The engine's ``step_loss``: L^pre (eq. 20) of one ``(indices, batch)`` item, masks from ``gen``."""
+    return lambda model, item: model.loss(item[1].to(device), graph, gen)[0]
 
 
 def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, rows: list[dict], graph,
                       steps: int, batch_size: int, gen: torch.Generator, device) -> float:
-    """Eq. 1: ``steps`` Adam steps of L^pre on the source TRAIN split. Returns the mean loss."""
-    return train_steps(model, optimizer, rows, graph, batch_size, gen, device, max_steps=steps)[0]
+    """Eq. 1: exactly ``steps`` Adam steps of L^pre on the source TRAIN split (shuffled batches,
+    a new pass whenever one ends), through the engine's step primitive
+    (:meth:`trajzoo.training.engine.Trainer.run_steps`). Returns the mean loss over the steps."""
+    trainer = Trainer(model, optimizer, _step_loss(graph, gen, device))
+    return trainer.run_steps(_batches(rows, batch_size, gen), max_steps=steps, repeat=True).train_loss
 
 
 def query_gradient(model: MetaTRLPretrainer, rows: list[dict], graph, n_batches: int, batch_size: int,
@@ -235,16 +229,9 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
     if not train_rows:
         raise ValueError(f"target city {target.name}: empty train split")
     opt = torch.optim.Adam(target_model.parameters(), lr=schedule.lr)
-    first = 0
-    if resume_target is not None:
-        first = store.resume_training(resume_target, target_model, opt, gen, ctx.history)
-        ctx.logger.info("resuming from target epoch %d checkpoint", resume_target["epoch"])
-    for epoch in progress(range(first, schedule.target_epochs), "target epochs"):  # eq. 4
-        train_loss, _ = train_steps(target_model, opt, train_rows, target_graph, schedule.batch_size, gen, device)
-        val_loss = evaluate_loss(target_model, val_rows, target_graph, schedule.batch_size, ctx.seed + 7, device)
-        ctx.history.append({"phase": f"target:{target.name}", "epoch": epoch, "train_loss": train_loss,
-                            "val_loss": val_loss})
-        ctx.logger.info("target epoch %d: train loss %.4f, val loss %.4f", epoch, train_loss, val_loss)
-        store.save("target", epoch, {"model": target_model.state_dict(), "optimizer": opt.state_dict(),
-                                     "generator": gen.get_state(), "history": list(ctx.history)})
+    train(target_model, opt, _step_loss(target_graph, gen, device),  # eq. 4
+          _batches(train_rows, schedule.batch_size, gen), TrainSchedule(epochs=schedule.target_epochs),
+          phase=f"target:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase="target",
+          val_loss=lambda m: evaluate_loss(m, val_rows, target_graph, schedule.batch_size, ctx.seed + 7, device),
+          device=device, logger=ctx.logger, label="target", desc="target epochs")
     return target_model

@@ -12,9 +12,11 @@ is seen once per epoch and consecutive steps alternate between cities in proport
 sizes. Masks come from the same generator (:func:`~trajzoo_transfertraj.masking.unified_masks`),
 gate noise from the global torch RNG (seeded by the caller, restored on resume).
 
-A checkpoint (model, optimiser, generator, global RNGs, history) is written atomically after
-every epoch with :class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again
-with the same definition resumes after the last completed epoch and reaches the same weights.
+Training runs through the one engine (:func:`trajzoo.training.engine.train`: AdamW, gradient-norm
+clipping, at most ``max_steps_per_epoch`` steps per epoch). A checkpoint (model, optimiser,
+generator, global RNGs, history) is written atomically after every epoch with
+:class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again with the same
+definition resumes after the last completed epoch and reaches the same weights.
 """
 from __future__ import annotations
 
@@ -29,13 +31,17 @@ from trajzoo.config import strict_from_dict
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.loop import RunContext, atomic_save, load_checkpoint, progress, tensor_digest
+from trajzoo.training.engine import StepLoss, TrainSchedule, train
+from trajzoo.training.loop import RunContext, atomic_save, load_checkpoint, tensor_digest
 
 from .model import TransferTraj
 from .objective import pretraining_loss
 from .parameters import TransferTrajConfig
 
 MODEL_NAME = "transfertraj"
+STATS = ("xy_mse_km2", "t_mse_min2", "load_balance")
+"""Per-step statistics of :func:`~trajzoo_transfertraj.objective.pretraining_loss` averaged into
+each epoch's history row."""
 
 
 @dataclass(frozen=True)
@@ -153,45 +159,33 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
     store = CheckpointStore(ctx.checkpoint_dir, fingerprint)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = ctx.generator(offset=0)
-    first = 0
-    resume = store.latest("pretrain", device)
-    if resume is not None:
-        first = store.resume_training(resume, model, opt, gen, ctx.history)
-        ctx.logger.info("pretrain: resuming after epoch %d", resume["epoch"])
     n_trips = {c: len(r) for c, r in rows.items()}
     ctx.logger.info("pretrain on %s trips, %d epochs, model with %d parameters", n_trips, cfg.epochs,
                     model.num_parameters())
-    for epoch in progress(range(first, cfg.epochs), "pretrain epochs"):
-        model.train()
-        model.reset_expert_usage()
-        sums: dict[str, float] = {}
-        steps = 0
-        for batch in interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen):
-            loss, stats = pretraining_loss(model, batch.to(device), gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            for k in ("loss", "xy_mse_km2", "t_mse_min2", "load_balance"):
-                sums[k] = sums.get(k, 0.0) + stats[k]
-            steps += 1
-            if cfg.max_steps_per_epoch is not None and steps >= cfg.max_steps_per_epoch:
-                break
-        mean = {k: v / max(steps, 1) for k, v in sums.items()}
-        usage = model.expert_usage(cumulative=True).tolist()  # training steps only
-        val_loss = pretraining_eval_loss(model, val_rows, cfg.batch_size, ctx.seed + 7, device) if val_rows else float("nan")
-        entry = {"phase": "pretrain", "epoch": epoch, "train_loss": mean.get("loss", float("nan")), "val_loss": val_loss,
-                 "xy_mse_km2": mean.get("xy_mse_km2", float("nan")), "t_mse_min2": mean.get("t_mse_min2", float("nan")),
-                 "load_balance": mean.get("load_balance", float("nan")), "steps": steps,
-                 "n_trips": sum(n_trips.values()),
-                 "expert_usage": usage}
-        ctx.history.append(entry)
-        ctx.logger.info("pretrain epoch %d: train loss %.4f (xy %.4f km^2, t %.3f min^2, LB %.3f), val loss %.4f, "
-                        "%d steps, expert usage %s", epoch, entry["train_loss"], entry["xy_mse_km2"],
-                        entry["t_mse_min2"], entry["load_balance"], val_loss, steps, entry["expert_usage"])
-        store.save("pretrain", epoch, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                       "generator": gen.get_state(), "history": list(ctx.history)})
+    usage: dict[int, list] = {}
+
+    def step_loss(m, batch):
+        loss, stats = pretraining_loss(m, batch.to(device), gen)
+        return StepLoss(loss, value=stats["loss"], stats={k: stats[k] for k in STATS})
+
+    def record_usage(epoch, _result):
+        usage[epoch] = model.expert_usage(cumulative=True).tolist()  # training steps only, before validation
+
+    def fields(r):
+        nan = float("nan")
+        extra = {k: r.train.stats.get(k, nan) for k in STATS}
+        extra.update(steps=r.train.steps, n_trips=sum(n_trips.values()), expert_usage=usage.pop(r.epoch))
+        ctx.logger.info("pretrain epoch %d: xy %.4f km^2, t %.3f min^2, LB %.3f, expert usage %s", r.epoch,
+                        extra["xy_mse_km2"], extra["t_mse_min2"], extra["load_balance"], extra["expert_usage"])
+        return extra
+
+    train(model, opt, step_loss, lambda: interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen),
+          TrainSchedule(epochs=cfg.epochs, steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip),
+          phase="pretrain", history=ctx.history, generator=gen, store=store,
+          val_loss=lambda m: pretraining_eval_loss(m, val_rows, cfg.batch_size, ctx.seed + 7, device) if val_rows
+          else float("nan"),
+          device=device, logger=ctx.logger, on_epoch_start=lambda _epoch: model.reset_expert_usage(),
+          on_train_end=record_usage, extra_fields=fields)
     return [h for h in ctx.history if h.get("phase") == "pretrain"]
 
 

@@ -82,11 +82,13 @@ class CheckpointStore:
     @classmethod
     def resume_training(cls, state: dict, model, optimizer, generator, history: list) -> int:
         """Load a checkpoint saved with keys ``model``, ``optimizer``, ``generator``, ``history``
-        into the live objects (``history`` is replaced in place), restore the global RNGs, and
-        return the epoch to continue with (the checkpoint's epoch + 1)."""
+        into the live objects (``history`` is replaced in place; ``generator`` may be None when
+        the run has none), restore the global RNGs, and return the epoch to continue with (the
+        checkpoint's epoch + 1). Used by :meth:`trajzoo.training.engine.Trainer.fit`."""
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        if generator is not None:
+            generator.set_state(state["generator"])
         history[:] = state["history"]
         cls.restore_rng(state)
         return state["epoch"] + 1

@@ -1,5 +1,6 @@
-"""The training loop shared by every model: seeding, device choice, atomic per-epoch
-checkpoints, and supervised fine-tuning with early stopping."""
+"""Run plumbing shared by every model (seeding, device choice, atomic saves, encoder files) and
+the supervised fine-tuning of road tasks, which trains through the one training engine
+(:mod:`trajzoo.training.engine`: per-epoch checkpoints, resume, early stopping)."""
 from __future__ import annotations
 
 import logging
@@ -159,8 +160,12 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
 
     Regression labels are standardised with the train mean and std (MSE loss) and predictions
     mapped back; classification uses cross-entropy. The epoch with the lowest validation loss is
-    kept. A checkpoint (model, optimizer, generator and global RNG states, best epoch, history) is
-    written atomically after every epoch; a killed run resumes from it (same fingerprint only).
+    kept. Training runs through :func:`trajzoo.training.engine.train` (AdamW, no clipping, early
+    stopping with ``cfg.patience``; the train loss is trip-weighted): a checkpoint
+    ``<task>-epoch-<k>.pt`` (model, optimizer, generator and global RNG states, best epoch and
+    weights, history; latest only) is written atomically after every epoch and a killed run
+    resumes from it (same fingerprint only). History rows: ``{"phase": "finetune:<task>",
+    "epoch", "train_loss", "val_loss"}`` appended to ``ctx.history``.
 
     Args:
         encoder: pretrained encoder (``embed(batch, graph) -> (B, d)``).
@@ -200,58 +205,36 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
 
     from trajzoo.runlog import config_digest
     from trajzoo.training.checkpoints import CheckpointStore
+    from trajzoo.training.engine import StepLoss, TrainSchedule, train
 
     fingerprint = config_digest({"task": task.name, "config": vars(cfg), "seed": ctx.seed,
                                  "sizes": {k: len(v) for k, v in data.rows.items()},
                                  "encoder": tensor_digest(encoder.state_dict())})
     store = CheckpointStore(ctx.checkpoint_dir, fingerprint, keep_last_only=True)
-    best_val, best_epoch, best_state = float("inf"), -1, None
-    bad_epochs, first = 0, 0
     gen = ctx.generator(offset=1)
-    resume = store.latest(task.name, device)
-    if resume is not None:
-        first = store.resume_training(resume, model, opt, gen, ctx.history)
-        best_val, best_epoch, best_state = resume["best_val"], resume["best_epoch"], resume["best_state"]
-        bad_epochs = resume["bad_epochs"]
-        ctx.logger.info("finetune %s: resuming after epoch %d", task.name, resume["epoch"])
-        if resume["stopped"]:
-            first = cfg.epochs
-    for epoch in progress(range(first, cfg.epochs), f"finetune {task.name} epochs"):
-        model.train()
-        total, count = 0.0, 0
-        for idx, batch in iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen):
-            out = model(task.input_view(batch).to(device), graph)
-            loss = loss_of(out, labels_tensor("train", idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
+
+    def step_loss(model, item):
+        idx, batch = item
+        out = model(task.input_view(batch).to(device), graph)
+        return StepLoss(loss_of(out, labels_tensor("train", idx)), weight=len(idx))
+
+    def val_loss(model) -> float:
         model.eval()
         with torch.no_grad():
-            val_total, val_count = 0.0, 0
+            total, count = 0.0, 0
             for idx, batch in iterate_batches(data.rows["val"], cfg.batch_size):
                 out = model(task.input_view(batch).to(device), graph)
-                val_total += float(loss_of(out, labels_tensor("val", idx))) * len(idx)
-                val_count += len(idx)
-        train_loss, val_loss = total / max(count, 1), val_total / max(val_count, 1)
-        ctx.history.append({"phase": f"finetune:{task.name}", "epoch": epoch, "train_loss": train_loss,
-                            "val_loss": val_loss})
-        ctx.logger.info("finetune %s epoch %d train_loss %.4f val_loss %.4f", task.name, epoch, train_loss, val_loss)
-        if val_loss < best_val:
-            best_val, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-        stop = bad_epochs >= cfg.patience
-        store.save(task.name, epoch, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                      "generator": gen.get_state(), "best_val": best_val, "best_epoch": best_epoch,
-                                      "best_state": best_state, "bad_epochs": bad_epochs, "stopped": stop,
-                                      "history": list(ctx.history)})
-        if stop:
-            break
-    model.load_state_dict(best_state)
+                total += float(loss_of(out, labels_tensor("val", idx))) * len(idx)
+                count += len(idx)
+        return total / max(count, 1)
+
+    fit = train(model, opt, step_loss,
+                lambda: iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen),
+                TrainSchedule(epochs=cfg.epochs, patience=cfg.patience),
+                phase=f"finetune:{task.name}", history=ctx.history, generator=gen, store=store,
+                checkpoint_phase=task.name, val_loss=val_loss, device=device, logger=ctx.logger,
+                label=f"finetune {task.name}", desc=f"finetune {task.name} epochs")
+    best_epoch = fit.best_epoch
     outputs = _predict(model, task, data.rows["test"], graph, cfg.batch_size, device)
     if regression:
         outputs = outputs.reshape(-1) * std + mean

@@ -10,10 +10,11 @@ masked-modality recovery as pretraining, the task's query deciding what is hidde
 
 Fine-tuning (:func:`finetune_point_task`) updates every parameter with AdamW on the task loss
 (MSE of the recovered modality, x, y in km, time in minutes), early-stops on the validation task
-loss (patience in epochs) and leaves the model with the weights of its best validation epoch. A
-checkpoint (model, optimiser, generator and global RNG states, best state, history) is written
-atomically after every epoch (:class:`~trajzoo.training.checkpoints.CheckpointStore`, latest
-only); a killed run started again with the same definition resumes from it.
+loss (patience in epochs) and leaves the model with the weights of its best validation epoch.
+It trains through the one engine (:func:`trajzoo.training.engine.train`): a checkpoint (model,
+optimiser, generator and global RNG states, best state, history) is written atomically after
+every epoch (:class:`~trajzoo.training.checkpoints.CheckpointStore`, latest only); a killed run
+started again with the same definition resumes from it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from trajzoo.config import strict_from_dict
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, progress, tensor_digest
 
 
@@ -118,52 +120,24 @@ def finetune_point_task(model: nn.Module, task, train_rows: list[dict], val_rows
         "first_trips": [str(r["trip_id"]) for r in train_rows[:3]] + [str(r["trip_id"]) for r in val_rows[:3]],
         "model": tensor_digest(model.state_dict())})
     store = CheckpointStore(ctx.checkpoint_dir, fingerprint, keep_last_only=True)
-    store_phase = f"finetune_{task.name}"
     gen = ctx.generator(offset=1)
-    best_val, best_epoch, best_state, bad_epochs, first, stopped = float("inf"), -1, None, 0, 0, False
-    resume = store.latest(store_phase, device)
-    if resume is not None:
-        first = store.resume_training(resume, model, opt, gen, ctx.history)
-        best_val, best_epoch, best_state = resume["best_val"], resume["best_epoch"], resume["best_state"]
-        bad_epochs, stopped = resume["bad_epochs"], resume["stopped"]
-        ctx.logger.info("%s: resuming after epoch %d", phase, resume["epoch"])
-    for epoch in progress(range(first, cfg.epochs if not stopped else first), f"{phase} epochs"):
-        model.train()
-        total, count = 0.0, 0
-        for batch in iterate_point_batches(train_rows, cfg.batch_size, city, cfg.max_len, shuffle=True, generator=gen):
-            query = task.make_query(batch).to(device)
-            loss = task.loss(query, model.predict(query.visible()))
-            aux = _aux(model) if cfg.use_auxiliary_loss else None
-            objective = loss + aux if aux is not None else loss
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            total += float(loss.detach()) * batch.batch_size
-            count += batch.batch_size
-        val_loss = task_loss(model, task, val_rows, cfg.batch_size, device, city, cfg.max_len)
-        if not val_rows or val_loss < best_val:  # without validation rows the last epoch is kept
-            best_val, best_epoch, bad_epochs = (val_loss if val_rows else float("inf")), epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        stopped = bad_epochs >= cfg.patience
-        entry = {"phase": phase, "epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
-                 "best_epoch": best_epoch}
-        ctx.history.append(entry)
-        ctx.logger.info("%s epoch %d: train loss %.4f, val loss %.4f (best epoch %d)", phase, epoch,
-                        entry["train_loss"], val_loss, best_epoch)
-        store.save(store_phase, epoch, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                        "generator": gen.get_state(), "best_val": best_val, "best_epoch": best_epoch,
-                                        "best_state": best_state, "bad_epochs": bad_epochs, "stopped": stopped,
-                                        "history": list(ctx.history)})
-        if stopped:
-            ctx.logger.info("%s: early stop after epoch %d", phase, epoch)
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return [h for h in ctx.history if h.get("phase") == phase]
+
+    def step_loss(model, batch):
+        query = task.make_query(batch).to(device)
+        loss = task.loss(query, model.predict(query.visible()))
+        aux = _aux(model) if cfg.use_auxiliary_loss else None
+        objective = loss + aux if aux is not None else loss
+        return StepLoss(objective, weight=batch.batch_size, value=float(loss.detach()))
+
+    fit = train(model, opt, step_loss,
+                lambda: iterate_point_batches(train_rows, cfg.batch_size, city, cfg.max_len, shuffle=True,
+                                              generator=gen),
+                TrainSchedule(epochs=cfg.epochs, grad_clip=cfg.grad_clip, patience=cfg.patience if val_rows else None),
+                params=params, phase=phase, history=ctx.history, generator=gen, store=store,
+                checkpoint_phase=f"finetune_{task.name}",
+                val_loss=lambda m: task_loss(m, task, val_rows, cfg.batch_size, device, city, cfg.max_len),
+                device=device, logger=ctx.logger, extra_fields=lambda r: {"best_epoch": r.best_epoch})
+    return fit.rows
 
 
 def evaluate_point_task(model: nn.Module, task, rows: list[dict], batch_size: int, device, city: str,
