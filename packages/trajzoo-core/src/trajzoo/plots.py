@@ -94,3 +94,76 @@ def plot_metrics(table: pd.DataFrame, out: Path, city: str) -> None:
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+def plot_transfer_heatmaps(transfer: pd.DataFrame, out_png: Path, model: str, variant: str = "full",
+                           max_panels: int = 12) -> list[tuple[str, str, str]]:
+    """Heatmaps of one model's transfer results: one panel per (setting label, task, metric).
+
+    Only the first metric of each task (in the order of the table) is drawn, and at most
+    ``max_panels`` panels (settings in :data:`trajzoo.results.SETTINGS` order, then few-shot
+    fractions ascending, then tasks in table order). In each panel rows are source-city sets,
+    columns target cities, the colour is the relative change vs in-city (diverging ``RdBu``
+    colormap centred at 0, blue = better than in-city; symmetric limits per panel), and each cell
+    is annotated with the mean value over seeds (and the change in per cent). Grey = not run or no
+    in-city reference.
+
+    Args:
+        transfer: :func:`trajzoo.results.transfer_long` output (several targets).
+        out_png: PNG written (Agg backend; same input, same bytes).
+        model, variant: which model's rows.
+        max_panels: cap on the number of panels.
+
+    Returns:
+        The (setting label, task, metric) of each panel drawn, in order.
+    """
+    from trajzoo.results import SETTINGS, transfer_matrix
+
+    rows = transfer[(transfer["model"] == model) & (transfer["variant"] == variant)]
+    first_metric = dict.fromkeys(rows["task"])
+    for task, metric in zip(rows["task"], rows["metric"]):
+        if first_metric[task] is None:
+            first_metric[task] = metric
+    labels = rows[["setting", "train_fraction", "setting_label"]].drop_duplicates("setting_label")
+    labels = labels.assign(order=labels["setting"].map(lambda s: SETTINGS.index(s) if s in SETTINGS else 99))
+    labels = labels.sort_values(["order", "train_fraction", "setting_label"], kind="stable")["setting_label"]
+    panels = [(label, task, metric) for label in labels for task, metric in first_metric.items()
+              if ((rows["setting_label"] == label) & (rows["task"] == task) & (rows["metric"] == metric)).any()]
+    panels = panels[:max_panels]
+    ncols = min(3, max(len(panels), 1))
+    nrows = int(np.ceil(len(panels) / ncols)) or 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), dpi=110, squeeze=False)
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
+    for ax, (label, task, metric) in zip(axes.flat, panels):
+        m = transfer_matrix(rows, model, task, metric, label, variant)
+        targets = [c for c in m.columns if not c.endswith((" in-city", " change"))]
+        values = m[targets].to_numpy(np.float64)
+        change = m[[f"{t} change" for t in targets]].to_numpy(np.float64)
+        finite = change[np.isfinite(change)]
+        lim = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+        im = ax.imshow(np.ma.masked_invalid(change), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                if np.isfinite(values[i, j]):
+                    text = f"{values[i, j]:.4g}"
+                    if np.isfinite(change[i, j]):
+                        text += f"\n{change[i, j] * 100:+.1f}%"
+                    dark = np.isfinite(change[i, j]) and abs(change[i, j]) > 0.6 * lim
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.set_xticks(range(len(targets)), targets, fontsize=8)
+        ax.set_yticks(range(len(m.index)), list(m.index), fontsize=8)
+        ax.set_xlabel("target city")
+        ax.set_ylabel("source cities")
+        arrow = "lower" if metric in LOWER_IS_BETTER else "higher"
+        ax.set_title(f"{label}: {task} {metric} ({arrow} is better)", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="change vs in-city (+ = better)")
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, f"no transfer results for {model}", ha="center", va="center")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    name = model if variant == "full" else f"{model} / {variant}"
+    fig.suptitle(f"{name}: transfer vs in-city (cell: mean value; colour: relative change)")
+    fig.tight_layout()
+    fig.savefig(out_png, metadata={"Software": None})
+    plt.close(fig)
+    return panels
