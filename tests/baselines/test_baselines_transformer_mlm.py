@@ -6,7 +6,6 @@ import torch
 
 from baselines_toy import NUM_SEGMENTS, append_padding, build_batch, build_graph
 from baselines_toy import single_thread  # noqa: F401  (autouse fixture)
-from trajzoo_baselines.masking import random_position_mask
 from trajzoo_baselines.transformer_mlm import (TransformerMLMConfig, TransformerMLMEncoder,
                                                TransformerMLMPretrainer, TransformerMLMSchedule)
 
@@ -46,23 +45,6 @@ def test_ignores_time():
     enc = _encoder()
     with torch.no_grad():
         assert torch.equal(enc(batch, graph), enc(other, graph))
-
-
-@pytest.mark.parametrize("ratio", [0.15, 0.5])
-def test_mask_never_on_padding_and_at_least_one_per_trajectory(ratio):
-    batch = build_batch([12, 9, 5, 2, 1], max_len=15)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        mask = random_position_mask(batch.padding_mask, ratio, gen)
-        assert not (mask & batch.padding_mask).any()
-        counts = mask.sum(dim=1)
-        expected = torch.round(batch.lengths.double() * ratio).long().clamp_min(1).minimum(batch.lengths)
-        assert torch.equal(counts, expected)
-
-
-def test_mask_rejects_bad_ratio():
-    with pytest.raises(ValueError, match="ratio"):
-        random_position_mask(torch.zeros(2, 3, dtype=torch.bool), 0.0, torch.Generator())
 
 
 def test_masked_input_uses_mask_token_and_loss_decreases():

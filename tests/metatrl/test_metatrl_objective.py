@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
-from trajzoo_metatrl.masking import span_mask, time_mask
+from trajzoo.nn.span_mask import span_mask
+from trajzoo_metatrl.masking import time_mask
 from trajzoo_metatrl.model import MetaTRLConfig
 from trajzoo_metatrl.objective import MetaTRLPretrainer
 from trajzoo_metatrl.parameters import private_parameters, shared_parameters

@@ -8,12 +8,9 @@ import torch
 from torch_geometric.nn import MessagePassing
 
 from trajzoo.data.batch import RoadGraph
+from trajzoo.nn.graph import successor_edges_with_self_loops
 from trajzoo_metatrl.parameters import classify_or_raise, shared_parameters
-from trajzoo_metatrl.road_encoder import (
-    MetaKnowledgeGATLayer,
-    MetaKnowledgeRoadEncoder,
-    successor_edges_with_self_loops,
-)
+from trajzoo_metatrl.road_encoder import MetaKnowledgeGATLayer, MetaKnowledgeRoadEncoder
 
 D = 16
 
@@ -36,16 +33,6 @@ def test_shape_and_classification(graph: RoadGraph, use_meta_knowledge: bool) ->
         assert all(isinstance(layer, MessagePassing) for layer in enc.private_layers)
     else:
         assert not shared
-
-
-def test_self_loops_with_zero_probability(graph: RoadGraph) -> None:
-    edge_index, p = successor_edges_with_self_loops(graph)
-    loops = edge_index[0] == edge_index[1]
-    assert sorted(edge_index[0, loops].tolist()) == list(range(graph.num_segments))
-    assert torch.all(p[loops] == 0)
-    original = {tuple(e) for e in graph.edge_index.t().tolist()}
-    kept = {tuple(e) for e in edge_index[:, ~loops].t().tolist()}
-    assert kept == original
 
 
 def test_output_depends_on_transition_probability(graph: RoadGraph) -> None:

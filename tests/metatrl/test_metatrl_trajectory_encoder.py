@@ -1,18 +1,12 @@
 """Knowledge-fusion trajectory encoder (MetaTRL eqs. 15-18)."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
+from trajzoo.nn.positional import sinusoidal_position_encoding
 from trajzoo_metatrl.parameters import classify_or_raise, shared_parameters
-from trajzoo_metatrl.trajectory_encoder import (
-    KnowledgeFusionLayer,
-    KnowledgeFusionTrajectoryEncoder,
-    mean_pool,
-    sinusoidal_position_encoding,
-)
+from trajzoo_metatrl.trajectory_encoder import KnowledgeFusionLayer, KnowledgeFusionTrajectoryEncoder
 
 D = 16
 
@@ -80,21 +74,6 @@ def test_query_key_use_shared_view_value_private_view() -> None:
     with torch.no_grad():
         layer.shared_view.fc2.weight.add_(1.0)
     assert not torch.allclose(layer.attention_weights(h, pad), before_weights)
-
-
-def test_mean_pool_ignores_padding() -> None:
-    z = torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
-    pad = torch.tensor([[False, False, True], [False, True, True]])
-    pooled = mean_pool(z, pad)
-    assert torch.allclose(pooled, torch.stack([z[0, :2].mean(0), z[1, 0]]))
-
-
-def test_position_encoding_fixed_sinusoid() -> None:
-    pe = sinusoidal_position_encoding(5, D)
-    assert pe.shape == (5, D)
-    assert torch.allclose(pe[0, 0::2], torch.zeros(D // 2)) and torch.allclose(pe[0, 1::2], torch.ones(D // 2))
-    assert math.isclose(pe[3, 0].item(), math.sin(3.0), abs_tol=1e-6)
-    assert math.isclose(pe[3, 3].item(), math.cos(3.0 / 10000 ** (2 / D)), abs_tol=1e-6)
 
 
 def test_embed_inputs_uses_mask_token() -> None:

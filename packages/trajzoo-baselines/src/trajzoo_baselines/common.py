@@ -1,6 +1,5 @@
-"""Helpers shared by the baseline models: strict config parsing, batch validation, pooling and
-position encodings (the latter two are MetaTRL's, re-exported so every baseline pools and
-encodes positions the same way)."""
+"""Helpers shared by the baseline models: strict config parsing and batch validation (pooling,
+position encodings and masks come from :mod:`trajzoo.nn`)."""
 from __future__ import annotations
 
 from typing import TypeVar
@@ -9,9 +8,8 @@ from torch import Tensor
 
 from trajzoo.config import strict_from_dict
 from trajzoo.data.batch import TrajectoryBatch
-from trajzoo_metatrl.trajectory_encoder import mean_pool, sinusoidal_position_encoding
 
-__all__ = ["strict_from_dict", "validate_batch", "mean_pool", "sinusoidal_position_encoding"]
+__all__ = ["strict_from_dict", "validate_batch"]
 
 T = TypeVar("T")
 

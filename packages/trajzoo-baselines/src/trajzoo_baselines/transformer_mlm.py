@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.pooling import mean_pool
+from trajzoo.nn.positional import sinusoidal_position_encoding
+from trajzoo.nn.random_mask import random_position_mask
 
-from .common import mean_pool, sinusoidal_position_encoding, strict_from_dict, validate_batch
-from .masking import random_position_mask
+from .common import strict_from_dict, validate_batch
 from .training import PretrainSchedule
 
 

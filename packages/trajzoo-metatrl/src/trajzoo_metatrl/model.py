@@ -13,10 +13,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.pooling import mean_pool
 
 from .road_encoder import MetaKnowledgeRoadEncoder
 from .temporal_encoder import TransferableTemporalEncoder
-from .trajectory_encoder import KnowledgeFusionTrajectoryEncoder, mean_pool
+from .trajectory_encoder import KnowledgeFusionTrajectoryEncoder
 
 
 @dataclass

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
+from trajzoo.nn.span_mask import span_mask
 
-from .masking import span_mask, time_mask
+from .masking import time_mask
 from .model import MetaTRLConfig, MetaTRLEncoder
 
 

@@ -22,63 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, MessagePassing
-from torch_geometric.utils import add_remaining_self_loops, softmax
+from torch_geometric.utils import softmax
 
 from trajzoo.data.batch import RoadGraph
-
-from .mlp import MLP
-
-STRUCTURAL_DIM = 6
-"""Size of the structural vector s of paper eq. 5."""
-
-
-def successor_edges_with_self_loops(graph: RoadGraph) -> tuple[Tensor, Tensor]:
-    """The neighbourhood edges N_i of paper eq. 8 with their transition probabilities.
-
-    Args:
-        graph: road graph with ``edge_index`` ``(2, E)`` (row 0 = upstream i, row 1 = downstream
-            j) and ``transition_prob`` ``(E,)``.
-
-    Returns:
-        ``(edge_index, p)``: ``(2, E')`` int64 and ``(E',)`` float, the graph's edges plus a
-        self-loop (i, i) with p_ii = 0 for every segment that does not already have one (an
-        existing self-loop keeps its observed p_ii).
-    """
-    edge_index, p = add_remaining_self_loops(
-        graph.edge_index, graph.transition_prob, fill_value=0.0, num_nodes=graph.num_segments
-    )
-    assert p is not None
-    return edge_index, p
-
-
-def validate_graph(graph: RoadGraph, attribute_dim: int | None = None) -> None:
-    """Check the tensor shapes of a :class:`RoadGraph`.
-
-    Args:
-        graph: the graph to check.
-        attribute_dim: expected F_u, or None to skip that check.
-
-    Raises:
-        ValueError: on any shape or dtype inconsistency, or on out-of-range segment ids.
-    """
-    n = graph.num_segments
-    if graph.structural.shape != (n, STRUCTURAL_DIM):
-        raise ValueError(f"structural must be ({n}, {STRUCTURAL_DIM}), got {tuple(graph.structural.shape)}")
-    if graph.attributes.dim() != 2 or graph.attributes.shape[0] != n:
-        raise ValueError(f"attributes must be ({n}, F_u), got {tuple(graph.attributes.shape)}")
-    if attribute_dim is not None and graph.attributes.shape[1] != attribute_dim:
-        raise ValueError(f"attributes have {graph.attributes.shape[1]} columns, expected {attribute_dim}")
-    if graph.edge_index.dim() != 2 or graph.edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must be (2, E), got {tuple(graph.edge_index.shape)}")
-    if graph.edge_index.dtype != torch.long:
-        raise ValueError(f"edge_index must be int64, got {graph.edge_index.dtype}")
-    if graph.transition_prob.shape != (graph.edge_index.shape[1],):
-        raise ValueError(
-            f"transition_prob must be ({graph.edge_index.shape[1]},), got {tuple(graph.transition_prob.shape)}"
-        )
-    if graph.edge_index.numel() and (graph.edge_index.min() < 0 or graph.edge_index.max() >= n):
-        raise ValueError(f"edge_index holds segment ids outside [0, {n})")
-
+from trajzoo.nn.graph import STRUCTURAL_DIM, successor_edges_with_self_loops, validate_graph
+from trajzoo.nn.mlp import MLP
 
 class MetaKnowledgeGATLayer(MessagePassing):
     """One graph-attention layer with meta-knowledge and transition-probability attention.

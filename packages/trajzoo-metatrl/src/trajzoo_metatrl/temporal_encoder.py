@@ -16,8 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from trajzoo.data.batch import TrajectoryBatch
-
-from .mlp import MLP
+from trajzoo.nn.mlp import MLP
 
 DAYS_PER_WEEK = 7
 MINUTES_PER_DAY = 1440

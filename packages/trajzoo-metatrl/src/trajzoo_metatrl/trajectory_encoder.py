@@ -16,45 +16,12 @@ Q, K, V all come from H through private projections.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from .mlp import MLP
-
-
-def sinusoidal_position_encoding(length: int, d_model: int, device: torch.device | str | None = None) -> Tensor:
-    """Fixed sinusoidal position encoding pe of MetaTRL eq. 15 (Vaswani et al. 2017 form).
-
-    Args:
-        length: number of positions L.
-        d_model: encoding size d.
-        device: device of the result.
-
-    Returns:
-        ``(L, d)`` float32 with pe[t, 2k] = sin(t / 10000^(2k/d)), pe[t, 2k+1] = cos(same).
-    """
-    position = torch.arange(length, dtype=torch.float32, device=device).unsqueeze(1)
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / d_model))
-    pe = torch.zeros(length, d_model, device=device)
-    pe[:, 0::2] = torch.sin(position * div)
-    pe[:, 1::2] = torch.cos(position * div)[:, : d_model // 2]
-    return pe
-
-
-def mean_pool(z: Tensor, padding_mask: Tensor) -> Tensor:
-    """Average pooling over real positions (the trajectory vector z of the paper, after eq. 18).
-
-    Args:
-        z: ``(B, L, d)`` per-position representations Z.
-        padding_mask: ``(B, L)`` bool, True at padded positions.
-
-    Returns:
-        ``(B, d)`` mean of Z over non-padded positions (a zero vector for an all-padding row).
-    """
-    keep = (~padding_mask).unsqueeze(-1).to(z.dtype)
-    return (z * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+from trajzoo.nn.attention import attention_weights, split_heads
+from trajzoo.nn.mlp import MLP
+from trajzoo.nn.positional import sinusoidal_position_encoding
 
 
 class KnowledgeFusionLayer(nn.Module):
@@ -125,10 +92,6 @@ class KnowledgeFusionLayer(nn.Module):
         for module in (self.private_norm1, self.private_norm2, self.private_ffn[0], self.private_ffn[2]):
             module.reset_parameters()
 
-    def _heads(self, x: Tensor) -> Tensor:
-        b, length, _ = x.shape
-        return x.view(b, length, self.n_heads, self.d_model // self.n_heads).transpose(1, 2)
-
     def _query_key_value(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Q, K, V of eq. 17 split into heads, each ``(B, heads, L, d / heads)``."""
         if self.use_knowledge_fusion:
@@ -137,13 +100,12 @@ class KnowledgeFusionLayer(nn.Module):
             q, k, v = self.shared_w_q(x_shared), self.shared_w_k(x_shared), self.private_w_v(x_private)
         else:
             q, k, v = self.private_w_q(h), self.private_w_k(h), self.private_w_v(h)
-        return self._heads(q), self._heads(k), self._heads(v)
+        return split_heads(q, self.n_heads), split_heads(k, self.n_heads), split_heads(v, self.n_heads)
 
     @staticmethod
     def _softmax_scores(q: Tensor, k: Tensor, padding_mask: Tensor) -> Tensor:
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, heads, L, L)
-        scores = scores.masked_fill(padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        return torch.softmax(scores, dim=-1)
+        # padded keys get the lowest finite score (not -inf), as in the original implementation
+        return attention_weights(q, k, padding_mask, fill_value=torch.finfo(q.dtype).min)  # (B, heads, L, L)
 
     def attention_weights(self, h: Tensor, padding_mask: Tensor) -> Tensor:
         """The attention matrix softmax(Q K^T / sqrt(d_head)) of eq. 18 (before dropout).

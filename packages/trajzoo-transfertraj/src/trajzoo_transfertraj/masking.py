@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from trajzoo.nn.random_mask import check_suffix_padding, random_subset
+
 #: Mask kinds returned by :func:`unified_masks`.
 SPATIAL, TEMPORAL, SPAN = 0, 1, 2
 KIND_NAMES = ("spatial", "temporal", "span")
@@ -60,10 +62,8 @@ def unified_masks(padding_mask: Tensor, kind_probs: tuple[float, float, float],
     for name, (lo, hi) in (("modality_ratio", modality_ratio), ("span_ratio", span_ratio)):
         if not 0.0 < lo <= hi <= 1.0:
             raise ValueError(f"{name} must satisfy 0 < min <= max <= 1, got {(lo, hi)}")
-    pad = padding_mask.detach().cpu()
+    pad = check_suffix_padding(padding_mask)
     b, l = pad.shape
-    if l > 1 and bool((pad[:, :-1] & ~pad[:, 1:]).any()):
-        raise ValueError("padding_mask must mark a suffix of each row (padding only at the end)")
     n = (~pad).sum(dim=1)  # (B,)
     kind = torch.multinomial(probs, b, replacement=True, generator=generator) if b else torch.zeros(0, dtype=torch.long)
     u = torch.rand(b, generator=generator, dtype=torch.float64)
@@ -75,10 +75,7 @@ def unified_masks(padding_mask: Tensor, kind_probs: tuple[float, float, float],
     m = torch.minimum(m, cand)  # 0 when n < 2
     idx = torch.arange(l).expand(b, l)
     candidates = (idx >= 1) & ~pad
-    # random subset of m candidates: rank uniform scores among candidates
-    scores = torch.rand(b, l, generator=generator).masked_fill(~candidates, 2.0)
-    rank = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
-    subset = (rank < m.unsqueeze(1)) & candidates
+    subset = random_subset(candidates, m, generator)  # m candidates uniformly without replacement
     # contiguous span: start uniform in 1 .. n - m
     v = torch.rand(b, generator=generator, dtype=torch.float64)
     start = 1 + torch.floor(v * (n - m).clamp(min=1).double()).long()

@@ -13,7 +13,7 @@ Input-Output Scheme". Pipeline for a :class:`~trajzoo.data.points.PointBatch`::
 P are the reference positions (:func:`~trajzoo_transfertraj.trie.reference_positions` of the
 visible x, y) and T the reference times (same interpolation of the visible elapsed times), so the
 predictor outputs residuals with respect to what the visible points imply. The sinusoidal
-point-index encoding gives the order of the points, which every task reveals (a design choice:
+point-index encoding (:func:`trajzoo.nn.positional.sinusoidal_table`) gives the order of the points, which every task reveals (a design choice:
 without it, hidden points at the end of a trajectory with hidden times would be indistinguishable).
 
 The model reads only visible values: :meth:`TransferTraj.forward` applies
@@ -25,6 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from trajzoo.data.points import PointBatch
+from trajzoo.nn.pooling import mean_pool
+from trajzoo.nn.positional import sinusoidal_table
 
 from .encoder import RTTE
 from .modalities import PointModalityExtractor
@@ -32,16 +34,6 @@ from .modality_mixing import ModalityMixingLayer
 from .parameters import TransferTrajConfig
 from .sc_moe import context_features
 from .trie import AbsoluteXYEncoding, reference_positions
-
-
-def sinusoidal_table(n: int, d: int) -> Tensor:
-    """``(n, d)`` Transformer sinusoidal encoding of indices 0..n-1 (Vaswani et al. 2017)."""
-    pos = torch.arange(n, dtype=torch.float64).unsqueeze(1)
-    i = torch.arange((d + 1) // 2, dtype=torch.float64)
-    angle = pos / torch.pow(10000.0, 2 * i / d)
-    table = torch.zeros(n, 2 * ((d + 1) // 2), dtype=torch.float64)
-    table[:, 0::2], table[:, 1::2] = torch.sin(angle), torch.cos(angle)
-    return table[:, :d].float()
 
 
 class TransferTraj(nn.Module):
@@ -121,10 +113,9 @@ class TransferTraj(nn.Module):
         return self.encode(batch)[0]
 
     def embed(self, batch: PointBatch) -> Tensor:
-        """Trajectory representations ``(B, d)``: mean of :meth:`forward` over real points."""
-        h = self.forward(batch)
-        n = (~batch.padding_mask).sum(dim=1, keepdim=True).clamp(min=1)
-        return h.sum(dim=1) / n
+        """Trajectory representations ``(B, d)``: mean of :meth:`forward` over real points
+        (:func:`trajzoo.nn.pooling.mean_pool`)."""
+        return mean_pool(self.forward(batch), batch.padding_mask)
 
     def predict(self, batch: PointBatch) -> dict[str, Tensor]:
         """Trajectory modality predictor: recover x, y and time of every point.

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trajzoo.nn.attention import split_fused_qkv
+
 _GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
 
@@ -182,9 +184,7 @@ class TrieAttention(nn.Module):
         Args:
             h: point tokens. pos_m: ``(B, L, 2)`` positions in metres (ignored without rotary).
         """
-        b, l, d = h.shape
-        qkv = self.qkv(h).view(b, l, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k, v = split_fused_qkv(self.qkv(h), self.heads)
         if self.rotary is not None:
             if pos_m is None:
                 raise ValueError("TRIE attention needs positions")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.pooling import mean_pool
 
-from ..common import mean_pool, validate_batch
+from ..common import validate_batch
 from .config import STARTConfig
 from .road_encoder import TPEGATRoadEncoder
 from .trajectory_encoder import TimeAwareTrajectoryEncoder

@@ -2,13 +2,13 @@
 "Self-supervised Pre-training"):
 
 1. Span-masked trajectory recovery: non-contiguous spans of each trajectory (ratio
-   ``mask_ratio``, geometric span lengths of mean ``mean_span_length``; MetaTRL's
-   :func:`trajzoo_metatrl.masking.span_mask`, which never masks position 0 or padding) get the
+   ``mask_ratio``, geometric span lengths of mean ``mean_span_length``;
+   :func:`trajzoo.nn.span_mask.span_mask`, which never masks position 0 or padding) get the
    [MASK] road vector and hidden times; a linear head predicts the masked road ids among the N
    segments (cross-entropy, L_mask).
 2. Trajectory contrastive learning: two views of every trajectory, view 1 by trajectory
    trimming and view 2 by temporal shifting (:mod:`.augmentation`), are encoded and mean-pooled;
-   NT-Xent with temperature tau pulls each trajectory's two views together and pushes the other
+   NT-Xent (:func:`trajzoo.nn.contrastive.nt_xent`) with temperature tau pulls each trajectory's two views together and pushes the other
    2B - 2 views of the batch away (L_con).
 
 Total: L = lambda * L_mask + (1 - lambda) * L_con (lambda = ``mask_weight``).
@@ -20,42 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
-from trajzoo_metatrl.masking import span_mask
+from trajzoo.nn.contrastive import nt_xent
+from trajzoo.nn.pooling import mean_pool
+from trajzoo.nn.span_mask import span_mask
 
-from ..common import mean_pool
 from .augmentation import shift_times, trim_trajectories
 from .config import STARTConfig
 from .model import STARTEncoder
-
-
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
-    """NT-Xent (normalised temperature-scaled cross-entropy) loss of START's contrastive term.
-
-    The 2B vectors are L2-normalised; for each, the logits are its cosine similarities to the
-    other 2B - 1 vectors divided by ``temperature`` and the target is its other view.
-
-    Args:
-        z1: ``(B, d)`` representations of view 1.
-        z2: ``(B, d)`` representations of view 2 (row b is the positive of ``z1[b]``).
-        temperature: tau > 0.
-
-    Returns:
-        Scalar mean loss in nats (0 when B = 1: no negatives).
-
-    Raises:
-        ValueError: shapes differ or are not 2-D, or ``temperature`` <= 0.
-    """
-    if z1.dim() != 2 or z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must both be (B, d), got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    b = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2], dim=0), dim=-1)  # (2B, d)
-    logits = (z @ z.t()) / temperature
-    self_pairs = torch.eye(2 * b, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_pairs, float("-inf"))
-    targets = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
-    return F.cross_entropy(logits, targets)
 
 
 class STARTPretrainer(nn.Module):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 
 from trajzoo.data.batch import RoadGraph
-from trajzoo_metatrl.road_encoder import STRUCTURAL_DIM, successor_edges_with_self_loops, validate_graph
+from trajzoo.nn.graph import STRUCTURAL_DIM, successor_edges_with_self_loops, validate_graph
 
 
 def transfer_probability_edges(graph: RoadGraph) -> tuple[Tensor, Tensor]:

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from trajzoo.data.batch import TrajectoryBatch
-
-from ..common import sinusoidal_position_encoding
+from trajzoo.nn.attention import attention_weights, split_fused_qkv
+from trajzoo.nn.positional import sinusoidal_position_encoding
 
 MINUTES_PER_DAY = 1440
 DAYS_PER_WEEK = 7
@@ -103,11 +103,8 @@ class TimeAwareSelfAttention(nn.Module):
             ``(weights, values)``: ``(B, H, L, L)`` softmax over keys (0 on padded keys) and
             ``(B, H, L, d_head)``.
         """
-        b, length, _ = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head) + bias
-        scores = scores.masked_fill(padding_mask[:, None, None, :], float("-inf"))
-        return torch.softmax(scores, dim=-1), v
+        q, k, v = split_fused_qkv(self.qkv(x), self.heads)
+        return attention_weights(q, k, padding_mask, bias), v
 
     def forward(self, x: Tensor, bias: Tensor, padding_mask: Tensor) -> Tensor:
         """``(B, L, d)`` attention output (see :meth:`attention_weights` for the arguments)."""

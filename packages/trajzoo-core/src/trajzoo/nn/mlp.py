@@ -1,7 +1,8 @@
-"""Two-layer perceptron used for the MLPs of the MetaTRL paper (eqs. 6, 7, 13, 16).
+"""Two-layer perceptron ``Linear -> ReLU -> Linear``, the ``MLP`` of MetaTRL eqs. 6, 7, 13, 16.
 
-The paper writes ``MLP`` without giving its depth; every MLP in this package is
-``Linear -> ReLU -> Linear``.
+The MetaTRL paper writes ``MLP`` without giving its depth; this two-layer form is the one every
+model of the zoo uses when it needs a plain MLP. Parameter names ``fc1`` / ``fc2`` are part of the
+state-dict layout of the models that use it (e.g. ``road_encoder.shared_mkf.fc1.weight``).
 """
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from torch import Tensor, nn
 
 
 class MLP(nn.Module):
-    """``Linear(in_dim, hidden_dim) -> ReLU -> Linear(hidden_dim, out_dim)``.
+    """``y = W_2 ReLU(W_1 x + b_1) + b_2``: ``(..., in_dim) -> (..., out_dim)``.
 
-    Source: the ``MLP`` of MetaTRL eqs. 6, 7, 13 and 16 (depth not specified by the paper).
+    Source: the ``MLP`` of MetaTRL (AAAI 2026) eqs. 6, 7, 13 and 16 (depth not specified by the
+    paper). Construction draws the weights twice from the global torch RNG (once in the
+    ``nn.Linear`` constructors, once in :meth:`reset_parameters`); models seeded with this
+    order rely on it.
 
     Args:
         in_dim: size of the last input dimension.
