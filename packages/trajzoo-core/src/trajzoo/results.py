@@ -256,11 +256,14 @@ def summary_markdown(city: str, long: pd.DataFrame, qc: pd.DataFrame, reference_
 
     Args:
         city: the target city (title).
-        long: the long result format rows of that city (:data:`LONG_COLUMNS`).
+        long: the long result format (:data:`LONG_COLUMNS`); when it has a city column only the
+            rows of ``city`` are used.
         qc: the city's accounting, columns stage, outcome, count.
         reference_model: model whose improvement over the best other model is shown; None or a
             model absent from ``long``: no improvement rows.
     """
+    if "city" in long.columns:
+        long = long[long["city"].astype(str) == str(city)]
     table = summary_table(long)
     lines = [f"# {city}: downstream results", ""]
     if table.empty:
