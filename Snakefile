@@ -1,9 +1,10 @@
-# trajzoo: raw GPS -> OSM road network -> FMM map matching -> road features -> splits
-# -> self-supervised pretraining -> downstream fine-tuning -> results/<city>/<model>.csv
-# -> summary tables and report figures (snakemake --report results/report.html);
-# raw GPS -> point features -> TransferTraj transfer settings -> results/<target>/transfertraj.csv
+# trajzoo: raw GPS -> OSM road network -> FMM map matching -> road features / GPS point features /
+# grid cells -> one split per city -> self-supervised pretraining of every model (one rule) ->
+# downstream evaluation per experiment setting (one rule) -> results/<city>/<model>.csv, summaries,
+# transfer matrices, and the report (snakemake --report results/report.html).
 #
-# Table of contents; every stage lives in workflow/rules/<stage>.smk.
+# Table of contents; every stage lives in workflow/rules/<stage>.smk. Threads and resources of
+# every rule: profiles/default (loaded automatically), profiles/slurm for clusters.
 
 configfile: "config.yaml"
 
@@ -16,11 +17,11 @@ include: "workflow/rules/roads.smk"
 include: "workflow/rules/map_matching.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/road_features.smk"
-include: "workflow/rules/pretrain.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/points.smk"
+include: "workflow/rules/grid.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/transfertraj.smk"
 
 
 rule all:
@@ -28,4 +29,3 @@ rule all:
     input:
         all_result_tables(),
         report_figures(),
-        transfertraj_tables(),

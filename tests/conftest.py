@@ -34,15 +34,23 @@ def repo() -> Path:
     return REPO
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test not marked e2e, slurm or report is a unit test (``pytest -m unit``)."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("e2e", "slurm", "report")):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def workflow_run(repo, data_root, tmp_path_factory):
-    """A working directory in which the main job ran on the slice (shared by the e2e tests)."""
+    """The base run: a working directory in which the default target (every table, summary,
+    transfer matrix and figure) was built on the slice. Tests read it and never write into it
+    (they copy it, see ``e2e_support.copy_run``)."""
     work = tmp_path_factory.mktemp("e2e")
     (work / "config.yaml").write_text(yaml.safe_dump(small_config(repo, data_root)))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2",
-           "results/porto/metatrl.csv"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+           "--configfile", str(work / "config.yaml"), "--cores", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((work / "logs").rglob("*.log")))
         pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{logs}")

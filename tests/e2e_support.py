@@ -1,10 +1,13 @@
 """Helpers of the end-to-end tests: run Snakemake in a working directory, the slice config."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
 import yaml
+
+SMALL_SIZES = {"d_model": 32, "heads": 2, "ffn_dim": 64, "layers": 1, "gat_layers": 1}
 
 
 def snakemake(repo, work, *args, timeout=1200):
@@ -12,6 +15,13 @@ def snakemake(repo, work, *args, timeout=1200):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
            "--cores", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_run(base, dest):
+    """A private copy of a finished base run (results, logs, config, .snakemake metadata), so a test
+    can rerun or change jobs without touching the base run the other tests read."""
+    shutil.copytree(base, dest, symlinks=True, dirs_exist_ok=False)
+    return dest
 
 
 def small_config(repo, data_root):
@@ -25,18 +35,29 @@ def small_config(repo, data_root):
     for city in cfg["cities"].values():
         if city.get("osm"):
             city.setdefault("map_matching", {})["ubodt_delta"] = 1500
-    tt = cfg["transfertraj"]  # a small TransferTraj (still C = 8 experts, top-4) and one epoch each
-    tt["hparams"] = {**tt["hparams"], "d_model": 32, "heads": 2, "ffn_dim": 64, "gate_hidden": 16, "max_len": 64}
-    tt["pretrain"] = {**tt["pretrain"], "epochs": 1, "max_trips_per_city": 200}
-    tt["finetune"] = {**tt["finetune"], "epochs": 1}
-    m = cfg["models"]["metatrl"]
-    m["hparams"].update(d_model=32, heads=2, ffn_dim=64, layers=1, gat_layers=1)
-    m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
     for name, model in cfg["models"].items():
-        model["hparams"] = {**model["hparams"], **{k: v for k, v in
-                            {"d_model": 32, "heads": 2, "ffn_dim": 64, "layers": 1, "gat_layers": 1}.items()
-                            if k in model["hparams"]}}
+        model["hparams"] = {**model["hparams"], **{k: v for k, v in SMALL_SIZES.items() if k in model["hparams"]}}
         model["finetune"] = {**model["finetune"], "epochs": 1}
         if "epochs" in model.get("pretrain", {}):
             model["pretrain"] = {**model["pretrain"], "epochs": 1}
+    m = cfg["models"]["metatrl"]
+    m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
+    tt = cfg["models"]["transfertraj"]  # a small TransferTraj (still C = 8 experts, top-4)
+    tt["hparams"].update(gate_hidden=16, max_len=64)
+    tt["pretrain"]["max_trips_per_city"] = 200
+    cfg["experiments"]["runs"] = E2E_EXPERIMENTS
     return cfg
+
+
+#: The base run's experiments: every setting and both targets, each model at least once, with
+#: fewer repetitions than the default config (which the dry-run tests check as it is).
+E2E_EXPERIMENTS = [
+    {"models": ["metatrl"], "targets": ["porto"], "sources": ["sanfrancisco"], "settings": ["cross-city"]},
+    {"models": ["metatrl"], "targets": ["porto"], "settings": ["in-city", "untrained"]},
+    {"models": ["transformer-mlm", "start", "node2vec"], "targets": ["porto"], "settings": ["in-city"]},
+    {"models": ["transfertraj"], "targets": ["porto"], "sources": ["sanfrancisco", "chengdu"],
+     "settings": ["zero-shot", "few-shot-0.1"]},
+    {"models": ["transfertraj"], "targets": ["porto", "sanfrancisco"], "settings": ["in-city"]},
+    {"models": ["transfertraj"], "targets": ["sanfrancisco"], "sources": ["porto", "chengdu"],
+     "settings": ["zero-shot"]},
+]

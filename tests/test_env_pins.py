@@ -183,4 +183,4 @@ def test_every_rule_names_a_conda_env():
     for name, body in rule_blocks().items():
         if "gpu_request" in body:
             assert envs[name] == "models.yaml", f"rule {name} runs a model but uses {envs[name]}"
-    assert {"pretrain", "finetune_task", "embed_trajectories"} <= {n for n, e in envs.items() if e == "models.yaml"}
+    assert {"pretrain", "evaluate", "embed"} <= {n for n, e in envs.items() if e == "models.yaml"}

@@ -1,9 +1,12 @@
-"""The two execution profiles (workflow/profiles/default: local, workflow/profiles/slurm: SLURM)
-set threads and resources for the same rules with the same values, cover every rule of the
-workflow, and a cuda config asks for GPUs on the model rules only (a dry run, no SLURM needed)."""
+"""The execution profiles: profiles/default (the workflow profile, loaded automatically beside
+the top-level Snakefile) declares every rule's threads and resources once; profiles/slurm says only
+how jobs are submitted and inherits them. Snakemake really loads the default profile, and a cuda
+config asks for GPUs on the model rules only (dry runs, no SLURM needed)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,44 +15,46 @@ import yaml
 from test_env_pins import rule_blocks
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILES = {name: yaml.safe_load((REPO / "workflow" / "profiles" / name / "config.yaml").read_text())
+PROFILES = {name: yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
             for name in ("default", "slurm")}
 RULES = sorted(set(rule_blocks()) - {"all"})
+RESOURCE_KEYS = {"set-threads", "set-resources", "default-resources", "resources", "cores"}
 
 
-def declared_threads() -> dict[str, str]:
-    return {name: m[1] for name, body in rule_blocks().items()
-            if (m := re.search(r"^\s*threads:\s*(\S+)", body, flags=re.M))}
-
-
-def test_slurm_profile_uses_the_plugin():
+def test_slurm_profile_uses_the_plugin_and_declares_no_rule_resources():
     slurm = PROFILES["slurm"]
     assert slurm["executor"] == "slurm"
-    assert "runtime" in slurm["default-resources"] and "mem_mb" in slurm["default-resources"]
+    assert not RESOURCE_KEYS & set(slurm), "threads and resources belong to profiles/default only"
 
 
-@pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_profile_covers_every_rule(profile):
-    p = PROFILES[profile]
+def test_default_profile_covers_every_rule_once():
+    p = PROFILES["default"]
     missing = [r for r in RULES if r not in p["set-resources"]]
-    assert not missing, f"{profile}: rules without set-resources: {missing}"
+    assert not missing, f"rules without set-resources: {missing}"
     unknown = (set(p["set-resources"]) | set(p["set-threads"])) - set(RULES)
-    assert not unknown, f"{profile}: settings for rules that do not exist: {sorted(unknown)}"
-    for rule in declared_threads():
-        assert rule in p["set-threads"], f"{profile}: rule {rule} declares threads but the profile does not set them"
+    assert not unknown, f"settings for rules that do not exist: {sorted(unknown)}"
     for rule, res in p["set-resources"].items():
-        assert {"mem_mb", "runtime"} <= set(res), f"{profile}: {rule}: {res}"
+        assert {"mem_mb", "runtime"} <= set(res), f"{rule}: {res}"
+    assert "runtime" in p["default-resources"] and "mem_mb" in p["default-resources"]
 
 
-def test_profiles_agree():
-    local, slurm = PROFILES["default"], PROFILES["slurm"]
-    assert local["set-threads"] == slurm["set-threads"]
-    # the cluster fans map matching out wider; both name the same scatter-gather processes
-    assert set(local["set-scatter"]) == set(slurm["set-scatter"])
-    for rule in RULES:
-        a, b = local["set-resources"][rule], slurm["set-resources"][rule]
-        assert a["mem_mb"] == b["mem_mb"] and a["runtime"] == b["runtime"], rule
-    assert local["default-resources"]["mem_mb"] == slurm["default-resources"]["mem_mb"]
+def test_no_rule_declares_threads():
+    declared = [name for name, body in rule_blocks().items() if re.search(r"^\s*threads:", body, flags=re.M)]
+    assert not declared, f"threads belong in profiles/default: {declared}"
+
+
+def test_snakemake_loads_the_default_profile(repo, tmp_path):
+    """A plain `snakemake -n` beside the top-level Snakefile uses profiles/default: its threads
+    reach the planned jobs."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(repo / "Snakefile"),
+                           "--directory", str(tmp_path), "--cores", "2", "results/porto/metatrl.csv",
+                           "--configfile", str(repo / "config.yaml"), "--config",
+                           f"data_root={repo.parent / 'shared' / 'data'}"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "workflow specific profile" in proc.stderr and "profiles/default" in proc.stderr
+    threads = re.findall(r"rule map_match_chunk:.*?threads: (\d+)", proc.stdout, flags=re.S)
+    assert threads and set(threads) == {str(PROFILES["default"]["set-threads"]["map_match_chunk"])}
 
 
 def test_no_resources_in_the_config():
@@ -75,7 +80,7 @@ def planned_resources(repo, work, data_root, device):
     cfg["device"] = device
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(repo / "Snakefile"),
-                           "--directory", str(work), "--profile", str(repo / "workflow/profiles/slurm"),
+                           "--directory", str(work), "--profile", str(repo / "profiles/slurm"),
                            "results/porto/metatrl.csv", "--configfile", str(work / "config.yaml")],
                           capture_output=True, text=True, timeout=300, cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -91,7 +96,7 @@ def planned_resources(repo, work, data_root, device):
 
 def test_cuda_config_asks_for_gpus_on_model_rules_only(repo, data_root, tmp_path):
     gpu_rules = {name for name, body in rule_blocks().items() if "gpu=gpu_request" in body}
-    assert {"pretrain", "finetune_task", "embed_trajectories"} <= gpu_rules
+    assert {"pretrain", "evaluate", "embed"} <= gpu_rules
     for device in ("cuda", "cpu"):
         planned = planned_resources(repo, tmp_path, data_root, device)
         assert gpu_rules & set(planned)
@@ -100,7 +105,7 @@ def test_cuda_config_asks_for_gpus_on_model_rules_only(repo, data_root, tmp_path
                 want = ("1" if device == "cuda" else "0") if rule in gpu_rules else None
                 assert res.get("gpu") == want, (device, rule, res)
                 # the profile's values reach the jobs
-                limits = PROFILES["slurm"]["set-resources"][rule]
+                limits = PROFILES["default"]["set-resources"][rule]
                 assert (res["mem_mb"], res["runtime"]) == (str(limits["mem_mb"]), str(limits["runtime"])), (rule, res)
 
 

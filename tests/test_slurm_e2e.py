@@ -1,11 +1,12 @@
-"""End to end on a real SLURM cluster: the small real-data DAG of results/porto/metatrl-target-only.csv
+"""End to end on a real SLURM cluster: the small real-data DAG of results/porto/start.csv
 (Porto ingest, road network, UBODT, map-matching chunks and gather, split, road features,
-pretraining, four fine-tuning tasks, embeddings, table: 15 jobs) submitted with sbatch through
-`--profile workflow/profiles/slurm`, in a fresh working directory with the slice config of the
-local session run (`workflow_run`). Then sacct must show every job COMPLETED under SLURM, and
-the table must equal the local run's byte for byte.
+pretraining, four evaluation tasks, table: 13 jobs) submitted with sbatch through
+`--profile profiles/slurm` (threads and resources from the workflow profile profiles/default
+underneath it), in a fresh working directory with the slice config of the local base run
+(`workflow_run`). Then sacct must show every job COMPLETED under SLURM, and the table must equal
+the local run's byte for byte.
 
-Needs a running cluster with accounting (tests/slurm/setup_local_slurm.sh sets one up on this
+Needs a running cluster with accounting (.ci/setup_local_slurm.sh sets one up on this
 machine, as root). Skipped without one, unless TRAJZOO_REQUIRE_SLURM=1 (CI), then it fails."""
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import yaml
 
 from e2e_support import small_config
 
-TARGET = "results/porto/metatrl-target-only.csv"
+TARGET = "results/porto/start.csv"
+SLURM_PROFILE = "profiles/slurm"
+pytestmark = pytest.mark.slurm
 REQUIRED = os.environ.get("TRAJZOO_REQUIRE_SLURM") == "1"
 KILL_AFTER = 480  # seconds; the run takes about 3 minutes on 2 cores
 # The plugin waits init-seconds after a job finishes and 10 s more per poll while none does
@@ -64,7 +67,7 @@ def slurm():
     if problem:
         if REQUIRED:
             pytest.fail(f"TRAJZOO_REQUIRE_SLURM=1 but no SLURM cluster: {problem}")
-        pytest.skip(f"no SLURM cluster: {problem} (set one up with tests/slurm/setup_local_slurm.sh as root)")
+        pytest.skip(f"no SLURM cluster: {problem} (set one up with .ci/setup_local_slurm.sh as root)")
 
 
 def node_memory_mb() -> int:
@@ -73,9 +76,10 @@ def node_memory_mb() -> int:
 
 
 def profile_for(repo, work, node_mb):
-    """The repo's SLURM profile; on a node with less memory than a rule asks for, a copy with
-    mem_mb capped at the node's (sbatch refuses larger requests)."""
-    profile = repo / "workflow" / "profiles" / "slurm"
+    """The repo's workflow profile (profiles/default: every rule's threads and resources); on a
+    node with less memory than a rule asks for, a copy with mem_mb capped at the node's (sbatch
+    refuses larger requests)."""
+    profile = repo / "profiles" / "default"
     settings = yaml.safe_load((profile / "config.yaml").read_text())
     sizes = [settings["default-resources"]["mem_mb"]] + [r.get("mem_mb", 0) for r in settings["set-resources"].values()]
     if max(sizes) <= node_mb:
@@ -92,7 +96,8 @@ def profile_for(repo, work, node_mb):
 
 def snakemake_slurm(repo, work, profile, *args, kill_after=KILL_AFTER):
     cmd = ["timeout", "-s", "KILL", str(kill_after), sys.executable, "-m", "snakemake",
-           "--snakefile", str(repo / "Snakefile"), "--directory", str(work), "--profile", str(profile),
+           "--snakefile", str(repo / "Snakefile"), "--directory", str(work), "--profile",
+           str(repo / SLURM_PROFILE), "--workflow-profile", str(profile),
            *args, *FAST_POLLING, *SAME_CHUNKS, "--verbose"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=kill_after + 30, cwd=work)
@@ -155,7 +160,7 @@ def test_every_job_ran_under_slurm_and_completed(slurm_run):
         rules[m[1]] += 1
     planned = planned_jobs(out)
     assert rules == planned, f"sacct: {dict(rules)}, planned: {dict(planned)}"
-    assert {"ingest_trajectories", "map_match_chunk", "pretrain", "finetune_task", "results_table"} <= set(rules)
+    assert {"ingest_trajectories", "map_match_chunk", "pretrain", "evaluate", "model_table"} <= set(rules)
     # each SLURM job ran the rule on the cluster, not in this process
     assert len(set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))) == sum(planned.values())
 
@@ -181,20 +186,15 @@ def test_table_equals_the_local_run(slurm_run, workflow_run):
 
 def test_cuda_config_asks_slurm_for_a_gpu(slurm_run, repo):
     """With device cuda the plugin submits the pretraining job with --gpus=1 (and --gpus=<model>:1
-    when the profile's gpu_model line is uncommented). This cluster has no GPU, so sbatch
-    refuses the job: the refusal and the call it prints are the evidence."""
+    with `--set-resources pretrain:gpu_model=a100`). This cluster has no GPU, so sbatch refuses
+    the job: the refusal and the call it prints are the evidence."""
     work, _, _, profile = slurm_run
     if "gpu" in _run(["scontrol", "show", "node", "-o"]).stdout.split("Gres=", 1)[-1].split()[0]:
         pytest.skip("this cluster has GPUs: the job would run instead of being refused")
-    encoder = "results/porto/models/metatrl-target-only/seed0/encoder.pt"
-    text = (profile / "config.yaml").read_text()
-    gpu_profile = work.parent / "slurm_profile_gpu_model"
-    gpu_profile.mkdir(exist_ok=True)
-    assert '    # gpu_model: "a100"' in text
-    (gpu_profile / "config.yaml").write_text(text.replace('    # gpu_model: "a100"', '    gpu_model: "a100"', 1))
-    for prof, flag in ((profile, "--gpus=1"), (gpu_profile, "--gpus=a100:1")):
-        proc = snakemake_slurm(repo, work, prof, encoder, "--configfile", str(work / "config.yaml"),
-                               "--config", "device=cuda", kill_after=120)
+    encoder = "results/models/start/full/in-porto/seed0/model.pt"
+    for extra, flag in (([], "--gpus=1"), (["--set-resources", "pretrain:gpu_model=a100"], "--gpus=a100:1")):
+        proc = snakemake_slurm(repo, work, profile, encoder, "--configfile", str(work / "config.yaml"),
+                               "--config", "device=cuda", *extra, kill_after=120)
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, "sbatch accepted a GPU job on a cluster without GPUs"
         calls = re.findall(r"sbatch call: (sbatch .*?) --wrap=", out)

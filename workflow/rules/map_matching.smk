@@ -41,7 +41,6 @@ rule map_match_chunk:
     params:
         map_matching=lambda wc: config["cities"][wc.city]["map_matching"],
         crs=lambda wc: config["cities"][wc.city]["crs"],
-    threads: 2
     log:
         "logs/{city}/map_match_chunk/{scatteritem}.log",
     benchmark:

@@ -1,4 +1,6 @@
-# Figures for `snakemake --report results/report.html` (Snakemake's own report).
+# Figures of `snakemake --report results/report.html`: maps of the road networks with matched
+# trajectories, map-matching statistics, loss curves and metric bars per target city, and the
+# transfer-matrix heatmaps (results/transfer/figures/<model>.png, rule transfer_table).
 
 
 rule plot_network:
@@ -30,17 +32,27 @@ rule plot_map_matching:
         "../scripts/plot_figures.py"
 
 
+def loss_curve_runs(city):
+    """Label -> (pretraining history, fine-tuning histories) of the city's default experiments
+    (first seed), one entry per model and setting."""
+    runs = {}
+    for exp in city_experiments(city):
+        label = f"{exp.model} ({exp.exp_id})" if exp.variant == "full" else f"{exp.model}/{exp.variant} ({exp.exp_id})"
+        base = f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{SEEDS[0]}"
+        runs[label] = (pretraining_of(exp).format(seed=SEEDS[0]).replace("model.pt", "pretrain_history.csv"),
+                       [f"{base}/{t}_history.csv" for t in experiment_tasks(exp)])
+    return runs
+
+
 rule plot_losses:
     input:
-        pretrain=lambda wc: [f"results/{wc.city}/models/{r}/seed{SEEDS[0]}/pretrain_history.csv"
-                             for r in COMPARISON_RUNS],
-        finetune=lambda wc: expand("results/{city}/eval/{run}/seed{seed}/{task}_history.csv", city=wc.city,
-                                   run=COMPARISON_RUNS, task=tasks_of(wc.city), seed=SEEDS[0]),
+        pretrain=lambda wc: sorted({p for p, _ in loss_curve_runs(wc.city).values()}),
+        finetune=lambda wc: [f for _, fs in loss_curve_runs(wc.city).values() for f in fs],
     output:
         figure=report("results/{city}/figures/losses.png", category="Training", subcategory="{city}",
                       caption="../report/losses.rst"),
     params:
-        runs=COMPARISON_RUNS,
+        runs=lambda wc: loss_curve_runs(wc.city),
     log:
         "logs/{city}/plot_losses.log",
     conda:
@@ -64,9 +76,10 @@ rule plot_metrics:
 
 
 def report_figures():
-    targets = [c for c in all_result_tables() if c.endswith(".csv")]
-    cities = sorted({t.split("/")[1] for t in targets})
+    cities = target_cities()
     figures = [f"results/{c}/figures/{f}.png" for c in cities for f in ("losses", "metrics")]
-    prepared = sorted(set(cities) | {s for r in RUNS for s in run_settings(r)["sources"]})
+    prepared = sorted({c for e in EXPERIMENTS if e.default and "roads" in PLUGINS[e.model].inputs
+                       for c in [e.target, *e.sources]})
     figures += [f"results/{c}/figures/{f}.png" for c in prepared for f in ("network", "map_matching")]
+    figures += [f"results/transfer/figures/{m}.png" for m in transfer_models()]
     return figures

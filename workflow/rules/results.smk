@@ -1,52 +1,49 @@
-# Stage 8: result tables. A model's main table (results/<city>/<model>.csv) is written last,
-# after its variants' tables, the side-by-side summary and the city's data accounting (qc.md),
-# so one command yields all of them.
+# Result tables (long format: city, model, variant, setting, train_fraction, sources, task,
+# metric, value, n_train, n_test, seed, config_digest):
+#   results/<city>/<model>.csv             the model's default setting on that target (only its own jobs)
+#   results/<city>/summary.{md,csv}        every model and setting on that target
+#   results/<city>/<model>-ablations.csv   the model's variants (experiments with default: false)
+#   results/transfer/<model>.csv           cross-city / zero-shot / few-shot rows with the in-city value
+#   results/transfer/<model>/              per setting, task and metric a matrix (CSV + Markdown)
+#   results/<city>/qc.md                   the data accounting of every stage and task
 
 
-def table_inputs(wc):
-    inputs = {"parts": expand("results/{city}/eval/{run}/seed{seed}/{task}.csv", city=wc.city, run=wc.run,
-                              task=tasks_of(wc.city), seed=SEEDS),
-              "embeddings": f"results/{wc.city}/embeddings/{wc.run}.parquet"}
-    model, variant = parse_run(wc.run)
-    if variant is None and len(runs_of(model)) > 1:
-        inputs["variants"] = [f"results/{wc.city}/{r}.csv" for r in runs_of(model)[1:]]
-        inputs["summary"] = f"results/{wc.city}/summary.md"
-    if variant is None:
-        inputs["qc"] = f"results/{wc.city}/qc.md"
-    return inputs
+def model_table_inputs(wc):
+    exp = model_default_experiment(wc.model, wc.city)
+    return experiment_parts(exp)
 
 
-rule results_table:
+rule model_table:
     input:
-        unpack(table_inputs),
+        parts=model_table_inputs,
     output:
-        table="results/{city}/{run}.csv",
+        table="results/{city}/{model}.csv",
     params:
-        settings=lambda wc: run_settings(wc.run),
-        digest=lambda wc: {"city": city_preprocessing_config(wc.city),
-                           "sources": {s: city_preprocessing_config(s) for s in run_settings(wc.run)["sources"]},
-                           "run": run_settings(wc.run), "seeds": SEEDS,
-                           "finetune": config["models"][parse_run(wc.run)[0]]["finetune"],
-                           "tasks": config["tasks"]},
+        part_keys=lambda wc: parts_and_keys([model_default_experiment(wc.model, wc.city)])[1],
+        digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
     log:
-        "logs/{city}/results_table/{run}.log",
+        "logs/{city}/model_table/{model}.log",
     conda:
         "../../envs/core.yaml"
     script:
-        "../scripts/results_table.py"
+        "../scripts/long_table.py"
+
+
+def city_experiments(city, default=True):
+    return [e for e in EXPERIMENTS if e.target == city and (e.default or not default)]
 
 
 rule summary:
     input:
-        parts=lambda wc: expand("results/{city}/eval/{run}/seed{seed}/{task}.csv", city=wc.city,
-                                task=tasks_of(wc.city), run=COMPARISON_RUNS, seed=SEEDS),
-        qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
+        parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0],
+        qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in DATA_QC_STAGES(wc.city)],
     output:
         summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
         table="results/{city}/summary.csv",
     params:
-        model_run=MODELS[0] if "metatrl" not in MODELS else "metatrl",
-        baseline_runs=[m for m in MODELS if m != "metatrl"],
+        part_keys=lambda wc: parts_and_keys(city_experiments(wc.city))[1],
+        digest=lambda wc: digest_of(city_experiments(wc.city)),
+        reference_model=REFERENCE_MODEL,
     log:
         "logs/{city}/summary.log",
     conda:
@@ -55,12 +52,88 @@ rule summary:
         "../scripts/summary.py"
 
 
+def ablation_experiments(model, city):
+    """The model's experiments on the city in the settings its variant experiments use."""
+    varied = [e for e in EXPERIMENTS if e.model == model and e.target == city and e.variant != "full"]
+    keys = {(e.setting, e.fraction, e.sources) for e in varied}
+    exps = [e for e in EXPERIMENTS if e.model == model and e.target == city and (e.setting, e.fraction, e.sources) in keys]
+    if not exps:
+        raise WorkflowError(f"no variant experiment of {model!r} on {city!r} (config experiments.runs with variants)")
+    return exps
+
+
+rule ablation_table:
+    input:
+        parts=lambda wc: parts_and_keys(ablation_experiments(wc.model, wc.city))[0],
+    output:
+        table="results/{city}/{model}-ablations.csv",
+    params:
+        part_keys=lambda wc: parts_and_keys(ablation_experiments(wc.model, wc.city))[1],
+        digest=lambda wc: digest_of(ablation_experiments(wc.model, wc.city)),
+    log:
+        "logs/{city}/ablation_table/{model}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/long_table.py"
+
+
+def transfer_experiments(model):
+    """The model's default experiments in a source setting, and its in-city ones on the same targets."""
+    cross = [e for e in EXPERIMENTS if e.model == model and e.default and e.sources and e.variant == "full"]
+    targets = {e.target for e in cross}
+    return cross + [e for e in EXPERIMENTS if e.model == model and e.default and e.setting == "in-city"
+                    and e.target in targets and e.variant == "full"]
+
+
+def transfer_models():
+    return sorted({e.model for e in EXPERIMENTS if e.default and e.sources})
+
+
+rule transfer_table:
+    input:
+        parts=lambda wc: parts_and_keys(transfer_experiments(wc.model))[0],
+    output:
+        table="results/transfer/{model}.csv",
+        matrices=directory("results/transfer/{model}"),
+        heatmap=report("results/transfer/figures/{model}.png", category="Transfer matrices",
+                       caption="../report/transfer.rst"),
+    params:
+        part_keys=lambda wc: parts_and_keys(transfer_experiments(wc.model))[1],
+        digest=lambda wc: digest_of(transfer_experiments(wc.model)),
+    log:
+        "logs/transfer/{model}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/transfer_table.py"
+
+
+def DATA_QC_STAGES(city):
+    """The data stages' QC tables of a city (those every requested view needs)."""
+    stages = ["ingest", "split"]
+    views = {i for e in EXPERIMENTS if e.target == city or city in e.sources for i in PLUGINS[e.model].inputs}
+    if "roads" in views:
+        stages.append("map_matching")
+    if "points" in views:
+        stages.append("points")
+    return stages
+
+
+def task_qc_files(city):
+    """One eligibility table per task of the city (task eligibility does not depend on the model:
+    the first default experiment that runs the task serves)."""
+    files = {}
+    for exp in city_experiments(city):
+        for task in experiment_tasks(exp):
+            files.setdefault(task, f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{SEEDS[0]}/{task}_qc.csv")
+    return list(files.values())
+
+
 rule qc_report:
     input:
-        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in ("ingest", "map_matching", "split")],
-        # task eligibility does not depend on the model: the first run's tables serve
-        tasks=lambda wc: expand("results/{city}/qc/task_{task}_{run}_seed{seed}.csv", city=wc.city,
-                                task=tasks_of(wc.city), run=RUNS[0], seed=SEEDS[0]),
+        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in DATA_QC_STAGES(wc.city)],
+        tasks=lambda wc: task_qc_files(wc.city),
     output:
         qc=report("results/{city}/qc.md", category="Data accounting", caption="../report/qc.rst"),
     log:
@@ -71,14 +144,14 @@ rule qc_report:
         "../scripts/qc_report.py"
 
 
-rule ablation_table:
-    input:
-        tables=lambda wc: [f"results/{wc.city}/{r}.csv" for r in runs_of(wc.model) + ablation_runs(wc.model)],
-    output:
-        table="results/{city}/{model}-ablations.csv",
-    log:
-        "logs/{city}/ablation_table/{model}.log",
-    conda:
-        "../../envs/core.yaml"
-    script:
-        "../scripts/ablation_table.py"
+def all_result_tables():
+    """Default target: per target city its models' tables, the summary and qc.md; the transfer
+    tables of every model with a source setting."""
+    tables = []
+    for city in target_cities():
+        models = sorted({e.model for e in EXPERIMENTS if e.default and e.target == city})
+        tables += [f"results/{city}/{m}.csv" for m in models]
+        tables += [f"results/{city}/embeddings/{m}.parquet" for m in models]
+        tables += [f"results/{city}/summary.md", f"results/{city}/qc.md"]
+    tables += [f"results/transfer/{m}.csv" for m in transfer_models()]
+    return tables

@@ -1,9 +1,12 @@
-# Stage 5: deterministic train/val/test split by trip (seeded).
+# Stage 3: ONE deterministic train/val/test split per city, by trip id (seeded), of the ingested
+# trips. Every model uses it: a trip is in the same split for road, point and grid models; a trip
+# that a view rejects (map matching, point features) is missing from that view only, counted in
+# that stage's QC.
 
 
 rule split_trips:
     input:
-        matched="results/{city}/matched.parquet",
+        trips="results/{city}/trips.parquet",
     output:
         splits="results/{city}/splits.parquet",
         qc="results/{city}/qc/split.csv",

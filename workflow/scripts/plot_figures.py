@@ -17,11 +17,11 @@ elif rule == "plot_map_matching":
     plots.plot_map_matching(pd.read_parquet(snakemake.input.stats), out, city)
 elif rule == "plot_losses":
     histories = {}
-    for run in snakemake.params.runs:
-        parts = [pd.read_csv(p) for p in snakemake.input.pretrain if f"/models/{run}/" in p]
-        parts = [p for p in parts if len(p)]  # a model without pretraining has an empty history
-        parts += [pd.read_csv(p) for p in snakemake.input.finetune if f"/eval/{run}/" in p]
-        histories[run] = pd.concat(parts, ignore_index=True)
+    for label, (pretrain, finetune) in snakemake.params.runs.items():
+        parts = [pd.read_csv(p) for p in [pretrain, *finetune]]
+        parts = [p for p in parts if len(p)]  # an untrained model has an empty pretraining history
+        histories[label] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["phase", "epoch", "train_loss", "val_loss"])
     plots.plot_losses(histories, out, city)
 elif rule == "plot_metrics":
     plots.plot_metrics(pd.read_csv(snakemake.input.table), out, city)

@@ -1,28 +1,39 @@
-"""Rule pretrain: self-supervised pretraining of a registered model on the target city
-(and, for cross-city models, the source cities)."""
+"""Rule pretrain: one pretraining of any registered model (or, for the untrained setting, its
+fresh initialisation) on the cities of its training key."""
 import pandas as pd
 import torch
 
-from trajzoo.data.city import load_city
+from trajzoo.data.prepared import load_prepared
 from trajzoo.registry import get_model
 from trajzoo.runlog import setup_rule_logging
-from trajzoo.training.loop import RunContext, resolve_device, save_encoder, seed_everything
+from trajzoo.training.loop import RunContext, resolve_device, seed_everything
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-settings = snakemake.params.settings
-seed_everything(settings["seed"])
-city = snakemake.wildcards.city
-zones = snakemake.params.cities
-keys = ("matched", "splits", "structural", "attributes", "transitions")
-target = load_city(city, zones[city], **{k: snakemake.input[f"target_{k}"] for k in keys})
-sources = [load_city(src, zones[src], **{k: snakemake.input[f"source{i}_{k}"] for k in keys})
-           for i, src in enumerate(settings["sources"])]
-log.info("pretraining %s (%s) on target %s (%d trips) with sources %s", settings["model"], settings["variant"],
-         city, len(target.trips), {s.name: len(s.trips) for s in sources})
-ctx = RunContext(resolve_device(settings["device"]), settings["seed"], snakemake.params.checkpoint_dir, log)
-plugin = get_model(settings["model"])
-encoder = plugin.pretrain(target, sources, {"hparams": settings["hparams"], "pretrain": settings["pretrain"]}, ctx)
-save_encoder(snakemake.output.encoder, encoder, settings["model"], settings["hparams"], target.graph)
-pd.DataFrame(ctx.history, columns=["phase", "epoch", "train_loss", "val_loss"]).to_csv(snakemake.output.history,
-                                                                              index=False)
+job = snakemake.params.job
+seed_everything(job["seed"])
+files = dict(snakemake.input.items())
+
+
+def prepared(city):
+    prefix = f"{city}__"
+    return load_prepared(city, job["timezones"][city], job["inputs"],
+                         {k[len(prefix):]: v for k, v in files.items() if k.startswith(prefix)})
+
+
+target = prepared(job["target"]) if job["target"] else None
+sources = [prepared(c) for c in job["sources"]]
+plugin = get_model(job["model"])
+ctx = RunContext(resolve_device(job["device"]), job["seed"], snakemake.params.checkpoint_dir, log)
+log.info("%s (%s), setting %s: target %s, sources %s", job["model"], job["variant"], job["setting"], job["target"],
+         job["sources"])
+if job["setting"] == "untrained":
+    model = plugin.build(target, job["section"]["hparams"])
+else:
+    model = plugin.pretrain(target, sources, job["section"], ctx)
+plugin.save(snakemake.output.model, model, target,
+            {"hparams": job["section"]["hparams"], "training": job["training"], "variant": job["variant"],
+             "seed": job["seed"]})
+pd.DataFrame(ctx.history).reindex(columns=list(dict.fromkeys(
+    ["phase", "epoch", "train_loss", "val_loss", *[k for h in ctx.history for k in h]]))).to_csv(
+    snakemake.output.history, index=False)

@@ -1,12 +1,11 @@
-"""Rules split_trips and gps_split: seeded train/val/test split of the matched trips (road models)
-or of the GPS trips with point features (raw-GPS models)."""
+"""Rule split_trips: the city's one seeded train/val/test split of its ingested trips, by trip id."""
 import pandas as pd
 
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.splits import split_trips
 
 log = setup_rule_logging(snakemake.log[0])
-trips = pd.read_parquet(snakemake.input[0], columns=["trip_id"])  # matched.parquet or points.parquet
+trips = pd.read_parquet(snakemake.input.trips, columns=["trip_id"])
 cfg = dict(snakemake.params.split)
 seed = cfg.pop("seed")
 splits, qc = split_trips(trips["trip_id"], cfg, seed, snakemake.params.max_train_trips)

@@ -1,21 +1,21 @@
-"""Entry points of the baseline models (group ``trajzoo.models``): ``random``,
-``transformer-mlm``, ``start`` and ``node2vec``.
+"""Entry points of the baseline models (group ``trajzoo.models``): ``transformer-mlm``,
+``start`` and ``node2vec``, all road-sequence models (:class:`trajzoo.plugins.RoadModelPlugin`)
+with the settings ``untrained`` and ``in-city``.
 
-``pretrain(target, sources, hparams, context)`` takes ``hparams = {"hparams": model config,
-"pretrain": schedule}``; every baseline is single-city, so ``sources`` is ignored (and logged).
+``pretrain_road(target, sources, section, context)`` takes ``section = {"hparams": model config,
+"pretrain": schedule}``; every baseline is single-city (no source settings). What used to be the
+``random`` baseline is the ``untrained`` setting of every model.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from trajzoo_metatrl.model import MetaTRLConfig, MetaTRLEncoder
+from trajzoo.plugins import RoadModelPlugin
 
-from .common import strict_from_dict
 from .node2vec import Node2VecConfig, Node2VecSchedule, node2vec_embeddings
 from .start.config import STARTConfig, STARTSchedule
 from .start.model import STARTEncoder
@@ -24,53 +24,13 @@ from .training import pretrain_single_city
 from .transformer_mlm import TransformerMLMConfig, TransformerMLMEncoder, TransformerMLMPretrainer, TransformerMLMSchedule
 
 
-@dataclass(frozen=True)
-class RandomInitSchedule:
-    """The ``random`` baseline has no pretraining schedule: its ``pretrain`` section must be
-    empty (``from_dict`` raises ValueError naming any key)."""
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RandomInitSchedule":
-        """Raises: ValueError naming every key (there are none to set)."""
-        return strict_from_dict(cls, d, "random pretrain (this model is not pretrained)")
-
-
-class RandomInitPlugin:
-    """``random``: the MetaTRL encoder with NO pretraining, the reference that shows what
-    pretraining adds. Its weights come from the (caller-seeded) global torch RNG."""
-
-    name = "random"
-
-    def build_encoder(self, graph, hparams: dict) -> nn.Module:
-        """A fresh :class:`trajzoo_metatrl.model.MetaTRLEncoder` for ``graph`` (N segments, F_u
-        attributes) built from :class:`MetaTRLConfig` ``hparams``.
-
-        Raises:
-            ValueError: an unknown or out-of-range hparam.
-        """
-        return MetaTRLEncoder(graph.num_segments, int(graph.attributes.shape[1]), MetaTRLConfig.from_dict(hparams))
-
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
-        """No training: returns a freshly built encoder for the target city on
-        ``context.device`` (in eval mode). Adds no history row and writes no checkpoint.
-
-        Raises:
-            ValueError: an unknown hparam, or any key in the ``pretrain`` section.
-        """
-        RandomInitSchedule.from_dict(hparams.get("pretrain", {}))
-        if sources:
-            context.logger.info("random is a single-city baseline: ignoring source cities %s",
-                                [s.name for s in sources])
-        context.logger.info("random: no pretraining; returning a freshly initialised MetaTRL encoder for %s",
-                            target.name)
-        return self.build_encoder(target.graph, hparams.get("hparams", {})).to(context.device).eval()
-
-
-class TransformerMLMPlugin:
+class TransformerMLMPlugin(RoadModelPlugin):
     """``transformer-mlm``: BERT-style road-id Transformer with masked-road pretraining
     (:mod:`trajzoo_baselines.transformer_mlm`)."""
 
     name = "transformer-mlm"
+    hparams_cls = TransformerMLMConfig
+    schedule_cls = TransformerMLMSchedule
 
     def build_encoder(self, graph, hparams: dict) -> nn.Module:
         """A fresh :class:`TransformerMLMEncoder` for ``graph`` (uses N only).
@@ -80,7 +40,7 @@ class TransformerMLMPlugin:
         """
         return TransformerMLMEncoder(graph.num_segments, TransformerMLMConfig.from_dict(hparams))
 
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
+    def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
         """Masked-road pretraining on the target city's train split
         (:func:`trajzoo_baselines.training.pretrain_single_city`); returns the encoder.
 
@@ -93,11 +53,13 @@ class TransformerMLMPlugin:
         return pretrain_single_city(model, self.name, config, schedule, target, sources, context).encoder
 
 
-class STARTPlugin:
+class STARTPlugin(RoadModelPlugin):
     """``start``: START (Jiang et al., ICDE 2023): TPE-GAT + TAT-Enc, span-masked recovery and
     contrastive pretraining (:mod:`trajzoo_baselines.start`)."""
 
     name = "start"
+    hparams_cls = STARTConfig
+    schedule_cls = STARTSchedule
 
     def build_encoder(self, graph, hparams: dict) -> nn.Module:
         """A fresh :class:`STARTEncoder` for ``graph`` (N segments, F_u attributes).
@@ -107,7 +69,7 @@ class STARTPlugin:
         """
         return STARTEncoder(graph.num_segments, int(graph.attributes.shape[1]), STARTConfig.from_dict(hparams))
 
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
+    def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
         """START pretraining on the target city's train split
         (:func:`trajzoo_baselines.training.pretrain_single_city`); returns the encoder.
 
@@ -120,7 +82,7 @@ class STARTPlugin:
         return pretrain_single_city(model, self.name, config, schedule, target, sources, context).encoder
 
 
-class Node2VecPlugin:
+class Node2VecPlugin(RoadModelPlugin):
     """``node2vec``: node2vec road-segment embeddings (Grover & Leskovec, KDD 2016; biased walks
     on the directed segment graph + gensim skip-gram, :mod:`trajzoo_baselines.node2vec`) as the
     initial road table of the ``transformer-mlm`` sequence encoder, which is then fine-tuned
@@ -128,6 +90,8 @@ class Node2VecPlugin:
     which is not installable here (see the module docstring)."""
 
     name = "node2vec"
+    hparams_cls = Node2VecConfig
+    schedule_cls = Node2VecSchedule
 
     def build_encoder(self, graph, hparams: dict) -> nn.Module:
         """A fresh :class:`TransformerMLMEncoder` for ``graph`` (uses N only) from
@@ -139,7 +103,7 @@ class Node2VecPlugin:
         """
         return TransformerMLMEncoder(graph.num_segments, Node2VecConfig.from_dict(hparams).transformer_config())
 
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
+    def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
         """Compute node2vec embeddings of the target city's road graph (no trips are read, so
         no validation loss) and copy them into a fresh encoder's road table.
 

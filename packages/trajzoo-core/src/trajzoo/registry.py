@@ -1,28 +1,57 @@
-"""Model and task registries, filled by installed packages through entry points.
+"""The model contract and the registries of models, tasks and trajectory readers.
 
-A model package declares, in its pyproject::
+Everything pluggable is found through entry points, never through a string-to-class table in
+the core (the LibCity anti-pattern of ``../shared/notes/style.md``). A package declares, in its
+pyproject::
 
     [project.entry-points."trajzoo.models"]
     metatrl = "trajzoo_metatrl.plugin:MetaTRLPlugin"
 
-and the core finds it with :func:`get_model`. No string-to-class table lives in the core: a model
-that is not installed, or whose entry point does not import, fails here with its name.
+    [project.entry-points."trajzoo.tasks"]
+    tte = "trajzoo.tasks.tte:TravelTimeEstimation"
+
+    [project.entry-points."trajzoo.readers"]
+    porto_csv = "trajzoo.ingest.porto:read_porto_trips"
+
+and the core finds it with :func:`get_model`, :func:`get_task` and :func:`get_reader`. A name that
+is not installed fails with the list of installed names.
+
+One contract serves every model, whatever view of a trip it reads (:class:`ModelPlugin`): the
+plugin declares the prepared inputs it needs, the experiment settings it supports, the task kinds
+it serves, and implements build / pretrain / save / load / embed / check_config. The workflow has
+one ``pretrain`` and one ``evaluate`` rule for all of them.
 """
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
 MODEL_GROUP = "trajzoo.models"
 TASK_GROUP = "trajzoo.tasks"
+READER_GROUP = "trajzoo.readers"
+
+#: Prepared inputs a model may declare: ``roads`` (road graph, road features and map-matched
+#: trips), ``points`` (per-fix GPS features), ``grid`` (grid cells with POI semantics),
+#: ``images`` (street-view images).
+INPUTS = ("roads", "points", "grid", "images")
+#: Experiment settings (config ``experiments``). ``untrained``: the encoder with random weights,
+#: fine-tuned like the others; ``in-city``: pretrained on the target alone; ``cross-city``: the
+#: model's own use of source cities and target; ``zero-shot``: pretrained on the sources only and
+#: evaluated with no target data; ``few-shot``: the zero-shot model fine-tuned on a fraction of the
+#: target's train split.
+SETTINGS = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")
+#: Task kinds: ``road`` tasks read road-segment sequences (:class:`trajzoo.tasks.base.Task`),
+#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`).
+TASK_KINDS = ("road", "point")
 
 
 @runtime_checkable
 class TrajectoryEncoder(Protocol):
-    """What the core needs from a pretrained encoder (an ``nn.Module``).
+    """What the core needs from a road-sequence encoder (an ``nn.Module``).
 
     ``forward(batch, graph) -> (B, L, d)`` token states; ``embed(batch, graph) -> (B, d)``
     trajectory representations; ``d_model`` = d.
@@ -35,48 +64,66 @@ class TrajectoryEncoder(Protocol):
 
 
 class ModelPlugin(Protocol):
-    """A road-network model package's entry point (raw-GPS models follow :class:`PointModelPlugin`).
+    """The one model contract: a model package's entry point (group ``trajzoo.models``).
 
-    Methods:
-        build_encoder(graph, hparams) -> nn.Module: a fresh encoder for a city's road graph.
-        pretrain(target, sources, hparams, context) -> nn.Module: self-supervised pretraining on
-            the target city (and the source cities, for cross-city models); ``context`` is a
-            :class:`trajzoo.training.loop.RunContext` (device, seed, checkpoint dir, logger).
+    Attributes:
+        name: the entry-point name (``"metatrl"``).
+        inputs: prepared inputs it reads, a subset of :data:`INPUTS`.
+        settings: experiment settings it supports, a subset of :data:`SETTINGS`. A model that
+            reads road-segment ids cannot run ``zero-shot`` (the target's segments are unknown
+            to it), and then not ``few-shot`` either.
+        task_kinds: task kinds it serves, a subset of :data:`TASK_KINDS`.
+        default_setting: the setting of ``results/<city>/<model>.csv``.
+
+    Methods (``city`` arguments are :class:`trajzoo.data.prepared.PreparedCity`):
+        check_config(section): validate the model's config section (``hparams``, ``pretrain``,
+            ``finetune``, ``variants``) with its own config classes; raises ValueError naming
+            the key (``hparams.d_model: ...``). Called when the DAG is built.
+        build(target, hparams) -> nn.Module: a fresh model (the ``untrained`` setting);
+            ``target`` is None for models whose parameters do not depend on a city.
+        pretrain(target, sources, section, context) -> nn.Module: self-supervised
+            pretraining; ``target`` is None for zero-shot (sources only), ``sources`` is empty
+            for in-city; ``context`` a :class:`trajzoo.training.loop.RunContext`.
+        save(path, model, target, meta) / load(path, target, device): persist and rebuild
+            (``target`` is None for source-only pretrainings of point models).
+        embed(model, city, device) -> (trip_ids, (n, d) float32): representations of every
+            train/val/test trip of ``city`` in the view the model reads.
+
+    :class:`trajzoo.plugins.RoadModelPlugin` and :class:`trajzoo.plugins.PointModelPlugin`
+    implement everything but the model-specific part.
     """
 
     name: str
+    inputs: frozenset
+    settings: frozenset
+    task_kinds: frozenset
+    default_setting: str
 
-    def build_encoder(self, graph, hparams: dict) -> nn.Module:
-        """A fresh encoder for ``graph``."""
+    def check_config(self, section: dict) -> None:
+        """Raise ValueError naming an unknown or out-of-range key of ``section``."""
 
-    def pretrain(self, target, sources: list, hparams: dict, context) -> nn.Module:
-        """Self-supervised pretraining; returns the target encoder."""
+    def build(self, target, hparams: dict) -> nn.Module:
+        """A fresh (untrained) model."""
+
+    def pretrain(self, target, sources: list, section: dict, context) -> nn.Module:
+        """Self-supervised pretraining; returns the model to fine-tune."""
+
+    def save(self, path, model: nn.Module, target, meta: dict) -> None:
+        """Write the model atomically."""
+
+    def load(self, path, target, device) -> nn.Module:
+        """Rebuild a model written by :meth:`save`."""
+
+    def embed(self, model: nn.Module, city, device) -> tuple[list[str], np.ndarray]:
+        """Trip ids and ``(n, d)`` float32 trajectory representations."""
 
 
-class PointModelPlugin(Protocol):
-    """A raw-GPS model package's entry point (``kind = "points"``, e.g. TransferTraj): it works on
-    :class:`trajzoo.data.points.PointBatch` es, has no road graph and no ``build_encoder``.
-
-    Methods:
-        build(hparams) -> nn.Module: a fresh model with ``predict(batch) -> {"xy", "t_minutes"}``
-            (the contract of :mod:`trajzoo.training.point_tasks`).
-        pretrain(model, rows_by_city, schedule, context) -> list[dict]: self-supervised
-            pretraining in place on the point rows of every city; returns the history.
-        save(path, model) / load(path, device): persist and rebuild a model.
-    """
-
-    name: str
-    kind: str
-
-    def build(self, hparams: dict) -> nn.Module:
-        """A fresh point model."""
-
-    def pretrain(self, model: nn.Module, rows_by_city: dict, schedule: dict, context) -> list[dict]:
-        """Self-supervised pretraining; returns the per-epoch history."""
+def _entry_points(group: str) -> dict:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 def _load(group: str, name: str) -> Any:
-    found = {ep.name: ep for ep in entry_points(group=group)}
+    found = _entry_points(group)
     if name not in found:
         raise KeyError(f"no {group} entry point named {name!r}; installed: {sorted(found)} "
                        "(is the package installed, e.g. pip install -e packages/trajzoo-<name>?)")
@@ -85,7 +132,7 @@ def _load(group: str, name: str) -> Any:
 
 def list_models() -> list[str]:
     """Names of the installed models."""
-    return sorted(ep.name for ep in entry_points(group=MODEL_GROUP))
+    return sorted(_entry_points(MODEL_GROUP))
 
 
 def get_model(name: str) -> ModelPlugin:
@@ -99,7 +146,16 @@ def get_model(name: str) -> ModelPlugin:
 
 def list_tasks() -> list[str]:
     """Names of the installed downstream tasks."""
-    return sorted(ep.name for ep in entry_points(group=TASK_GROUP))
+    return sorted(_entry_points(TASK_GROUP))
+
+
+def task_class(name: str) -> type:
+    """The class of the installed task ``name`` (its ``input_kind`` says which models serve it).
+
+    Raises:
+        KeyError: no such task installed.
+    """
+    return _load(TASK_GROUP, name)
 
 
 def get_task(name: str, **kwargs):
@@ -108,4 +164,18 @@ def get_task(name: str, **kwargs):
     Raises:
         KeyError: no such task installed.
     """
-    return _load(TASK_GROUP, name)(**kwargs)
+    return task_class(name)(**kwargs)
+
+
+def list_readers() -> list[str]:
+    """Names of the installed trajectory readers (``cities.<city>.trajectories.format``)."""
+    return sorted(_entry_points(READER_GROUP))
+
+
+def get_reader(name: str):
+    """The installed trajectory reader ``name`` (a function, see :mod:`trajzoo.ingest`).
+
+    Raises:
+        KeyError: no such reader installed.
+    """
+    return _load(READER_GROUP, name)

@@ -1,9 +1,10 @@
 """Entry point of the TransferTraj model package (group ``trajzoo.models``, name ``transfertraj``).
 
 TransferTraj works on raw GPS points (:class:`~trajzoo.data.points.PointBatch`), not on a road
-graph, so it is a *point model*: it has no ``build_encoder(graph, hparams)`` (see
-:class:`trajzoo.registry.PointModelPlugin`). Downstream point tasks are run by the core loop
-:mod:`trajzoo.training.point_tasks` through ``model.predict``.
+graph: a point model (:class:`trajzoo.plugins.PointModelPlugin`, input ``points``) with no
+city-bound parameters, so it supports every setting; its default is ``zero-shot`` (the paper's
+headline). Downstream point tasks are run by the core loop :mod:`trajzoo.training.point_tasks`
+through ``model.predict``.
 """
 from __future__ import annotations
 
@@ -11,21 +12,24 @@ from pathlib import Path
 
 import torch
 
+from trajzoo.plugins import PointModelPlugin
+
 from .model import TransferTraj
 from .parameters import PAPER_PRESET, TransferTrajConfig
 from .training import PretrainConfig, load_model, pretrain, save_model
 
 
-class TransferTrajPlugin:
+class TransferTrajPlugin(PointModelPlugin):
     """TransferTraj (arXiv 2505.12672): point modalities, modality mixing, RTTE (TRIE attention +
     SC-MoE), unified masked-modality pretraining."""
 
     name = "transfertraj"
-    kind = "points"
+    hparams_cls = TransferTrajConfig
+    schedule_cls = PretrainConfig
     #: the paper's best hyper-parameters (d = 128, L = 2, C = 8, k = 4), for GPU users
     paper_preset = dict(PAPER_PRESET)
 
-    def build(self, hparams: dict | None = None) -> TransferTraj:
+    def build_model(self, hparams: dict | None = None) -> TransferTraj:
         """A fresh :class:`TransferTraj` from ``hparams`` (fields of :class:`TransferTrajConfig`;
         missing keys take the CPU-sized defaults).
 
@@ -34,18 +38,18 @@ class TransferTrajPlugin:
         """
         return TransferTraj(TransferTrajConfig.from_dict(hparams or {}))
 
-    def pretrain(self, model: TransferTraj, rows_by_city: dict[str, list[dict]], schedule: dict, context,
-                 val_rows_by_city: dict[str, list[dict]] | None = None) -> list[dict]:
+    def pretrain_points(self, model: TransferTraj, rows_by_city: dict[str, list[dict]], schedule: dict, context,
+                        val_rows_by_city: dict[str, list[dict]] | None = None) -> list[dict]:
         """Masked-modality pretraining of ``model`` in place on every city's rows
         (:func:`trajzoo_transfertraj.training.pretrain`); ``schedule`` = fields of
         :class:`PretrainConfig`; ``context`` a :class:`trajzoo.training.loop.RunContext`.
-        Returns the per-epoch history."""
+        Returns the per-epoch history (also appended to ``context.history``)."""
         return pretrain(model, rows_by_city, PretrainConfig.from_dict(schedule), context, val_rows_by_city)
 
-    def save(self, path: Path | str, model: TransferTraj, extra: dict | None = None) -> None:
+    def save_model(self, path: Path | str, model: TransferTraj, meta: dict | None = None) -> None:
         """Write the model (hyper-parameters + weights) atomically."""
-        save_model(path, model, extra)
+        save_model(path, model, {k: v for k, v in (meta or {}).items() if k != "hparams"})
 
-    def load(self, path: Path | str, device: torch.device | str = "cpu") -> TransferTraj:
-        """Rebuild a model written by :meth:`save`."""
+    def load_model(self, path: Path | str, device: torch.device | str = "cpu") -> TransferTraj:
+        """Rebuild a model written by :meth:`save_model`."""
         return load_model(path, device)

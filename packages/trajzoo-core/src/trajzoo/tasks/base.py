@@ -38,6 +38,8 @@ class Task(ABC):
 
     name: str = ""
     kind: str = ""  # "regression" or "classification"
+    #: task kind of :data:`trajzoo.registry.TASK_KINDS`: road-segment sequences
+    input_kind: str = "road"
     metric_names: tuple[str, ...] = ()
 
     @abstractmethod

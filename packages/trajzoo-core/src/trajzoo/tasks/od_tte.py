@@ -27,6 +27,7 @@ class ODTravelTime(PointTask):
     metric_names = ("MAE", "MAPE", "RMSE")
     recovered = "t_minutes"
     min_points = 2
+    whole_trip = True
 
     def make_query(self, batch: PointBatch) -> PointBatch:
         """A ``(B, 2)`` batch of origin + destination with the destination's time hidden.

@@ -38,6 +38,11 @@ class PointTask(ABC):
     metric_names: tuple[str, ...] = ()
     recovered: str = "xy"
     min_points: int = 2
+    #: task kind of :data:`trajzoo.registry.TASK_KINDS`: GPS fixes
+    input_kind: str = "point"
+    #: collate whole trips (True: the task reads the real last point, e.g. OD-TTE), else the
+    #: first ``max_len`` points as in pretraining
+    whole_trip: bool = False
 
     def eligible(self, rows: list[dict]) -> tuple[list[dict], pd.DataFrame]:
         """Keep the trips with at least ``min_points`` points.

@@ -1,0 +1,114 @@
+"""Downstream evaluation of any model on any task it serves: the body of the ``evaluate`` rule.
+
+A task's ``input_kind`` (:data:`trajzoo.registry.TASK_KINDS`) picks the core fine-tuning loop:
+``road`` tasks fine-tune the road-sequence encoder with a linear head
+(:func:`trajzoo.training.loop.finetune_and_evaluate`); ``point`` tasks fine-tune the point model
+on its recovery heads (:func:`trajzoo.training.point_tasks.finetune_point_task`). The experiment's
+fraction of the target's data applies to both: 1.0 uses the whole train and validation splits,
+0.0 (zero-shot) none of them (no fine-tuning), F (few-shot) a nested, seeded fraction F of the
+train split AND of the validation split that early-stops it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from trajzoo.splits import few_shot_subset
+
+
+@dataclass
+class EvaluationResult:
+    """One task's outcome.
+
+    Attributes:
+        metrics: metric name -> value on the test split.
+        n_train: fine-tuning trips used (after the few-shot fraction).
+        n_test: test trips scored.
+        qc: the task's eligibility accounting (stage ``task:<name>``, per split for point tasks).
+        history: per-epoch rows (phase, epoch, train_loss, val_loss).
+    """
+
+    metrics: dict[str, float]
+    n_train: int
+    n_test: int
+    qc: pd.DataFrame
+    history: list[dict]
+
+
+def _fraction_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
+    if fraction >= 1:
+        return set(ids)
+    if fraction <= 0:
+        return set()
+    return set(few_shot_subset(ids, fraction, seed))
+
+
+def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict, ctx) -> EvaluationResult:
+    """Fine-tune ``model`` on ``task`` with ``fraction`` of the target's train/val data, score test.
+
+    Args:
+        model: the pretrained (or untrained) model, from the plugin's ``load``.
+        task: a task instance (``input_kind`` ``road`` or ``point``).
+        city: :class:`trajzoo.data.prepared.PreparedCity` with the view the task reads.
+        fraction: 1.0, 0.0 (zero-shot: no fine-tuning; point tasks only) or F in (0, 1).
+        finetune: the model's ``finetune`` config section.
+        ctx: :class:`trajzoo.training.loop.RunContext` (device, seed, checkpoints, history).
+
+    Returns:
+        :class:`EvaluationResult`.
+
+    Raises:
+        ValueError: an unknown task kind, zero-shot on a road task (a linear head that never
+            saw a label scores nothing), or an empty split.
+    """
+    if task.input_kind == "road":
+        return _evaluate_road_task(model, task, city, fraction, finetune, ctx)
+    if task.input_kind == "point":
+        return _evaluate_point_task(model, task, city, fraction, finetune, ctx)
+    raise ValueError(f"task {task.name}: unknown input_kind {task.input_kind!r}")
+
+
+def _evaluate_road_task(model, task, city, fraction, finetune, ctx) -> EvaluationResult:
+    from trajzoo.training.loop import FineTuneConfig, finetune_and_evaluate
+
+    if fraction <= 0:
+        raise ValueError(f"task {task.name}: zero-shot needs a task the pretrained model answers without "
+                         "fine-tuning; road tasks put a trained head on the encoder")
+    road = city.require("road")
+    data = task.prepare(road)
+    if fraction < 1:
+        for split in ("train", "val"):
+            keep = _fraction_ids([str(r["trip_id"]) for r in data.rows[split]], fraction, ctx.seed)
+            sel = np.array([str(r["trip_id"]) in keep for r in data.rows[split]], dtype=bool)
+            data.rows[split] = [r for r, k in zip(data.rows[split], sel) if k]
+            data.labels[split] = data.labels[split][sel]
+    result = finetune_and_evaluate(model, road.graph, task, data, FineTuneConfig.from_dict(finetune), ctx)
+    return EvaluationResult(result["metrics"], result["n_train"], result["n_test"], data.qc, list(ctx.history))
+
+
+def _evaluate_point_task(model, task, city, fraction, finetune, ctx) -> EvaluationResult:
+    from trajzoo.training.point_tasks import PointFineTuneConfig, evaluate_point_task, finetune_point_task
+
+    points = city.require("points")
+    eligible, qcs = {}, []
+    for split, rows in points.items():
+        eligible[split], qc = task.eligible(rows)
+        qcs.append(qc.assign(split=split))
+    max_len = 10**6 if task.whole_trip else model.config.max_len
+    cfg = PointFineTuneConfig.from_dict({**finetune, "max_len": max_len})
+    train, val = eligible["train"], eligible["val"]
+    keep_train = _fraction_ids([r["trip_id"] for r in train], fraction, ctx.seed)
+    keep_val = _fraction_ids([r["trip_id"] for r in val], fraction, ctx.seed)
+    train = [r for r in train if r["trip_id"] in keep_train]
+    val = [r for r in val if r["trip_id"] in keep_val]
+    ctx.logger.info("%s: fine-tuning on %d of %d eligible train trips and %d of %d val trips (fraction %g), "
+                    "%d test", task.name, len(train), len(eligible["train"]), len(val), len(eligible["val"]),
+                    fraction, len(eligible["test"]))
+    history = finetune_point_task(model, task, train, val, cfg, ctx, city.name) if train else []
+    result = evaluate_point_task(model, task, eligible["test"], cfg.batch_size, ctx.device, city.name, max_len)
+    metrics = {m: result[m] for m in task.metric_names}
+    return EvaluationResult(metrics, len(train), len(eligible["test"]), pd.concat(qcs, ignore_index=True),
+                            list(history))
