@@ -36,11 +36,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .common import strict_from_dict
+from trajzoo.config import ConfigClass, ranged
+
+from .transformer_mlm import TransformerEncoderConfig, TransformerMLMConfig
 
 GENSIM_ALPHA = 0.025
 """Initial SGD learning rate of gensim's skip-gram (its default), decayed linearly..."""
@@ -52,53 +54,26 @@ NS_EXPONENT = 0.75
 
 
 @dataclass
-class Node2VecConfig:
-    """Encoder hyper-parameters of ``node2vec`` (the config's ``hparams`` section).
-
-    Attributes:
-        d_model: hidden size d, also the node2vec embedding size.
-        layers: Transformer encoder layers.
-        heads: attention heads (must divide ``d_model``).
-        ffn_dim: feed-forward hidden size.
-        dropout: dropout on inputs, attention weights and residual branches, in [0, 1).
+class Node2VecConfig(TransformerEncoderConfig):
+    """Encoder hyper-parameters of ``node2vec`` (the config's ``hparams`` section): the fields of
+    :class:`trajzoo_baselines.transformer_mlm.TransformerEncoderConfig` (``d_model`` is also the
+    node2vec embedding size); no ``mask_ratio`` (node2vec has no masked-road objective).
 
     Raises:
-        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+        ValueError: (on construction) a value of the wrong type or out of range, or ``d_model``
+            not divisible by ``heads``; (``from_dict``) unknown keys, naming them.
     """
 
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 128
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.transformer_config()  # validates every field
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Node2VecConfig":
-        """Build from the config's ``hparams`` section; missing keys take defaults.
-
-        Raises:
-            ValueError: naming every unknown key, or a value out of range.
-        """
-        return strict_from_dict(cls, d, "node2vec hparams")
-
-    def transformer_config(self):
+    def transformer_config(self) -> TransformerMLMConfig:
         """The equivalent :class:`trajzoo_baselines.transformer_mlm.TransformerMLMConfig` (its
         ``mask_ratio`` keeps its default and is unused: node2vec has no masked-road objective).
-
-        Raises:
-            ValueError: a value out of range (e.g. ``d_model`` not divisible by ``heads``).
         """
-        from .transformer_mlm import TransformerMLMConfig
-
         return TransformerMLMConfig(d_model=self.d_model, layers=self.layers, heads=self.heads,
                                     ffn_dim=self.ffn_dim, dropout=self.dropout)
 
 
 @dataclass(frozen=True)
-class Node2VecSchedule:
+class Node2VecSchedule(ConfigClass):
     """node2vec pretraining settings (the config's ``pretrain`` section).
 
     Attributes:
@@ -114,38 +89,17 @@ class Node2VecSchedule:
         epochs: skip-gram passes over the walk corpus (>= 1).
 
     Raises:
-        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+        ValueError: (on construction) a value of the wrong type (an integer field given 1.5, a
+            number field given NaN or infinity) or out of range; (``from_dict``) unknown keys.
     """
 
-    walk_length: int = 20
-    context_size: int = 5
-    walks_per_node: int = 10
-    p: float = 1.0
-    q: float = 1.0
-    num_negative_samples: int = 5
-    epochs: int = 1
-
-    def __post_init__(self) -> None:
-        minimum = {"walk_length": 2, "context_size": 1, "walks_per_node": 1, "num_negative_samples": 1,
-                   "epochs": 1}
-        for name, low in minimum.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"node2vec pretrain {name} must be an integer >= {low}, got {value!r}")
-        for name in ("p", "q"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-                    or value <= 0:
-                raise ValueError(f"node2vec pretrain {name} must be a finite number > 0, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Node2VecSchedule":
-        """Build from the config's ``pretrain`` section; missing keys take defaults.
-
-        Raises:
-            ValueError: naming every unknown key, or a value out of range.
-        """
-        return strict_from_dict(cls, d, "node2vec pretrain")
+    walk_length: int = ranged(20, ge=2)
+    context_size: int = ranged(5, ge=1)
+    walks_per_node: int = ranged(10, ge=1)
+    p: float = ranged(1.0, gt=0)
+    q: float = ranged(1.0, gt=0)
+    num_negative_samples: int = ranged(5, ge=1)
+    epochs: int = ranged(1, ge=1)
 
 
 def _edge_array(edge_index: Any, num_nodes: int) -> np.ndarray:

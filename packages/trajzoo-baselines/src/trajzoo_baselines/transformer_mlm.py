@@ -12,64 +12,66 @@ model ignores every time field of the batch and the road graph's features (it us
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.pooling import mean_pool
 from trajzoo.nn.positional import sinusoidal_position_encoding
 from trajzoo.nn.random_mask import random_position_mask
 
-from .common import strict_from_dict, validate_batch
+from .common import validate_batch
 from .training import PretrainSchedule
 
 
 @dataclass
-class TransformerMLMConfig:
-    """Hyper-parameters of ``transformer-mlm``.
+class TransformerEncoderConfig(ConfigClass):
+    """Size of the road-id Transformer encoder shared by ``transformer-mlm`` and ``node2vec``.
 
     Attributes:
         d_model: hidden size d.
         layers: Transformer encoder layers.
         heads: attention heads (must divide ``d_model``).
         ffn_dim: feed-forward hidden size.
-        dropout: dropout on inputs, attention weights and residual branches.
+        dropout: dropout on inputs, attention weights and residual branches, in [0, 1).
+
+    Raises:
+        ValueError: (on construction) a value of the wrong type or out of range, or ``d_model``
+            not divisible by ``heads``; (``from_dict``) unknown keys, naming them.
+    """
+
+    d_model: int = ranged(64, ge=1)
+    layers: int = ranged(2, ge=1)
+    heads: int = ranged(4, ge=1)
+    ffn_dim: int = ranged(128, ge=1)
+    dropout: float = ranged(0.0, ge=0, lt=1)
+
+    def check(self) -> None:
+        """``d_model`` divisible by ``heads``."""
+        check_divisible(self, "d_model", "heads")
+
+
+@dataclass
+class TransformerMLMConfig(TransformerEncoderConfig):
+    """Hyper-parameters of ``transformer-mlm``: the fields of :class:`TransformerEncoderConfig`
+    (``dropout`` defaults to 0.1 here) plus
+
+    Attributes:
         mask_ratio: fraction of each trajectory's real positions replaced by [MASK] in
             pretraining, in (0, 1).
 
+    Build from the config's ``hparams`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
+
     Raises:
-        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+        ValueError: (on construction) a value of the wrong type or out of range; (``from_dict``)
+            unknown keys, naming them.
     """
 
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 128
-    dropout: float = 0.1
-    mask_ratio: float = 0.15
-
-    def __post_init__(self) -> None:
-        for name in ("d_model", "layers", "heads", "ffn_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by heads={self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TransformerMLMConfig":
-        """Build from the config's ``hparams`` section; missing keys take defaults.
-
-        Raises:
-            ValueError: naming every unknown key, or a value out of range.
-        """
-        return strict_from_dict(cls, d, "transformer-mlm hparams")
+    dropout: float = ranged(0.1, ge=0, lt=1)
+    mask_ratio: float = ranged(0.15, gt=0, lt=1)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ and position encodings (eq. 15) and encoded by the knowledge-fusion trajectory e
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.pooling import mean_pool
 
@@ -21,8 +20,8 @@ from .trajectory_encoder import KnowledgeFusionTrajectoryEncoder
 
 
 @dataclass
-class MetaTRLConfig:
-    """Hyper-parameters of MetaTRL.
+class MetaTRLConfig(ConfigClass):
+    """Hyper-parameters of MetaTRL (ranges declared with :func:`trajzoo.config.ranged`).
 
     Attributes:
         d_model: hidden size d of every component.
@@ -43,56 +42,35 @@ class MetaTRLConfig:
         use_knowledge_fusion: False -> plain Transformer trajectory encoder.
         use_time_mask: False -> no time masking in pre-training (loss = road CE only).
 
+    Build from the config's ``hparams`` section with ``MetaTRLConfig.from_dict(d, key=...)``
+    (:meth:`trajzoo.config.ConfigClass.from_dict`).
+
     Raises:
-        ValueError: (on construction) if a value is out of range.
+        ValueError: (on construction) a value of the wrong type or out of range, naming the field
+            and its allowed range, or ``d_model`` not divisible by ``heads``; (``from_dict``)
+            unknown keys, naming them.
     """
 
-    d_model: int = 64
-    gat_layers: int = 2
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 128
-    dropout: float = 0.0
-    num_buckets: int = 32
-    mask_ratio: float = 0.2
-    mean_span_length: float = 3.0
-    time_mask_ratio: float = 0.2
-    gamma: float = 0.5
+    d_model: int = ranged(64, ge=1)
+    gat_layers: int = ranged(2, ge=1)
+    layers: int = ranged(2, ge=1)
+    heads: int = ranged(4, ge=1)
+    ffn_dim: int = ranged(128, ge=1)
+    dropout: float = ranged(0.0, ge=0, lt=1)
+    num_buckets: int = ranged(32, ge=1)
+    mask_ratio: float = ranged(0.2, gt=0, lt=1)
+    mean_span_length: float = ranged(3.0, ge=1)
+    time_mask_ratio: float = ranged(0.2, ge=0, lt=1)
+    gamma: float = ranged(0.5, ge=0, le=1)
     use_meta_knowledge: bool = True
     use_time_encoder: bool = True
     use_interval: bool = True
     use_knowledge_fusion: bool = True
     use_time_mask: bool = True
 
-    def __post_init__(self) -> None:
-        for name in ("d_model", "gat_layers", "layers", "heads", "ffn_dim", "num_buckets"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by heads={self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if not 0.0 <= self.time_mask_ratio < 1.0:
-            raise ValueError(f"time_mask_ratio must be in [0, 1), got {self.time_mask_ratio}")
-        if self.mean_span_length < 1.0:
-            raise ValueError(f"mean_span_length must be >= 1, got {self.mean_span_length}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MetaTRLConfig":
-        """Build a config from a mapping (e.g. a YAML section); missing keys take defaults.
-
-        Raises:
-            ValueError: naming every key that is not a field, or if a value is out of range.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown MetaTRL config keys: {unknown}")
-        return cls(**dict(d))
+    def check(self) -> None:
+        """``d_model`` divisible by ``heads`` (multi-head attention of eq. 18)."""
+        check_divisible(self, "d_model", "heads")
 
 
 class MetaTRLEncoder(nn.Module):

@@ -8,11 +8,10 @@ field names where they matter (``_m`` metres, ``_min`` minutes).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from trajzoo.config import strict_from_dict
+from trajzoo.config import ConfigClass, check_divisible, check_ordered, ranged
 
 #: The paper's best configuration (d = 128, L = 2, C = 8, k = 4); everything else default.
 PAPER_PRESET: dict[str, Any] = {"d_model": 128, "layers": 2, "heads": 4, "ffn_dim": 256, "experts": 8,
@@ -20,7 +19,7 @@ PAPER_PRESET: dict[str, Any] = {"d_model": 128, "layers": 2, "heads": 4, "ffn_di
 
 
 @dataclass
-class TransferTrajConfig:
+class TransferTrajConfig(ConfigClass):
     """Hyper-parameters of the TransferTraj model and of its pretraining masks and loss.
 
     Attributes:
@@ -60,88 +59,63 @@ class TransferTrajConfig:
         max_len: maximum number of points per trajectory (longer ones are truncated by the
             collate; also the size of the point-index encoding table).
 
+    Build from a config section with :meth:`trajzoo.config.ConfigClass.from_dict` (``to_dict``
+    round-trips).
+
     Raises:
-        ValueError: (on construction) naming the first value out of range.
+        ValueError: (on construction) naming the first value of the wrong type or out of range
+            and its allowed range, or the fields of a failed constraint between fields;
+            (``from_dict``) unknown keys, naming them.
     """
 
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 128
-    experts: int = 8
-    top_k: int = 4
-    dropout: float = 0.0
+    d_model: int = ranged(64, ge=1)
+    layers: int = ranged(2, ge=1)
+    heads: int = ranged(4, ge=1)
+    ffn_dim: int = ranged(128, ge=1)
+    experts: int = ranged(8, ge=1)
+    top_k: int = ranged(4, ge=1)
+    dropout: float = ranged(0.0, ge=0, lt=1)
     use_trie: bool = True
     use_moe: bool = True
-    moe_dispatch: str = "sparse"
-    load_balance_weight: float = 0.01
-    gate_noise: float = 1.0
-    gate_hidden: int = 32
-    trie_min_wavelength_m: float = 50.0
-    trie_max_wavelength_m: float = 50_000.0
+    moe_dispatch: str = ranged("sparse", choices=("dense", "sparse"))
+    load_balance_weight: float = ranged(0.01, ge=0)
+    gate_noise: float = ranged(1.0, ge=0)
+    gate_hidden: int = ranged(32, ge=1)
+    trie_min_wavelength_m: float = ranged(50.0, gt=0)
+    trie_max_wavelength_m: float = ranged(50_000.0, gt=0)
     trie_learnable: bool = True
-    spatial_scale_m: float = 1000.0
-    time_scale_min: float = 10.0
-    p_spatial: float = 1.0 / 3.0
-    p_temporal: float = 1.0 / 3.0
-    p_span: float = 1.0 / 3.0
-    modality_ratio_min: float = 0.2
-    modality_ratio_max: float = 0.9
-    span_ratio_min: float = 0.1
-    span_ratio_max: float = 0.5
-    spatial_loss_weight: float = 1.0
-    temporal_loss_weight: float = 1.0
-    max_len: int = 128
+    spatial_scale_m: float = ranged(1000.0, gt=0)
+    time_scale_min: float = ranged(10.0, gt=0)
+    p_spatial: float = ranged(1.0 / 3.0, ge=0)
+    p_temporal: float = ranged(1.0 / 3.0, ge=0)
+    p_span: float = ranged(1.0 / 3.0, ge=0)
+    modality_ratio_min: float = ranged(0.2, gt=0, le=1)
+    modality_ratio_max: float = ranged(0.9, gt=0, le=1)
+    span_ratio_min: float = ranged(0.1, gt=0, le=1)
+    span_ratio_max: float = ranged(0.5, gt=0, le=1)
+    spatial_loss_weight: float = ranged(1.0, ge=0)
+    temporal_loss_weight: float = ranged(1.0, ge=0)
+    max_len: int = ranged(128, ge=1)
 
-    def __post_init__(self) -> None:
-        for name in ("d_model", "layers", "heads", "ffn_dim", "experts", "top_k", "gate_hidden", "max_len"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by heads={self.heads}")
+    def check(self) -> None:
+        """Constraints between fields: heads divide d_model into even head sizes (TRIE rotates
+        pairs), top_k <= experts, a positive total mask-kind probability, and ordered ranges."""
+        check_divisible(self, "d_model", "heads")
         if (self.d_model // self.heads) % 2:
             raise ValueError(f"head size d_model/heads={self.d_model // self.heads} must be even (TRIE rotates pairs)")
         if self.top_k > self.experts:
             raise ValueError(f"top_k={self.top_k} exceeds experts={self.experts}")
-        if self.moe_dispatch not in ("dense", "sparse"):
-            raise ValueError(f"moe_dispatch must be 'dense' or 'sparse', got {self.moe_dispatch!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("load_balance_weight", "gate_noise", "spatial_loss_weight", "temporal_loss_weight",
-                     "p_spatial", "p_temporal", "p_span"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.p_spatial + self.p_temporal + self.p_span <= 0:
             raise ValueError("p_spatial + p_temporal + p_span must be > 0")
-        if not 0 < self.trie_min_wavelength_m <= self.trie_max_wavelength_m:
-            raise ValueError(f"need 0 < trie_min_wavelength_m <= trie_max_wavelength_m, got "
-                             f"{self.trie_min_wavelength_m}, {self.trie_max_wavelength_m}")
-        for name in ("spatial_scale_m", "time_scale_min"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for lo, hi in (("modality_ratio_min", "modality_ratio_max"), ("span_ratio_min", "span_ratio_max")):
-            a, b = getattr(self, lo), getattr(self, hi)
-            if not 0.0 < a <= b <= 1.0:
-                raise ValueError(f"need 0 < {lo} <= {hi} <= 1, got {a}, {b}")
+        for low, high in (("trie_min_wavelength_m", "trie_max_wavelength_m"), ("modality_ratio_min", "modality_ratio_max"),
+                          ("span_ratio_min", "span_ratio_max")):
+            check_ordered(self, low, high)
 
     @property
     def mask_kind_probs(self) -> tuple[float, float, float]:
         """(spatial, temporal, span) mask-kind probabilities, normalised to sum to 1."""
         total = self.p_spatial + self.p_temporal + self.p_span
         return (self.p_spatial / total, self.p_temporal / total, self.p_span / total)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (round-trips through :meth:`from_dict`)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "TransferTrajConfig":
-        """Build a config from a mapping (e.g. a YAML section); missing keys take defaults.
-
-        Raises:
-            ValueError: naming every key that is not a field, or if a value is out of range.
-        """
-        return strict_from_dict(cls, d, "TransferTraj config")
 
     @classmethod
     def paper(cls, **overrides: Any) -> "TransferTrajConfig":

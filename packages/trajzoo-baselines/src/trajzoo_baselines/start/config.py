@@ -1,16 +1,15 @@
 """Hyper-parameters and pretraining schedule of START (Jiang et al., ICDE 2023)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ..common import strict_from_dict
+from trajzoo.config import ConfigClass, check_divisible, ranged
+
 from ..training import PretrainSchedule
 
 
 @dataclass
-class STARTConfig:
+class STARTConfig(ConfigClass):
     """Hyper-parameters of START.
 
     Attributes:
@@ -35,56 +34,33 @@ class STARTConfig:
             on wrap-around) by an integer offset drawn uniformly from
             [-max_shift_minutes, max_shift_minutes], >= 0.
 
+    Build from the config's ``hparams`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
+
     Raises:
-        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+        ValueError: (on construction) a value of the wrong type or out of range, or ``d_model``
+            not divisible by ``heads`` / ``gat_heads``; (``from_dict``) unknown keys, naming them.
     """
 
-    d_model: int = 64
-    gat_layers: int = 2
-    gat_heads: int = 4
+    d_model: int = ranged(64, ge=1)
+    gat_layers: int = ranged(2, ge=1)
+    gat_heads: int = ranged(4, ge=1)
     use_structural: bool = True
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 128
-    dropout: float = 0.1
-    interval_hidden: int = 16
-    mask_ratio: float = 0.15
-    mean_span_length: float = 2.0
-    temperature: float = 0.05
-    mask_weight: float = 0.6
-    min_keep_fraction: float = 0.6
-    max_shift_minutes: int = 60
+    layers: int = ranged(2, ge=1)
+    heads: int = ranged(4, ge=1)
+    ffn_dim: int = ranged(128, ge=1)
+    dropout: float = ranged(0.1, ge=0, lt=1)
+    interval_hidden: int = ranged(16, ge=1)
+    mask_ratio: float = ranged(0.15, gt=0, lt=1)
+    mean_span_length: float = ranged(2.0, ge=1)
+    temperature: float = ranged(0.05, gt=0)
+    mask_weight: float = ranged(0.6, ge=0, le=1)
+    min_keep_fraction: float = ranged(0.6, gt=0, le=1)
+    max_shift_minutes: int = ranged(60, ge=0)
 
-    def __post_init__(self) -> None:
-        for name in ("d_model", "gat_layers", "gat_heads", "layers", "heads", "ffn_dim", "interval_hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    def check(self) -> None:
+        """``d_model`` divisible by ``heads`` (TAT-Enc) and by ``gat_heads`` (TPE-GAT)."""
         for name in ("heads", "gat_heads"):
-            if self.d_model % getattr(self, name):
-                raise ValueError(f"d_model={self.d_model} is not divisible by {name}={getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.mean_span_length < 1.0:
-            raise ValueError(f"mean_span_length must be >= 1, got {self.mean_span_length}")
-        if not self.temperature > 0.0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.mask_weight <= 1.0:
-            raise ValueError(f"mask_weight must be in [0, 1], got {self.mask_weight}")
-        if not 0.0 < self.min_keep_fraction <= 1.0:
-            raise ValueError(f"min_keep_fraction must be in (0, 1], got {self.min_keep_fraction}")
-        if int(self.max_shift_minutes) < 0:
-            raise ValueError(f"max_shift_minutes must be >= 0, got {self.max_shift_minutes}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "STARTConfig":
-        """Build from the config's ``hparams`` section; missing keys take defaults.
-
-        Raises:
-            ValueError: naming every unknown key, or a value out of range.
-        """
-        return strict_from_dict(cls, d, "start hparams")
+            check_divisible(self, "d_model", name)
 
 
 @dataclass(frozen=True)
