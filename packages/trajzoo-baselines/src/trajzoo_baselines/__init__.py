@@ -1,7 +1,5 @@
 """Baseline models for trajzoo, registered in the ``trajzoo.models`` entry-point group.
 
-* ``random`` -- the MetaTRL encoder with no pretraining at all (what pretraining adds);
-  :class:`trajzoo_baselines.plugin.RandomInitPlugin`.
 * ``transformer-mlm`` -- a BERT-style Transformer over road ids pretrained by masked-road
   prediction (the Toast / BERT family); :mod:`trajzoo_baselines.transformer_mlm`.
 * ``start`` -- START (Jiang et al., "Self-supervised Trajectory Representation Learning with
@@ -10,8 +8,10 @@
   gensim skip-gram) initialising the ``transformer-mlm`` encoder's road table;
   :mod:`trajzoo_baselines.node2vec`, :class:`trajzoo_baselines.plugin.Node2VecPlugin`.
 
-Shared pieces: :mod:`trajzoo_baselines.common` (config parsing, batch checks, pooling) and
-:mod:`trajzoo_baselines.training` (the single-city pretraining loop with per-epoch checkpoints).
+Shared pieces: :mod:`trajzoo_baselines.common` (batch checks) and
+:mod:`trajzoo_baselines.training` (the single-city pretraining loop with per-epoch checkpoints);
+pooling, position encodings, masks, graph checks and NT-Xent come from :mod:`trajzoo.nn`, config
+classes from :mod:`trajzoo.config`. No other model package is imported.
 
 Nothing is imported here so that importing the package stays cheap.
 """

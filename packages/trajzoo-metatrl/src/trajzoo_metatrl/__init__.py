@@ -8,7 +8,8 @@ Paper: "Self-Supervised Cross-City Trajectory Representation Learning Based on M
 * :mod:`trajzoo_metatrl.temporal_encoder` -- transferable temporal encoder (eqs. 11-14)
 * :mod:`trajzoo_metatrl.trajectory_encoder` -- knowledge-fusion trajectory encoder (eqs. 15-18)
 * :mod:`trajzoo_metatrl.model` -- configuration and the full encoder
-* :mod:`trajzoo_metatrl.masking` -- dual-modal masking (Pre-training section)
+* :mod:`trajzoo_metatrl.masking` -- dual-modal masking (Pre-training section; span masks from
+  :mod:`trajzoo.nn.span_mask`)
 * :mod:`trajzoo_metatrl.objective` -- pre-training heads and loss (eqs. 19-20)
 
 Nothing is imported here so that importing the package stays cheap.
