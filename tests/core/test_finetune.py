@@ -54,3 +54,22 @@ def test_best_validation_epoch_is_reported(tmp_path):
     losses = [h["val_loss"] for h in ctx.history]
     assert result["best_epoch"] == losses.index(min(losses))
     assert set(result["metrics"]) == {"MAE", "MAPE", "RMSE"}
+
+
+def test_warmup_and_cosine_reach_the_engine(tmp_path):
+    """With a learning-rate schedule the history gains an ``lr`` column: the rate of each epoch's
+    last step, as :func:`trajzoo.training.engine.lr_factor` gives it."""
+    from trajzoo.training.engine import lr_factor
+
+    city = toy_city(n_trips=60)
+    torch.manual_seed(0)
+    encoder = get_model("metatrl").build_encoder(city.graph, HP)
+    task = get_task("tte")
+    data = task.prepare(city)
+    ctx = RunContext(torch.device("cpu"), 0, tmp_path, logging.getLogger("test"))
+    cfg = FineTuneConfig(epochs=3, patience=10, batch_size=8, lr=1e-2, warmup_steps=2, cosine=True, grad_clip=1.0)
+    finetune_and_evaluate(encoder, city.graph, task, data, cfg, ctx)
+    per_epoch = -(-len(data.rows["train"]) // 8)
+    assert [h["lr"] for h in ctx.history] == pytest.approx(
+        [1e-2 * lr_factor((e + 1) * per_epoch - 1, 2, True, 3 * per_epoch) for e in range(3)], rel=1e-12)
+    assert ctx.history[0]["lr"] > ctx.history[1]["lr"] > ctx.history[2]["lr"] > 0

@@ -48,6 +48,8 @@ class PretrainSchedule:
         lr: AdamW learning rate.
         weight_decay: AdamW decoupled weight decay.
         grad_clip: maximum global L2 norm of the gradient (0 = no clipping).
+        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
+            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
 
     Raises:
         ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
@@ -60,6 +62,8 @@ class PretrainSchedule:
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    warmup_steps: int = 0
+    cosine: bool = False
 
     def __post_init__(self) -> None:
         if int(self.epochs) < 0:
@@ -70,6 +74,8 @@ class PretrainSchedule:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if float(self.weight_decay) < 0.0 or float(self.grad_clip) < 0.0:
             raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+        if int(self.warmup_steps) < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PretrainSchedule":
@@ -147,8 +153,9 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
                     len(train_rows), len(val_rows), schedule.epochs)
     train(model, optimizer, lambda m, item: m.loss(item[1].to(device), graph, gen)[0],
           lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen),
-          TrainSchedule(epochs=schedule.epochs, grad_clip=schedule.grad_clip),
-          phase=f"{PHASE}:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase=PHASE,
+          TrainSchedule(epochs=schedule.epochs, grad_clip=schedule.grad_clip, warmup_steps=schedule.warmup_steps,
+                        cosine=schedule.cosine),
+          steps_per_epoch=-(-len(train_rows) // schedule.batch_size), phase=f"{PHASE}:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase=PHASE,
           val_loss=lambda m: evaluate_loss(m, val_rows, graph, schedule.batch_size,
                                            ctx.seed + VALIDATION_SEED_OFFSET, device),
           device=device, logger=ctx.logger, label=f"{model_name} pretrain", desc="pretrain epochs")

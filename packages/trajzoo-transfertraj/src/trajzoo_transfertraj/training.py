@@ -56,6 +56,8 @@ class PretrainConfig:
         max_trips_per_city: keep at most this many trips per city (a seeded random subset of the
             given rows; None = all). Counted in the history's ``n_trips`` entries.
         max_steps_per_epoch: stop an epoch after this many steps (None = full pass); for quick runs.
+        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
+            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
     """
 
     epochs: int = 3
@@ -65,10 +67,13 @@ class PretrainConfig:
     grad_clip: float = 1.0
     max_trips_per_city: int | None = None
     max_steps_per_epoch: int | None = None
+    warmup_steps: int = 0
+    cosine: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0, warmup_steps >= 0; got {self.epochs}, "
+                             f"{self.batch_size}, {self.lr}, {self.warmup_steps}")
         for name in ("max_trips_per_city", "max_steps_per_epoch"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -180,8 +185,9 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
         return extra
 
     train(model, opt, step_loss, lambda: interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen),
-          TrainSchedule(epochs=cfg.epochs, steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip),
-          phase="pretrain", history=ctx.history, generator=gen, store=store,
+          TrainSchedule(epochs=cfg.epochs, steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip,
+                        warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
+          steps_per_epoch=sum(-(-len(r) // cfg.batch_size) for r in rows.values()), phase="pretrain", history=ctx.history, generator=gen, store=store,
           val_loss=lambda m: pretraining_eval_loss(m, val_rows, cfg.batch_size, ctx.seed + 7, device) if val_rows
           else float("nan"),
           device=device, logger=ctx.logger, on_epoch_start=lambda _epoch: model.reset_expert_usage(),

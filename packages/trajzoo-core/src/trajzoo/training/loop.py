@@ -126,8 +126,16 @@ class FineTuneModel(nn.Module):
 
 @dataclass
 class FineTuneConfig:
-    """Fine-tuning hyperparameters (epochs, learning rate, batch size, early-stopping patience
-    in epochs, frozen encoder or not)."""
+    """Fine-tuning hyperparameters of a road task.
+
+    Attributes:
+        epochs: passes over the train split. lr: AdamW learning rate. batch_size: trips per step.
+        patience: early-stopping patience in epochs. freeze_encoder: linear probing.
+        weight_decay: AdamW weight decay.
+        grad_clip: max global gradient norm (0 = no clipping, today's default).
+        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
+            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
+    """
 
     epochs: int = 10
     lr: float = 1e-3
@@ -135,6 +143,9 @@ class FineTuneConfig:
     patience: int = 3
     freeze_encoder: bool = False
     weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    warmup_steps: int = 0
+    cosine: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "FineTuneConfig":
@@ -160,8 +171,8 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
 
     Regression labels are standardised with the train mean and std (MSE loss) and predictions
     mapped back; classification uses cross-entropy. The epoch with the lowest validation loss is
-    kept. Training runs through :func:`trajzoo.training.engine.train` (AdamW, no clipping, early
-    stopping with ``cfg.patience``; the train loss is trip-weighted): a checkpoint
+    kept. Training runs through :func:`trajzoo.training.engine.train` (AdamW, early stopping with
+    ``cfg.patience``, optional clipping and learning-rate schedule; the train loss is trip-weighted): a checkpoint
     ``<task>-epoch-<k>.pt`` (model, optimizer, generator and global RNG states, best epoch and
     weights, history; latest only) is written atomically after every epoch and a killed run
     resumes from it (same fingerprint only). History rows: ``{"phase": "finetune:<task>",
@@ -230,8 +241,9 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
 
     fit = train(model, opt, step_loss,
                 lambda: iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen),
-                TrainSchedule(epochs=cfg.epochs, patience=cfg.patience),
-                phase=f"finetune:{task.name}", history=ctx.history, generator=gen, store=store,
+                TrainSchedule(epochs=cfg.epochs, patience=cfg.patience, grad_clip=cfg.grad_clip,
+                              warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
+                steps_per_epoch=-(-len(data.rows["train"]) // cfg.batch_size), phase=f"finetune:{task.name}", history=ctx.history, generator=gen, store=store,
                 checkpoint_phase=task.name, val_loss=val_loss, device=device, logger=ctx.logger,
                 label=f"finetune {task.name}", desc=f"finetune {task.name} epochs")
     best_epoch = fit.best_epoch

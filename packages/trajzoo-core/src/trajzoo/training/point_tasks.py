@@ -44,6 +44,8 @@ class PointFineTuneConfig:
         max_len: points kept per trajectory by the collate (its first ``max_len``).
         grad_clip: max global gradient norm (0 = none).
         use_auxiliary_loss: add ``model.auxiliary_loss()`` (if the model has it) to the train loss.
+        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
+            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
     """
 
     epochs: int = 3
@@ -54,11 +56,14 @@ class PointFineTuneConfig:
     max_len: int = 128
     grad_clip: float = 1.0
     use_auxiliary_loss: bool = True
+    warmup_steps: int = 0
+    cosine: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.patience < 1 or self.max_len < 1 or self.lr <= 0:
-            raise ValueError(f"invalid point fine-tuning config {asdict(self)}: need epochs >= 0, batch_size, "
-                             "patience, max_len >= 1 and lr > 0")
+        if (self.epochs < 0 or self.batch_size < 1 or self.patience < 1 or self.max_len < 1 or self.lr <= 0
+                or self.warmup_steps < 0):
+            raise ValueError(f"invalid point fine-tuning config {asdict(self)}: need epochs, warmup_steps >= 0, "
+                             "batch_size, patience, max_len >= 1 and lr > 0")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "PointFineTuneConfig":
@@ -132,8 +137,9 @@ def finetune_point_task(model: nn.Module, task, train_rows: list[dict], val_rows
     fit = train(model, opt, step_loss,
                 lambda: iterate_point_batches(train_rows, cfg.batch_size, city, cfg.max_len, shuffle=True,
                                               generator=gen),
-                TrainSchedule(epochs=cfg.epochs, grad_clip=cfg.grad_clip, patience=cfg.patience if val_rows else None),
-                params=params, phase=phase, history=ctx.history, generator=gen, store=store,
+                TrainSchedule(epochs=cfg.epochs, grad_clip=cfg.grad_clip, patience=cfg.patience if val_rows else None,
+                              warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
+                steps_per_epoch=-(-len(train_rows) // cfg.batch_size), params=params, phase=phase, history=ctx.history, generator=gen, store=store,
                 checkpoint_phase=f"finetune_{task.name}",
                 val_loss=lambda m: task_loss(m, task, val_rows, cfg.batch_size, device, city, cfg.max_len),
                 device=device, logger=ctx.logger, extra_fields=lambda r: {"best_epoch": r.best_epoch})
