@@ -155,7 +155,8 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
           lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen),
           TrainSchedule(epochs=schedule.epochs, grad_clip=schedule.grad_clip, warmup_steps=schedule.warmup_steps,
                         cosine=schedule.cosine),
-          steps_per_epoch=-(-len(train_rows) // schedule.batch_size), phase=f"{PHASE}:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase=PHASE,
+          steps_per_epoch=-(-len(train_rows) // schedule.batch_size), phase=f"{PHASE}:{target.name}",
+          history=ctx.history, generator=gen, store=store, checkpoint_phase=PHASE,
           val_loss=lambda m: evaluate_loss(m, val_rows, graph, schedule.batch_size,
                                            ctx.seed + VALIDATION_SEED_OFFSET, device),
           device=device, logger=ctx.logger, label=f"{model_name} pretrain", desc="pretrain epochs")

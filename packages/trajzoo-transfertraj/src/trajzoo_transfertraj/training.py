@@ -187,7 +187,8 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
     train(model, opt, step_loss, lambda: interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen),
           TrainSchedule(epochs=cfg.epochs, steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip,
                         warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
-          steps_per_epoch=sum(-(-len(r) // cfg.batch_size) for r in rows.values()), phase="pretrain", history=ctx.history, generator=gen, store=store,
+          steps_per_epoch=sum(-(-len(r) // cfg.batch_size) for r in rows.values()), phase="pretrain",
+          history=ctx.history, generator=gen, store=store,
           val_loss=lambda m: pretraining_eval_loss(m, val_rows, cfg.batch_size, ctx.seed + 7, device) if val_rows
           else float("nan"),
           device=device, logger=ctx.logger, on_epoch_start=lambda _epoch: model.reset_expert_usage(),

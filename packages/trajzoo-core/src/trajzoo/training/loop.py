@@ -243,7 +243,8 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
                 lambda: iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen),
                 TrainSchedule(epochs=cfg.epochs, patience=cfg.patience, grad_clip=cfg.grad_clip,
                               warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
-                steps_per_epoch=-(-len(data.rows["train"]) // cfg.batch_size), phase=f"finetune:{task.name}", history=ctx.history, generator=gen, store=store,
+                steps_per_epoch=-(-len(data.rows["train"]) // cfg.batch_size), phase=f"finetune:{task.name}",
+                history=ctx.history, generator=gen, store=store,
                 checkpoint_phase=task.name, val_loss=val_loss, device=device, logger=ctx.logger,
                 label=f"finetune {task.name}", desc=f"finetune {task.name} epochs")
     best_epoch = fit.best_epoch

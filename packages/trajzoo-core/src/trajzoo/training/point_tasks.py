@@ -139,7 +139,8 @@ def finetune_point_task(model: nn.Module, task, train_rows: list[dict], val_rows
                                               generator=gen),
                 TrainSchedule(epochs=cfg.epochs, grad_clip=cfg.grad_clip, patience=cfg.patience if val_rows else None,
                               warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
-                steps_per_epoch=-(-len(train_rows) // cfg.batch_size), params=params, phase=phase, history=ctx.history, generator=gen, store=store,
+                steps_per_epoch=-(-len(train_rows) // cfg.batch_size), params=params, phase=phase,
+                history=ctx.history, generator=gen, store=store,
                 checkpoint_phase=f"finetune_{task.name}",
                 val_loss=lambda m: task_loss(m, task, val_rows, cfg.batch_size, device, city, cfg.max_len),
                 device=device, logger=ctx.logger, extra_fields=lambda r: {"best_epoch": r.best_epoch})
