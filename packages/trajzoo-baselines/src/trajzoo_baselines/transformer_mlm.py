@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.pooling import mean_pool
 from trajzoo.nn.positional import sinusoidal_position_encoding
 from trajzoo.nn.random_mask import random_position_mask
 
-from .common import validate_batch
 from .training import PretrainSchedule
 
 
@@ -135,7 +135,7 @@ class TransformerMLMEncoder(nn.Module):
         """
         if graph is not None and graph.num_segments != self.num_segments:
             raise ValueError(f"graph has {graph.num_segments} segments, encoder built for {self.num_segments}")
-        validate_batch(batch, self.num_segments, road_mask)
+        validate_road_batch(batch, self.num_segments, road_mask)
         pad = batch.padding_mask
         roads = batch.roads.masked_fill(pad, 0)
         if road_mask is not None:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.pooling import mean_pool
 
 from .road_encoder import MetaKnowledgeRoadEncoder
@@ -121,17 +122,8 @@ class MetaTRLEncoder(nn.Module):
     def _validate(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None) -> None:
         if graph.num_segments != self.num_segments:
             raise ValueError(f"graph has {graph.num_segments} segments, encoder built for {self.num_segments}")
-        shape = batch.roads.shape
-        for name in ("padding_mask", "seconds", "day_of_week", "minute_of_day", "time_known"):
-            if getattr(batch, name).shape != shape:
-                raise ValueError(f"batch.{name} has shape {tuple(getattr(batch, name).shape)}, roads {tuple(shape)}")
-        if road_mask is not None and road_mask.shape != shape:
-            raise ValueError(f"road_mask has shape {tuple(road_mask.shape)}, roads {tuple(shape)}")
-        if batch.roads.numel():
-            if batch.roads.min() < 0 or batch.roads.max() >= self.num_segments:
-                raise ValueError(f"batch.roads holds ids outside [0, {self.num_segments})")
-            if bool((batch.lengths < 1).any()):
-                raise ValueError("every trajectory must have at least one real position")
+        # the road encoder's output is looked up at every position, padding included
+        validate_road_batch(batch, self.num_segments, road_mask, ids_at_padding=True)
 
     def forward(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None = None) -> Tensor:
         """Encode every position of every trajectory.
@@ -148,7 +140,8 @@ class MetaTRLEncoder(nn.Module):
 
         Raises:
             ValueError: on inconsistent shapes, a graph of another size, segment ids outside
-                ``[0, N)`` or an empty trajectory.
+                ``[0, N)`` (padding included), a ``road_mask`` on padding or an empty trajectory
+                (:func:`trajzoo.nn.batch_checks.validate_road_batch`).
         """
         self._validate(batch, graph, road_mask)
         road_embeddings = self.road_encoder(graph)  # (N, d)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
+from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.pooling import mean_pool
 
-from ..common import validate_batch
 from .config import STARTConfig
 from .road_encoder import TPEGATRoadEncoder
 from .trajectory_encoder import TimeAwareTrajectoryEncoder
@@ -72,7 +72,7 @@ class STARTEncoder(nn.Module):
             ValueError: inconsistent shapes, real road ids outside ``[0, N)``, an empty
                 trajectory, a mask on padding, or a known time out of range.
         """
-        validate_batch(batch, self.num_segments, road_mask)
+        validate_road_batch(batch, self.num_segments, road_mask)
         return self.trajectory_encoder(road_embeddings, batch, road_mask)
 
     def forward(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None = None) -> Tensor:

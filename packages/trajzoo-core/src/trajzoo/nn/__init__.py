@@ -8,6 +8,7 @@
 * :mod:`trajzoo.nn.contrastive` -- InfoNCE and NT-Xent contrastive losses (SimCLR, START)
 * :mod:`trajzoo.nn.graph` -- road-graph tensor checks and successor edges with self loops
 * :mod:`trajzoo.nn.attention` -- multi-head attention pieces (head split, masked softmax weights)
+* :mod:`trajzoo.nn.batch_checks` -- checks of a road-sequence batch against an encoder of N roads
 
 Model packages import from here and never from each other. Nothing is imported by this
 ``__init__`` so that importing :mod:`trajzoo` stays cheap.
