@@ -51,7 +51,7 @@ def _run(folder, seed: int = 0, city=None, sources=(), schedule=SCHEDULE, logger
     torch.manual_seed(seed)
     ctx = RunContext(torch.device("cpu"), seed, folder, logging.getLogger(logger))
     city = city if city is not None else toy_city()
-    encoder = get_model("node2vec").pretrain(city, list(sources), {"hparams": HPARAMS, "pretrain": schedule}, ctx)
+    encoder = get_model("node2vec").pretrain_road(city, list(sources), {"hparams": HPARAMS, "pretrain": schedule}, ctx)
     return encoder, ctx
 
 

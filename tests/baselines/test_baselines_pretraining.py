@@ -1,5 +1,5 @@
 """Single-city pretraining of the baselines: determinism, per-epoch checkpoints, resume after a
-kill, history rows, ignored source cities, the ``random`` baseline, and the entry points."""
+kill, history rows, ignored source cities, the untrained setting, and the entry points."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,7 @@ from baselines_toy import build_batch, toy_city
 from baselines_toy import single_thread  # noqa: F401  (autouse fixture)
 from trajzoo.registry import get_model, list_models
 from trajzoo.training.loop import RunContext
-from trajzoo_metatrl.model import MetaTRLEncoder
+from trajzoo.data.prepared import PreparedCity
 
 HPARAMS = {
     "transformer-mlm": {"d_model": 16, "layers": 1, "heads": 2, "ffn_dim": 32, "dropout": 0.1},
@@ -25,7 +25,7 @@ PRETRAINED = ["transformer-mlm", "start"]
 def _run(name: str, folder, seed: int = 0, sources=(), schedule=SCHEDULE):
     torch.manual_seed(seed)
     ctx = RunContext(torch.device("cpu"), seed, folder, logging.getLogger("test.baselines"))
-    encoder = get_model(name).pretrain(toy_city(), list(sources), {"hparams": HPARAMS[name], "pretrain": schedule},
+    encoder = get_model(name).pretrain_road(toy_city(), list(sources), {"hparams": HPARAMS[name], "pretrain": schedule},
                                        ctx)
     return encoder, ctx
 
@@ -38,13 +38,13 @@ def _assert_same_weights(a, b):
 
 
 def test_entry_points_resolve():
-    assert {"random", "transformer-mlm", "start"} <= set(list_models())
-    for name in ("random", "transformer-mlm", "start"):
+    assert {"transformer-mlm", "start", "node2vec"} <= set(list_models()) and "random" not in list_models()
+    for name in ("transformer-mlm", "start"):
         plugin = get_model(name)
         assert plugin.name == name
 
 
-@pytest.mark.parametrize("name", ["random", *PRETRAINED])
+@pytest.mark.parametrize("name", PRETRAINED)
 def test_build_encoder_follows_the_encoder_protocol(name):
     city = toy_city()
     hparams = HPARAMS.get(name, {"d_model": 16, "heads": 2, "ffn_dim": 32, "num_buckets": 8})
@@ -112,31 +112,27 @@ def test_unknown_schedule_keys_are_rejected(name, tmp_path):
         _run(name, tmp_path, schedule={"target_epochs": 1})
 
 
-def test_random_baseline_is_an_untrained_seeded_metatrl_encoder(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="test.baselines")
-    hparams = {"d_model": 16, "heads": 2, "ffn_dim": 32, "num_buckets": 8}
-    plugin = get_model("random")
-
-    def run(seed):
-        torch.manual_seed(seed)
-        ctx = RunContext(torch.device("cpu"), seed, tmp_path / str(seed), logging.getLogger("test.baselines"))
-        return plugin.pretrain(toy_city(), [toy_city("src", 5)], {"hparams": hparams, "pretrain": {}}, ctx), ctx
-
-    a, ctx = run(0)
-    b, _ = run(0)
-    c, _ = run(1)
-    assert isinstance(a, MetaTRLEncoder) and a.d_model == 16
-    _assert_same_weights(a, b)
-    assert any(not torch.equal(p, q) for p, q in zip(a.state_dict().values(), c.state_dict().values()))
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_untrained_setting_is_the_seeded_fresh_encoder(name):
+    """The untrained setting (what was the ``random`` baseline) builds the encoder for the target's
+    road graph from the seeded torch RNG and trains nothing."""
+    city = PreparedCity("toy", "UTC", road=toy_city())
+    plugin = get_model(name)
     torch.manual_seed(0)
-    _assert_same_weights(a, plugin.build_encoder(toy_city().graph, hparams))  # nothing trained
-    assert ctx.history == [] and not ctx.checkpoint_dir.exists()
-    assert "ignoring source cities" in caplog.text
-    with pytest.raises(ValueError, match="epochs"):
-        plugin.pretrain(toy_city(), [], {"hparams": hparams, "pretrain": {"epochs": 3}}, ctx)
+    a = plugin.build(city, HPARAMS[name])
+    torch.manual_seed(0)
+    b = plugin.build_encoder(city.road.graph, HPARAMS[name])
+    _assert_same_weights(a, b)
+    torch.manual_seed(1)
+    c = plugin.build(city, HPARAMS[name])
+    assert any(not torch.equal(p, q) for p, q in zip(a.state_dict().values(), c.state_dict().values()))
+    with pytest.raises(ValueError, match="prepared without its 'road' view"):
+        plugin.build(PreparedCity("toy", "UTC"), HPARAMS[name])
+    with pytest.raises(ValueError, match="needs the target city's data"):
+        plugin.pretrain(None, [city], {"hparams": HPARAMS[name], "pretrain": SCHEDULE}, None)
 
 
-@pytest.mark.parametrize("name", ["random", *PRETRAINED])
+@pytest.mark.parametrize("name", PRETRAINED)
 def test_saved_encoder_reloads_through_the_registry(name, tmp_path):
     from trajzoo.training.loop import load_encoder, save_encoder
 

@@ -95,11 +95,11 @@ def test_pretrain_rejects_empty_and_caps_rows(tmp_path):
 def test_plugin_is_registered(tmp_path):
     plugin = get_model("transfertraj")
     assert plugin.name == "transfertraj"
-    model = plugin.build({"d_model": 16, "heads": 2, "ffn_dim": 16, "max_len": 32})
+    model = plugin.build(None, {"d_model": 16, "heads": 2, "ffn_dim": 16, "max_len": 32})
     assert isinstance(model, TransferTraj) and model.config.d_model == 16
     with pytest.raises(ValueError, match="unknown"):
-        plugin.build({"dmodel": 3})
-    hist = plugin.pretrain(model, {"a": _rows()["a"]}, {"epochs": 1, "batch_size": 8}, _ctx(tmp_path))
+        plugin.build(None, {"dmodel": 3})
+    hist = plugin.pretrain_points(model, {"a": _rows()["a"]}, {"epochs": 1, "batch_size": 8}, _ctx(tmp_path))
     assert len(hist) == 1 and hist[0]["train_loss"] > 0
-    plugin.save(tmp_path / "p.pt", model)
-    assert plugin.load(tmp_path / "p.pt").config == model.config
+    plugin.save(tmp_path / "p.pt", model, None, {"seed": 0})
+    assert plugin.load(tmp_path / "p.pt", None, "cpu").config == model.config
