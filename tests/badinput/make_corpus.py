@@ -13,8 +13,10 @@ Sources (paths relative to the data root):
 
 - ``porto/train.csv.xz``: ECML/PKDD 2015 train.csv; "row N" below is the 1-based DATA row (the
   header is line 1, data row N is line N+1). Lines end in CRLF as in the original file.
-- ``sanfrancisco/cabspottingdata_north_14d.tar.xz``: Cabspotting; cab files ``new_abcoij.txt``
-  (32 fixes, the whole real file) and ``new_idjojwa.txt``.
+- ``sanfrancisco/cabspottingdata_north_14d.tar.xz``: Cabspotting (every fix, free and occupied);
+  lines 8556-8597 of ``new_abboip.txt`` (42 fixes, newest first: three fares, the two newest
+  separated by a single free fix), and the whole file ``new_idjojwa.txt`` (for the truncated
+  archive).
 - ``porto/osm/porto_center.osm.bz2``: OSM XML; residential ways 23393871, 23393876, 35084624
   (three two-way streets around node 253283034) and four pedestrian/footway ways.
 
@@ -41,7 +43,9 @@ DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 PORTO_CSV = "porto/train.csv.xz"
 CAB_TAR = "sanfrancisco/cabspottingdata_north_14d.tar.xz"
 PORTO_OSM = "porto/osm/porto_center.osm.bz2"
-CABS = ("abcoij", "idjojwa")
+CABS = ("abcoij", "idjojwa")  # only the second is used (whole, in the truncated archive)
+#: The cab file and the 1-based line range (newest first, as published) of the cab kinds.
+CAB_SLICE = ("abboip", 8556, 8597)
 #: Two-way residential streets sharing node 253283034 (a small strongly connected network).
 DRIVABLE_WAYS = (23393871, 23393876, 35084624)
 #: Pedestrian and footway ways: nothing osmnx's "drive" filter keeps.
@@ -194,7 +198,8 @@ def make_porto(c: Corpus, data_root: Path) -> None:
     v7[0] = fields(r3)[0]
     csv_file("porto_duplicate_trip_id.csv", [r1, r3, r4, r1, join(v7)],
              "rows 1, 3, 4, then row 1 again (exact repeat) and row 7 carrying row 3's TRIP_ID",
-             "rejected `duplicate_trip_id` at rows 4 and 5; in 5 = kept 3 + rejected 2")
+             "rejected `duplicate_trip` (exact repeat) at row 4; row 5 kept as `<row 3's id>_2` "
+             "(`kept_renamed:duplicate_trip_id` 1); in 5 = kept 4 + rejected 1")
 
     v4 = fields(r4)
     extra = join(v4[:2]).rstrip(b"\r\n") + b',"",' + join(v4[2:])  # one more empty field
@@ -262,8 +267,8 @@ def polyline_text3(pts: list[list]) -> str:
 
 
 def cab_files(data_root: Path) -> dict[str, bytes]:
-    """The raw bytes of the cab files in :data:`CABS`, from the real tarball."""
-    wanted = {f"cabspottingdata/new_{cab}.txt": cab for cab in CABS}
+    """The raw bytes of the cab files in :data:`CABS` and of :data:`CAB_SLICE`'s cab, from the real tarball."""
+    wanted = {f"cabspottingdata/new_{cab}.txt": cab for cab in CABS + (CAB_SLICE[0],)}
     out = {}
     with tarfile.open(data_root / CAB_TAR, "r|*") as tar:
         for m in tar:
@@ -271,62 +276,72 @@ def cab_files(data_root: Path) -> dict[str, bytes]:
                 out[wanted[m.name]] = tar.extractfile(m).read()
                 if len(out) == len(wanted):
                     break
-    assert set(out) == set(CABS), out.keys()
+    assert set(out) == set(wanted.values()), out.keys()
     return out
 
 
 def make_cabspotting(c: Corpus, data_root: Path) -> None:
     raw = cab_files(data_root)
-    lines = raw["abcoij"].decode().splitlines(keepends=True)
-    assert len(lines) == 32 and all(len(line.split()) == 4 and line.split()[2] == "1" for line in lines)
+    name, first, last = CAB_SLICE
+    lines = raw[name].decode().splitlines(keepends=True)[first - 1:last]
+    assert len(lines) == 42 and all(len(line.split()) == 4 for line in lines)
     times = [int(line.split()[3]) for line in lines]
     assert all(a > b for a, b in zip(times, times[1:]))  # newest first, as published
+    assert all(a - b <= 300 for a, b in zip(times, times[1:]))  # no gap: only occupancy splits fares
+    occ = "".join(line.split()[2] for line in lines)
+    # newest first: 2 free, fare of 8, ONE free fix, fare of 11, 14 free, fare of 6
+    assert occ == "00" + "1" * 8 + "0" + "1" * 11 + "0" * 14 + "1" * 6, occ
+    src = f"lines {first}-{last} of the real new_{name}.txt"
 
-    def cab(folder, text, derived, expected, name="abcoij"):
+    def cab(folder, text, derived, expected):
         data = text if isinstance(text, bytes) else "".join(text).encode()
         c.write(f"{folder}/cabspottingdata/new_{name}.txt", data, derived, expected)
 
-    cab("cab_control", lines, "the whole real file new_abcoij.txt (32 fixes, newest first)",
-        "read without error: 3 occupied runs (17, 8, 7 fixes), the reference for the cab kinds")
+    cab("cab_control", lines, f"{src} (42 fixes, newest first, free and occupied; one free fix between "
+        "the two newest fares)",
+        "read without error: 3 occupied runs (6, 11, 8 fixes, oldest first), the reference for the cab kinds")
     dup = list(lines)
     lat, lon, occ, t = lines[19].split()
     dup.insert(20, f"{float(lat) + 0.001:.5f} {lon} {occ} {t}\n")  # same time, another position
     dup.insert(3, lines[2])  # exact repeat of line 3
     cab("cab_duplicate_timestamps", dup,
-        "new_abcoij.txt with line 3 repeated and line 20's timestamp repeated at a position 0.001 deg north",
+        f"{src} with line 3 repeated and line 20's timestamp repeated at a position 0.001 deg north",
         "`fixes_dropped:duplicate_timestamp` = 2 in the ingest QC; the first fix of each time kept; "
         "trips identical to cab_control")
-    cab("cab_out_of_order", lines[16:] + lines[:16],
-        "new_abcoij.txt with its two halves exchanged (lines 17-32, then 1-16)",
+    cab("cab_out_of_order", lines[21:] + lines[:21],
+        f"{src} with its two halves exchanged (lines 22-42, then 1-21)",
         "`fixes_resorted:out_of_order` = 1 in the ingest QC; trips identical to cab_control")
     bad_occ = list(lines)
-    for i, value in ((23, "2"), (4, "-1")):  # oldest-first fixes 9 and 28: inside the 17- and 7-fix runs
-        lat, lon, _, t = bad_occ[i].split()
+    for i, value in ((16, "2"), (38, "-1")):  # line 17: 6th of the 11-fix fare; line 39: 3rd of the 6-fix fare
+        lat, lon, o, t = bad_occ[i].split()
+        assert o == "1"
         bad_occ[i] = f"{lat} {lon} {value} {t}\n"
     cab("cab_invalid_occupancy", bad_occ,
-        "new_abcoij.txt with occupancy 2 at line 24 and -1 at line 5",
-        "`fixes_dropped:invalid_occupancy` = 2; the 17-fix run splits into 8 + 8 (kept), the 7-fix run "
-        "into 2 + 4 (rejected `too_few_fixes`); in 5 = kept 3 + rejected 2")
+        f"{src} with occupancy 2 at line 17 and -1 at line 39",
+        "`fixes_dropped:invalid_occupancy` = 2; the 11-fix fare splits into 5 + 5 (kept), the 6-fix fare "
+        "into 2 + 3 (rejected `too_few_fixes`), the 8-fix fare kept; in 5 = kept 3 + rejected 2")
     text = "".join(lines).encode()
     pos = text.index(b" ", sum(len(x) for x in lines[:4]))  # after line 5's latitude
     cab("cab_non_utf8", text[:pos] + b"\xb0" + text[pos:],
-        "new_abcoij.txt with a Latin-1 degree sign (byte 0xb0) after line 5's latitude",
+        f"{src} with a Latin-1 degree sign (byte 0xb0) after line 5's latitude",
         "InputFileError: row 5, byte 0xb0 is not UTF-8")
     short = list(lines)
     lat, lon, _, t = short[9].split()
     short[9] = f"{lat} {lon} {t}\n"
-    cab("cab_wrong_field_count", short, "new_abcoij.txt with line 10's occupancy field removed",
+    cab("cab_wrong_field_count", short, f"{src} with line 10's occupancy field removed",
         "InputFileError: row 10, wrong field count, expected 4, found 3")
 
     buf = io.BytesIO()
+    members = [(name, "".join(lines).encode()), (CABS[1], raw[CABS[1]])]  # the slice, then a whole small file
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name in CABS:
-            info = tarfile.TarInfo(f"cabspottingdata/new_{name}.txt")
-            info.size, info.mtime, info.mode = len(raw[name]), 0, 0o644
-            tar.addfile(info, io.BytesIO(raw[name]))
+        for member, data in members:
+            info = tarfile.TarInfo(f"cabspottingdata/new_{member}.txt")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
     archive = lzma.compress(buf.getvalue(), preset=6)
     c.write("cab_truncated.tar.xz", archive[: len(archive) * 6 // 10],
-            f"tar of the real new_{CABS[0]}.txt and new_{CABS[1]}.txt, xz, first 60 % of the bytes",
+            f"tar of new_{name}.txt as in cab_control and the whole real new_{CABS[1]}.txt, xz, first 60 % "
+            "of the bytes",
             "InputFileError: truncated or corrupt archive")
     c.write("cab_empty.tar.xz", b"", "nothing (0 bytes) in place of the tarball",
             "InputFileError: empty file")

@@ -69,7 +69,6 @@ def trip_ids_by_row(name: str) -> dict[int, str]:
     ("porto_swapped_lonlat.csv", {2: "swapped_lon_lat"}),
     ("porto_far_outside_bbox.csv", {2: "outside_bbox"}),
     ("porto_teleport.csv", {2: "impossible_speed"}),
-    ("porto_duplicate_trip_id.csv", {4: "duplicate_trip_id", 5: "duplicate_trip_id"}),
     ("porto_timestamp_not_integer.csv", {2: "timestamp_not_integer"}),
     ("porto_point_not_pair.csv", {2: "polyline_point_not_lon_lat_pair"}),
 ])
@@ -84,6 +83,20 @@ def test_porto_bad_rows_are_rejected_with_reason_row_and_counts(name, rejected):
     assert qc_counts(qc) == expected
     # the kept trips are exactly the untouched real rows, in file order
     assert list(trips["trip_id"]) == [ids[r] for r in sorted(ids) if r not in rejected]
+
+
+def test_porto_repeated_trip_id_is_kept_under_a_derived_id():
+    """Row 4 repeats row 1 exactly (rejected ``duplicate_trip``); row 5 is another real trip (row 7
+    of the file) under row 3's id: kept as ``<id>_2`` and counted, not lost."""
+    ids = trip_ids_by_row("porto_duplicate_trip_id.csv")
+    trips, rej, qc = ingest_porto("porto_duplicate_trip_id.csv")
+    assert dict(zip(rej["row"].astype(int), rej["reason"])) == {4: "duplicate_trip"}
+    assert list(trips["trip_id"]) == [ids[1], ids[2], ids[3], f"{ids[2]}_2"]
+    assert qc_counts(qc) == {"in": 5, "kept": 4, "rejected:duplicate_trip": 1, "kept_renamed:duplicate_trip_id": 1}
+    # the renamed trip is row 5's own trip, not a copy of row 3's
+    assert trips.iloc[3]["start_time"] != trips.iloc[1]["start_time"]
+    again, _, _ = ingest_porto("porto_duplicate_trip_id.csv")  # stable: the same ids on every read
+    assert list(again["trip_id"]) == list(trips["trip_id"])
 
 
 def test_teleport_row_is_a_real_jump_above_60_mps():
@@ -167,14 +180,33 @@ def cab_trips(name: str):
     return trips, rej, qc_counts(qc)
 
 
-FIXES_CLEAN = {"fixes_in": 32, "fixes_dropped:duplicate_timestamp": 0, "fixes_dropped:invalid_occupancy": 0,
+FIXES_CLEAN = {"fixes_in": 42, "fixes_dropped:duplicate_timestamp": 0, "fixes_dropped:invalid_occupancy": 0,
                "fixes_resorted:out_of_order": 0}
+CAB_FILE = "cabspottingdata/new_abboip.txt"
 
 
 def test_cab_control_reads_three_runs():
     trips, rej, counts = cab_trips("cab_control")
     assert counts == {"in": 3, "kept": 3, **FIXES_CLEAN}
-    assert list(trips["n_points"]) == [17, 8, 7] and len(rej) == 0
+    assert list(trips["n_points"]) == [6, 11, 8] and len(rej) == 0
+
+
+def test_a_free_fix_between_two_fares_gives_two_trips():
+    """Real fixes: a fare of 11 fixes, ONE free fix 4 s later, the next fare 2 s after it. The
+    publisher's file holds every fix; an occupancy change ends a fare even without a time gap."""
+    lines = (CORPUS / "cab_control" / CAB_FILE).read_text().splitlines()
+    oldest_first = [line.split() for line in reversed(lines)]
+    occ = [f[2] for f in oldest_first]
+    free = [i for i in range(1, len(occ) - 1) if occ[i] == "0" and occ[i - 1] == occ[i + 1] == "1"]
+    assert len(free) == 1
+    i = free[0]
+    t = [int(f[3]) for f in oldest_first]
+    assert t[i] - t[i - 1] < 300 and t[i + 1] - t[i] < 300  # no gap could have split the fares
+    trips, _, _ = cab_trips("cab_control")
+    fare_a, fare_b = trips.iloc[1], trips.iloc[2]
+    assert fare_a["timestamps"][-1] == t[i - 1] and fare_b["timestamps"][0] == t[i + 1]
+    assert t[i] not in {int(x) for ts in trips["timestamps"] for x in ts}  # the free fix is in no trip
+    assert fare_a["trip_id"] != fare_b["trip_id"]
 
 
 def assert_same_trips(a, b):
@@ -187,7 +219,7 @@ def assert_same_trips(a, b):
 def test_cab_duplicate_timestamps_are_dropped_and_counted():
     control, _, _ = cab_trips("cab_control")
     trips, rej, counts = cab_trips("cab_duplicate_timestamps")
-    assert counts == {"in": 3, "kept": 3, **FIXES_CLEAN, "fixes_in": 34, "fixes_dropped:duplicate_timestamp": 2}
+    assert counts == {"in": 3, "kept": 3, **FIXES_CLEAN, "fixes_in": 44, "fixes_dropped:duplicate_timestamp": 2}
     assert_same_trips(trips, control)  # the first fix of each timestamp (file order) is kept
     assert all((np.diff(t) > 0).all() for t in trips["timestamps"])
 
@@ -203,11 +235,11 @@ def test_cab_invalid_occupancy_is_counted_and_ends_runs():
     trips, rej, counts = cab_trips("cab_invalid_occupancy")
     assert counts == {"in": 5, "kept": 3, "rejected:too_few_fixes": 2, **FIXES_CLEAN,
                       "fixes_dropped:invalid_occupancy": 2}
-    assert list(trips["n_points"]) == [8, 8, 8]
+    assert list(trips["n_points"]) == [5, 5, 8]
     assert list(rej["reason"]) == ["too_few_fixes", "too_few_fixes"]
     # the fixes with occupancy 2 and -1 are in no trip
-    bad_times = {1211772228, 1211066380}
-    lines = (CORPUS / "cab_invalid_occupancy/cabspottingdata/new_abcoij.txt").read_text().splitlines()
+    bad_times = {1211479911, 1211478706}
+    lines = (CORPUS / "cab_invalid_occupancy" / CAB_FILE).read_text().splitlines()
     assert {int(line.split()[3]) for line in lines if line.split()[2] not in ("0", "1")} == bad_times
     assert not bad_times & {int(t) for ts in trips["timestamps"] for t in ts}
 
@@ -219,7 +251,7 @@ def test_cab_invalid_occupancy_is_counted_and_ends_runs():
 def test_cab_broken_file_error_names_file_row_and_problem(folder, row, words):
     with pytest.raises(InputFileError) as err:
         ingest_cabs(folder)
-    path = CORPUS / folder / "cabspottingdata" / "new_abcoij.txt"
+    path = CORPUS / folder / CAB_FILE
     assert (err.value.path, err.value.row) == (str(path), row)
     assert str(err.value).startswith(f"{path}, row {row}: ")
     for word in words:
@@ -228,7 +260,7 @@ def test_cab_broken_file_error_names_file_row_and_problem(folder, row, words):
 
 @pytest.mark.parametrize("name, words", [
     ("cab_truncated.tar.xz", ["truncated or corrupt archive",
-                              "after 1 complete cab file(s), the last cabspottingdata/new_abcoij.txt"]),
+                              "after 1 complete cab file(s), the last cabspottingdata/new_abboip.txt"]),
     ("cab_empty.tar.xz", ["empty file"]),
 ])
 def test_cab_broken_archive_error_names_the_archive(name, words):

@@ -43,7 +43,7 @@ def test_porto_bad_polylines_are_counted_with_reasons(data_root, tmp_path):
     path = tmp_path / "train.csv"
     path.write_text(header + broken + empty + rows[2] + rows[2])
     trips, rej, qc = ingest_city({**PORTO, "trajectories": {"format": "porto_csv", "path": "train.csv"}}, tmp_path)
-    assert dict(zip(rej["row"], rej["reason"])) == {1: "polyline_not_json", 2: "empty_polyline", 4: "duplicate_trip_id"}
+    assert dict(zip(rej["row"], rej["reason"])) == {1: "polyline_not_json", 2: "empty_polyline", 4: "duplicate_trip"}
     assert len(trips) == 1
 
 

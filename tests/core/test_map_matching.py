@@ -33,8 +33,12 @@ def test_matching_gives_connected_timed_paths(sf):
         assert roads.min() >= 0 and roads.max() < len(seg)
     first = trips.set_index("trip_id").loc[matched["trip_id"].iloc[0]]
     assert matched["enter_times"].iloc[0][0] >= first["timestamps"][0] - 1
-    assert set(rej["reason"]) <= {"fmm_split", "too_few_segments", "too_many_segments", "fmm_no_result",
-                                  "fmm_candidates_not_found", "fmm_disconnected_layers"}
+    assert set(rej["reason"]) <= {"fmm_no_candidate", "fmm_disconnected", "too_few_segments", "too_many_segments",
+                                  "route_too_long"}
+    # every FMM failure says why: the fixes without a candidate, or where the trip was split
+    fmm = rej[rej["reason"].str.startswith("fmm_")]
+    assert len(fmm) and ((fmm["no_candidate_fixes"] != "") | (fmm["split_after"] != "")).all()
+    assert (fmm["reason"] == "fmm_no_candidate").eq(fmm["no_candidate_fixes"] != "").all()
 
 
 def test_parallel_matching_equals_serial(sf):

@@ -18,6 +18,7 @@ from trajzoo.ingest import ingest_city_to_parquet
 from trajzoo.mapmatching.chunks import (chunk_row_ranges, gather_chunk_files, match_chunk, parse_scatter_item,
                                         read_trip_rows)
 from trajzoo.mapmatching.fmm import MatchParams, UBODTMissingError, build_ubodt, match_trips
+from trajzoo.mapmatching.quality import quality_rows
 from trajzoo.qc import AccountingError, stage_counts
 from trajzoo.roads.network import build_road_network
 
@@ -85,7 +86,7 @@ def test_gathered_chunks_equal_the_unchunked_stage(porto, n_chunks):
     one = work / "one"
     one.mkdir()
     m, s, r = match_trips(trips, seg, CRS, PARAMS, ubodt, workers=1, progress=False)
-    qc = stage_counts("map_matching", len(trips), len(m), r["reason"])
+    qc = pd.concat([stage_counts("map_matching", len(trips), len(m), r["reason"]), quality_rows(s)], ignore_index=True)
     for name, df in (("matched", m), ("stats", s), ("rejections", r)):
         df.to_parquet(one / f"{name}.parquet", index=False)
     qc.to_csv(one / "qc.csv", index=False)
@@ -165,7 +166,7 @@ def test_workflow_scatter_gather_equals_unchunked(repo, data_root, tmp_path):
     seg = pd.read_parquet(res / "roads/segments.parquet")
     m, s, r = match_trips(trips, seg, CRS, MatchParams.from_dict(cfg["cities"]["porto"]["map_matching"]),
                           res / "ubodt", workers=1, progress=False, require_ubodt=True)
-    qc = stage_counts("map_matching", len(trips), len(m), r["reason"])
+    qc = pd.concat([stage_counts("map_matching", len(trips), len(m), r["reason"]), quality_rows(s)], ignore_index=True)
     one = tmp_path / "one"
     one.mkdir()
     for name, df in (("matched", m), ("map_matching_stats", s), ("map_matching_rejections", r)):

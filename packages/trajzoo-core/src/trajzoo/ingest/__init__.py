@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trajzoo.ingest.cabspotting import FIX_COUNT_KEYS, iter_cabspotting_blocks
+from trajzoo.ingest.coverage import NetworkCoverage, network_coverage, read_network_coverage
 from trajzoo.ingest.deeptte import read_deeptte_trips
 from trajzoo.ingest.errors import InputFileError
-from trajzoo.ingest.filters import filter_trips
+from trajzoo.ingest.filters import TripIds, filter_trips
 from trajzoo.ingest.porto import read_porto_trips
 from trajzoo.qc import stage_counts
 
@@ -34,8 +35,32 @@ FIX_OUTCOMES = {
     "out_of_order": "fixes_resorted:out_of_order",
 }
 
-__all__ = ["ingest_city", "ingest_city_to_parquet", "iter_ingest_blocks", "IngestTally", "InputFileError",
-           "TRIP_COLUMNS", "FIX_OUTCOMES", "REJECTION_COLUMNS"]
+#: Default of ``filters.network_buffer_m``: metres around the road network's extent that trips may use.
+NETWORK_BUFFER_M = 250.0
+#: QC outcome counting the trips kept under a derived id (``<id>_2``; only present when there are any).
+RENAMED_OUTCOME = "kept_renamed:duplicate_trip_id"
+
+__all__ = ["ingest_city", "ingest_city_to_parquet", "iter_ingest_blocks", "city_coverage", "IngestTally",
+           "InputFileError", "NetworkCoverage", "network_coverage", "TRIP_COLUMNS", "FIX_OUTCOMES",
+           "REJECTION_COLUMNS", "NETWORK_BUFFER_M"]
+
+
+def city_coverage(city: dict, segments_path: Path | None) -> NetworkCoverage | None:
+    """The usable area of a city for ingest: its road network's extent plus ``network_buffer_m``.
+
+    Args:
+        city: the city's config block (``crs``; ``filters.network_buffer_m``, default
+            :data:`NETWORK_BUFFER_M`; ``null`` turns the check off).
+        segments_path: the city's ``roads/segments.parquet``, or None for a city without a road
+            network (no check).
+
+    Returns:
+        A :class:`~trajzoo.ingest.coverage.NetworkCoverage`, or None (no coverage check).
+    """
+    buffer_m = city.get("filters", {}).get("network_buffer_m", NETWORK_BUFFER_M)
+    if segments_path is None or buffer_m is None:
+        return None
+    return read_network_coverage(Path(segments_path), city["crs"], float(buffer_m))
 
 
 @dataclass
@@ -50,6 +75,7 @@ class IngestTally:
 
     fmt: str
     n_kept: int = 0
+    trip_ids: TripIds = field(default_factory=TripIds)
     parse_rejections: list = field(default_factory=list)
     filter_rejections: list = field(default_factory=list)
     fix_counts: dict = field(default_factory=lambda: dict.fromkeys(FIX_COUNT_KEYS, 0))
@@ -67,6 +93,9 @@ class IngestTally:
         """The ingest QC table (see :func:`ingest_city`); raises AccountingError if trips were lost."""
         rejections = self.rejections() if rejections is None else rejections
         qc = stage_counts("ingest", self.n_kept + len(rejections), self.n_kept, rejections["reason"])
+        if self.trip_ids.n_renamed:
+            qc = pd.concat([qc, pd.DataFrame([{"stage": "ingest", "outcome": RENAMED_OUTCOME,
+                                               "count": int(self.trip_ids.n_renamed)}])], ignore_index=True)
         if self.fmt == "cabspotting":
             fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(self.fix_counts[key])}
                                      for key, outcome in FIX_OUTCOMES.items()])
@@ -107,13 +136,14 @@ def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_
 
 
 def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = None,
-                       porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS
-                       ) -> Iterator[pd.DataFrame]:
+                       porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS,
+                       coverage: NetworkCoverage | None = None) -> Iterator[pd.DataFrame]:
     """Stream a city's raw trajectories as blocks of kept trips (bounded memory).
 
     Memory holds one reader block (``porto_block_bytes`` of CSV, or one cab file plus
-    ``cab_block_points`` GPS points), the ids of the trips kept so far (for ``duplicate_trip_id``)
-    and the rejections; never the whole file. The concatenated blocks are the same table for every
+    ``cab_block_points`` GPS points), the ids of the trips kept so far with a 16-byte digest each
+    (for repeated ids, see :class:`~trajzoo.ingest.filters.TripIds`) and the rejections; never
+    the whole file. The concatenated blocks are the same table for every
     block size.
 
     Args:
@@ -122,6 +152,8 @@ def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = 
             ``IngestTally(city["trajectories"]["format"])`` if None.
         porto_block_bytes: bytes of (decompressed) CSV per Porto block.
         cab_block_points: GPS points per Cabspotting block.
+        coverage: the road network's extent plus a buffer (:func:`city_coverage`); a trip with a
+            fix outside it is rejected ``outside_network``. None: no such check.
 
     Yields:
         Kept trips with :data:`TRIP_COLUMNS` (+ source extras), in input order; possibly empty.
@@ -131,11 +163,14 @@ def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = 
     """
     tally = IngestTally(city["trajectories"]["format"]) if tally is None else tally
     flt = city["filters"]
-    kwargs = dict(bbox=city["bbox"], min_points=flt["min_points"], max_points=flt["max_points"],
-                  max_speed_mps=flt["max_speed_mps"])
-    seen: set[str] = set()
+    bbox = city.get("bbox")
+    if bbox is None and coverage is None:
+        raise ValueError("a city needs a bbox or a road network (whose extent is the default bbox); "
+                         f"this one ({city['trajectories']['path']}) has neither")
+    kwargs = dict(bbox=bbox, min_points=flt["min_points"], max_points=flt["max_points"],
+                  max_speed_mps=flt["max_speed_mps"], coverage=coverage)
     for trips, parse_rej in _source_blocks(city, data_root, tally, porto_block_bytes, cab_block_points):
-        kept, rej = filter_trips(trips, seen_ids=seen, **kwargs)
+        kept, rej = filter_trips(trips, seen_ids=tally.trip_ids, **kwargs)
         tally.parse_rejections.append(parse_rej)
         tally.filter_rejections.append(rej)
         tally.n_kept += len(kept)
@@ -143,34 +178,38 @@ def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = 
 
 
 def ingest_city(city: dict, data_root: Path, porto_block_bytes: int = PORTO_BLOCK_BYTES,
-                cab_block_points: int = CAB_BLOCK_POINTS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                cab_block_points: int = CAB_BLOCK_POINTS, coverage: NetworkCoverage | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read a city's raw trajectory source, filter it, and account for every trip (in memory).
 
     The whole-table form of :func:`iter_ingest_blocks`; the pipeline streams with
     :func:`ingest_city_to_parquet` instead.
 
     Args:
-        city: the city's config block (``trajectories``, ``bbox``, ``filters``, ``caps``).
+        city: the city's config block (``trajectories``, ``bbox`` (may be None when ``coverage``
+            is given), ``filters``, ``caps``).
         data_root: root folder of the raw data; ``trajectories.path`` is relative to it.
         porto_block_bytes, cab_block_points: streaming block sizes (see :func:`iter_ingest_blocks`);
             the result does not depend on them.
+        coverage: see :func:`iter_ingest_blocks` (reason ``outside_network``).
 
     Returns:
         ``(trips, rejections, qc)``. ``trips`` has :data:`TRIP_COLUMNS` (+ source columns such as
         origin_call for Porto): ``timestamps`` int64 Unix seconds, ``lon``/``lat`` float64
         degrees. ``rejections``: trip_id, row, reason. ``qc``: see :func:`trajzoo.qc.stage_counts`
         (stage ``ingest``; outcomes ``in``, ``kept``, ``rejected:<reason>`` count trips and
-        in = kept + rejected). For Cabspotting, ``qc`` also has fix-level rows that count GPS
+        in = kept + rejected; ``kept_renamed:duplicate_trip_id``, when present, counts the kept
+        trips whose id repeated a kept trip's and that are kept as ``<id>_2``, ...). For Cabspotting, ``qc`` also has fix-level rows that count GPS
         fixes, not trips (:data:`FIX_OUTCOMES`): ``fixes_in``, ``fixes_dropped:duplicate_timestamp``,
         ``fixes_dropped:invalid_occupancy`` and ``fixes_resorted:out_of_order`` (always present,
         0 when nothing happened).
 
     Raises:
         InputFileError: unreadable source (names the file, row and problem).
-        ValueError: unknown trajectory format.
+        ValueError: unknown trajectory format; neither a bbox nor a coverage.
     """
     tally = IngestTally(city["trajectories"]["format"])
-    parts = list(iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points))
+    parts = list(iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points, coverage))
     nonempty = [p for p in parts if len(p)]
     if nonempty:
         trips = pd.concat(nonempty, ignore_index=True)
@@ -183,8 +222,8 @@ def ingest_city(city: dict, data_root: Path, porto_block_bytes: int = PORTO_BLOC
 
 
 def ingest_city_to_parquet(city: dict, data_root: Path, trips_path: Path, rejections_path: Path,
-                           porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS
-                           ) -> pd.DataFrame:
+                           porto_block_bytes: int = PORTO_BLOCK_BYTES, cab_block_points: int = CAB_BLOCK_POINTS,
+                           coverage: NetworkCoverage | None = None) -> pd.DataFrame:
     """Stream a city's trips into ``trips_path`` block by block (one Parquet row group per block).
 
     Same table as ``ingest_city(...)[0].to_parquet(trips_path)`` (same columns, types and rows), with
@@ -201,7 +240,7 @@ def ingest_city_to_parquet(city: dict, data_root: Path, trips_path: Path, reject
     tally = IngestTally(city["trajectories"]["format"])
     writer, schema, first_empty = None, None, None
     try:
-        for block in iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points):
+        for block in iter_ingest_blocks(city, data_root, tally, porto_block_bytes, cab_block_points, coverage):
             if not len(block):
                 first_empty = block if first_empty is None else first_empty
                 continue

@@ -1,9 +1,14 @@
 """Trip-level quality filters shared by every trajectory source.
 
 Each rejected trip gets exactly one reason (the first failed check, in the order below), so
-``len(trips) == len(kept) + len(rejected)``.
+``len(trips) == len(kept) + len(rejected)``. A trip id seen again is not a rejection unless the
+trip is an exact repeat: a second real trip under a kept trip's id (two segments of one trip in a
+public Porto file) is kept under a derived, stable id ``<id>_2`` (``_3``, ... for more) and counted
+(:class:`TripIds`).
 """
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -12,8 +17,8 @@ EARTH_RADIUS_M = 6_371_008.8
 
 #: Filter reasons, in the order they are checked.
 FILTER_REASONS = (
-    "duplicate_trip_id", "too_few_points", "too_many_points", "invalid_coordinate",
-    "non_increasing_time", "swapped_lon_lat", "outside_bbox", "impossible_speed",
+    "too_few_points", "too_many_points", "invalid_coordinate", "non_increasing_time",
+    "swapped_lon_lat", "outside_bbox", "outside_network", "impossible_speed", "duplicate_trip",
 )
 
 
@@ -24,21 +29,26 @@ def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[float], min_points: int,
-                max_points: int, max_speed_mps: float) -> str | None:
+def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[float] | None, min_points: int,
+                max_points: int, max_speed_mps: float, coverage=None, inside: np.ndarray | None = None
+                ) -> str | None:
     """Return the first failed check's reason for one trip, or None if it passes.
 
     Args:
         lon, lat: ``(n,)`` degrees. t: ``(n,)`` Unix seconds.
-        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` degrees; every point must lie inside.
+        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` degrees; every point must lie inside
+            (``outside_bbox``). ``None``: no bounding-box check (the network coverage decides).
             A trip with a point outside whose points would ALL lie inside with longitude and
-            latitude exchanged is ``swapped_lon_lat`` (rejected, not repaired), else
-            ``outside_bbox``.
+            latitude exchanged is ``swapped_lon_lat`` (rejected, not repaired).
         min_points, max_points: allowed number of GPS points.
         max_speed_mps: largest allowed speed (m/s) between consecutive points.
+        coverage: a :class:`~trajzoo.ingest.coverage.NetworkCoverage` (every point within a
+            buffer of the road network) every point must lie in (``outside_network``), or None for
+            no check. Its bounding box stands in for ``bbox`` in the swapped check when bbox is None.
+        inside: ``(n,)`` bool, ``coverage.contains(lon, lat)`` computed already (a block at once).
 
     Returns:
-        One of :data:`FILTER_REASONS` (except ``duplicate_trip_id``) or None.
+        One of :data:`FILTER_REASONS` (except ``duplicate_trip``) or None.
     """
     n = len(lon)
     if n < min_points:
@@ -50,42 +60,106 @@ def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[floa
     dt = np.diff(t)
     if (dt <= 0).any():
         return "non_increasing_time"
-    if ((lon < bbox[0]) | (lon > bbox[2]) | (lat < bbox[1]) | (lat > bbox[3])).any():
-        swapped_inside = (lat >= bbox[0]) & (lat <= bbox[2]) & (lon >= bbox[1]) & (lon <= bbox[3])
-        return "swapped_lon_lat" if swapped_inside.all() else "outside_bbox"
+    box = bbox if bbox is not None else (coverage.bbox_degrees() if coverage is not None else None)
+    if box is not None and ((lon < box[0]) | (lon > box[2]) | (lat < box[1]) | (lat > box[3])).any():
+        swapped_inside = (lat >= box[0]) & (lat <= box[2]) & (lon >= box[1]) & (lon <= box[3])
+        if swapped_inside.all():
+            return "swapped_lon_lat"
+        if bbox is not None:
+            return "outside_bbox"
+    if coverage is not None:
+        inside = coverage.contains(lon, lat) if inside is None else inside
+        if not np.all(inside):
+            return "outside_network"
     if n > 1 and (haversine_m(lon[:-1], lat[:-1], lon[1:], lat[1:]) / dt > max_speed_mps).any():
         return "impossible_speed"
     return None
 
 
-def filter_trips(trips: pd.DataFrame, bbox: list[float], min_points: int, max_points: int,
-                 max_speed_mps: float, seen_ids: set[str] | None = None
+def trip_fingerprint(t: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> bytes:
+    """16-byte digest of a trip's times and positions: equal for an exact repeat of a trip."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (np.asarray(t, dtype=np.int64), np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)):
+        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(b"|")
+    return h.digest()
+
+
+class TripIds:
+    """The trip ids kept so far (across streamed blocks) and what happened to repeated ids.
+
+    A trip whose id was already kept is either an exact repeat (same times and positions as a
+    trip kept under that id: rejected ``duplicate_trip``) or another real trip sharing the id
+    (kept as ``<id>_<k>``, the smallest k >= 2 not yet used: stable for a given file order).
+
+    Attributes:
+        n_renamed: trips kept under a derived id.
+    """
+
+    def __init__(self):
+        self._fingerprints: dict[str, set[bytes]] = {}
+        self._taken: set[str] = set()
+        self.n_renamed = 0
+
+    def assign(self, trip_id: str, fingerprint: bytes) -> str | None:
+        """The id to keep a trip under, or None if it repeats a kept trip exactly (registers it)."""
+        prints = self._fingerprints.get(trip_id)
+        if prints is None:
+            self._fingerprints[trip_id] = {fingerprint}
+            self._taken.add(trip_id)
+            return trip_id
+        if fingerprint in prints:
+            return None
+        prints.add(fingerprint)
+        k = 2
+        while f"{trip_id}_{k}" in self._taken:
+            k += 1
+        new_id = f"{trip_id}_{k}"
+        self._taken.add(new_id)
+        self.n_renamed += 1
+        return new_id
+
+
+def filter_trips(trips: pd.DataFrame, bbox: list[float] | None, min_points: int, max_points: int,
+                 max_speed_mps: float, seen_ids: TripIds | None = None, coverage=None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split trips into kept and rejected (one reason each).
 
     Args:
         trips: columns trip_id, timestamps, lon, lat (+ any others, kept as they are).
-        seen_ids: trip ids already kept in earlier blocks (updated in place); a repeated id is
-            rejected as ``duplicate_trip_id``.
+        bbox, min_points, max_points, max_speed_mps, coverage: see :func:`trip_reason`.
+        seen_ids: the ids kept in earlier blocks (updated in place, see :class:`TripIds`): an
+            exact repeat of a kept trip is rejected ``duplicate_trip``, another trip under a kept
+            id is kept as ``<id>_2`` (``trip_id`` of the kept row is the derived id).
 
     Returns:
-        ``(kept, rejected)``; rejected has columns trip_id, row, reason.
+        ``(kept, rejected)``; rejected has columns trip_id (the id in the file), row, reason.
     """
-    seen_ids = set() if seen_ids is None else seen_ids
-    reasons = []
-    for trip_id, lon, lat, t in zip(trips["trip_id"], trips["lon"], trips["lat"], trips["timestamps"]):
-        if trip_id in seen_ids:
-            reasons.append("duplicate_trip_id")
-            continue
-        reason = trip_reason(np.asarray(lon), np.asarray(lat), np.asarray(t), bbox, min_points,
-                             max_points, max_speed_mps)
+    seen_ids = TripIds() if seen_ids is None else seen_ids
+    reasons, new_ids = [], []
+    inside_all, bounds = None, None
+    if coverage is not None and len(trips):  # one network query for the whole block
+        inside_all = coverage.contains(np.concatenate([np.asarray(a, dtype=np.float64) for a in trips["lon"]]),
+                                       np.concatenate([np.asarray(a, dtype=np.float64) for a in trips["lat"]]))
+        bounds = np.cumsum([0] + [len(a) for a in trips["lon"]])
+    for k, (trip_id, lon, lat, t) in enumerate(zip(trips["trip_id"], trips["lon"], trips["lat"], trips["timestamps"])):
+        lon, lat, t = np.asarray(lon), np.asarray(lat), np.asarray(t)
+        inside = inside_all[bounds[k]:bounds[k + 1]] if inside_all is not None else None
+        reason = trip_reason(lon, lat, t, bbox, min_points, max_points, max_speed_mps, coverage, inside)
+        new_id = trip_id
         if reason is None:
-            seen_ids.add(trip_id)
+            new_id = seen_ids.assign(str(trip_id), trip_fingerprint(t, lon, lat))
+            if new_id is None:
+                reason = "duplicate_trip"
         reasons.append(reason)
+        new_ids.append(new_id)
     bad = np.array([r is not None for r in reasons], dtype=bool)
     rejected = pd.DataFrame({
         "trip_id": trips["trip_id"].to_numpy()[bad],
         "row": trips["row"].to_numpy()[bad] if "row" in trips else None,
         "reason": [r for r in reasons if r is not None],
     })
-    return trips[~bad].reset_index(drop=True), rejected
+    kept = trips[~bad].reset_index(drop=True)
+    if len(kept):
+        kept["trip_id"] = [i for i, b in zip(new_ids, bad) if not b]
+    return kept, rejected

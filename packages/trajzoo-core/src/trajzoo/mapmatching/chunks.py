@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trajzoo.mapmatching.fmm import MatchParams, match_trips
+from trajzoo.mapmatching.quality import quality_rows
 from trajzoo.qc import AccountingError, stage_counts
 
 SCATTER_ITEM = re.compile(r"^([0-9]+)-of-([0-9]+)$")
@@ -122,7 +123,9 @@ def gather_chunks(matched: list[pd.DataFrame], stats: list[pd.DataFrame], reject
 
     Returns:
         ``(matched, stats, rejections, qc)``; ``qc`` is :func:`trajzoo.qc.stage_counts` of stage
-        ``map_matching`` with in = ``n_trips`` = kept + rejected.
+        ``map_matching`` with in = ``n_trips`` = kept + rejected, followed by the route-quality
+        rows of :func:`trajzoo.mapmatching.quality.quality_rows` (revisiting trips, route / GPS
+        ratio over 2, fixes collapsed at standstills, fixes with no candidate).
 
     Raises:
         AccountingError: the chunks' stats do not cover exactly ``n_trips`` trips (a chunk lost or
@@ -134,6 +137,7 @@ def gather_chunks(matched: list[pd.DataFrame], stats: list[pd.DataFrame], reject
                               f"({int(stats_all['trip_id'].duplicated().sum())} repeated), "
                               f"the trips table {n_trips}")
     qc = stage_counts("map_matching", n_trips, len(matched_all), rej_all["reason"])
+    qc = pd.concat([qc, quality_rows(stats_all)], ignore_index=True)
     return matched_all, stats_all, rej_all, qc
 
 

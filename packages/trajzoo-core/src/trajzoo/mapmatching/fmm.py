@@ -5,11 +5,18 @@ GPS points are projected to the city's UTM CRS (pyproj) and matched to the road 
 network and delta, and cached on disk by fastmm. Trips are matched in parallel worker processes
 (fastmm holds the GIL, so threads would not help); each worker inherits the matcher by fork.
 
+Before matching, stationary fixes are collapsed (``stationary_radius_m``) and FMM may move back
+``reverse_tolerance`` metres on an edge, so that GPS jitter at a standstill does not make the
+route circle the block (:mod:`trajzoo.mapmatching.quality`).
+
 What happens to trips that FMM splits: fastmm cuts a trajectory where a point has no candidate
-or two consecutive candidate layers are disconnected. trajzoo keeps the longest successfully
-matched piece if it covers at least ``min_matched_fraction`` of the trip's GPS points, and rejects
-the trip otherwise (reason ``fmm_split``, or ``fmm_<error>`` when nothing matched). The kept
-piece's own first and last times then define the trip's travel time.
+or two consecutive candidate layers are disconnected, and returns only the matched pieces.
+trajzoo keeps the longest piece if it covers at least ``min_matched_fraction`` of the trip's GPS
+fixes, and rejects the trip otherwise with the cause (:data:`~trajzoo.mapmatching.quality.FAILURE_REASONS`):
+``fmm_no_candidate`` when fixes had no road within ``candidate_search_radius``, else
+``fmm_disconnected``; the stats table names those fixes and where the trip was split. A kept
+route more than ``max_route_gps_ratio`` times the GPS path length is rejected (``route_too_long``).
+The kept piece's own first and last times then define the trip's travel time.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+
+from trajzoo.mapmatching.quality import collapse_stationary, describe_failure, path_length_m, route_quality
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +45,32 @@ class MatchParams:
         gps_error: GPS error standard deviation in the emission probability (m).
         ubodt_delta: UBODT upper bound on shortest-path distance between candidates (m); should
             exceed the distance a vehicle covers between two fixes (15 s in Porto, ~60 s in SF).
-        reverse_tolerance: allowed backward movement on a segment (m); 0 for directed roads.
+        reverse_tolerance: backward movement allowed along an edge (m), fastmm's
+            ``reverse_tolerance``. 0 forbids it, and then GPS jitter backwards on a one-way street
+            can only be matched by a loop around the block. Default 10 m: above the jitter of a
+            standing taxi (1-4 m in Porto) and the stationary radius.
+        stationary_radius_m: fixes within this distance (m) of the last kept fix are collapsed
+            before matching, keeping the first and the last fix of each standstill
+            (:func:`~trajzoo.mapmatching.quality.collapse_stationary`); 0 keeps every fix.
         min_matched_fraction: a split trip is kept (its longest matched piece) only if that piece
-            covers at least this fraction of the trip's GPS points.
+            covers at least this fraction of the trip's GPS fixes.
         min_segments: fewer matched road segments than this -> rejected (``too_few_segments``).
         max_segments: more matched road segments than this -> rejected (``too_many_segments``);
             bounds the sequence length the models see.
+        max_route_gps_ratio: a route longer than this many times the GPS path length through the
+            same fixes is rejected (``route_too_long``); ``None`` keeps every route.
     """
 
     max_candidates: int = 8
     candidate_search_radius: float = 50.0
     gps_error: float = 50.0
     ubodt_delta: float = 3000.0
-    reverse_tolerance: float = 0.0
+    reverse_tolerance: float = 10.0
+    stationary_radius_m: float = 10.0
     min_matched_fraction: float = 0.8
     min_segments: int = 2
     max_segments: int = 128
+    max_route_gps_ratio: float | None = 3.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "MatchParams":
@@ -128,67 +147,119 @@ def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
     """Road segment ids, the time (s) each is entered, and the last matched point's time (s).
 
     From one matched fastmm piece. Consecutive repeats of a segment (a vehicle staying on it
-    across GPS fixes) are merged; the entry time is fastmm's interpolated time of the first
-    matched point on the segment.
+    across GPS fixes, also when it moves back within ``reverse_tolerance``) are merged; the entry
+    time is fastmm's interpolated time of the first matched point on the segment.
     """
-    roads: list[int] = []
-    times: list[float] = []
-    end_time = float("nan")
-    segments = subtrajectory.segments  # fastmm builds a new Python list on every attribute read
-    for seg in segments:
-        for edge in seg.edges:
-            edge_id = edge.edge_id
-            if roads and roads[-1] == edge_id:
-                continue
-            points = edge.points
-            if points:
-                roads.append(int(edge_id))
-                times.append(float(points[0].t))
-    for seg in reversed(segments):  # the last matched point: last point of the last non-empty edge
-        for edge in reversed(seg.edges):
-            points = edge.points
-            if points:
-                end_time = float(points[-1].t)
-                break
-        if end_time == end_time:
-            break
+    roads, times, end_time, _ = _walk_piece(subtrajectory)
     return roads, times, end_time
 
 
-def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams) -> dict:
-    """Match one trip; returns a dict with status, reason, roads, enter_times and statistics.
+def _walk_piece(subtrajectory) -> tuple[list[int], list[float], float, float]:
+    """:func:`road_sequence` plus the route length (m) between the first and last matched point
+    (fastmm's ``cumulative_distance`` along the matched path)."""
+    roads: list[int] = []
+    times: list[float] = []
+    end_time = float("nan")
+    first_d, last_d = None, 0.0
+    segments = subtrajectory.segments  # fastmm builds a new Python list on every attribute read
+    for seg in segments:
+        for edge in seg.edges:
+            points = edge.points
+            if not points:
+                continue
+            if first_d is None:
+                first_d = float(points[0].cumulative_distance)
+            last = points[-1]
+            last_d = float(last.cumulative_distance)
+            end_time = float(last.t)
+            edge_id = edge.edge_id
+            if roads and roads[-1] == edge_id:
+                continue
+            roads.append(int(edge_id))
+            times.append(float(points[0].t))
+    route_m = max(last_d - (first_d or 0.0), 0.0)
+    return roads, times, end_time, route_m
+
+
+#: Columns of the per-trip stats table (:func:`match_trips`), in order, after trip_id.
+STATS_COLUMNS = ("n_points", "n_stationary_dropped", "n_subtrajectories", "n_matched_pieces", "matched_points",
+                 "n_unmatched", "n_no_candidate", "no_candidate_fixes", "split_after", "route_m", "gps_m",
+                 "route_gps_ratio", "n_revisited", "error_codes", "reason")
+
+
+def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None) -> dict:
+    """Match one trip: collapse stationary fixes, run FMM, keep the longest piece, check it.
 
     Args:
+        matcher: a ``fastmm.FastMapMatch`` (:func:`build_matcher`).
         x, y: ``(n,)`` projected coordinates (m). t: ``(n,)`` Unix seconds.
+        params: the matching parameters.
+        tree: ``shapely.STRtree`` of the road segment geometries, used to tell, for a trip FMM
+            could not match in one piece, which fixes have no road within
+            ``candidate_search_radius``; ``None`` reports no fix as such.
+
+    Returns:
+        dict with ``reason`` (None when kept, else a rejection reason), ``roads`` (int64),
+        ``enter_times`` (float64 s), ``end_time`` (s) for a kept trip, and the statistics of
+        :data:`STATS_COLUMNS`: ``n_points`` input fixes, ``n_stationary_dropped`` fixes collapsed,
+        ``matched_points`` input fixes spanned by the kept piece, ``n_unmatched`` fixes in no
+        piece, ``n_no_candidate`` / ``no_candidate_fixes`` (0-based input-fix indices as text,
+        e.g. ``"4-6,9"``) fixes with no road within the radius, ``split_after`` input-fix indices
+        after which the trip was cut, ``route_m`` / ``gps_m`` / ``route_gps_ratio`` /
+        ``n_revisited`` of the kept piece (NaN / -1 when nothing was matched).
     """
     import fastmm
 
-    traj = fastmm.Trajectory.from_xyt_tuples(np.column_stack([x, y, t]).tolist())
+    n = len(x)
+    keep = collapse_stationary(x, y, params.stationary_radius_m)
+    orig = np.flatnonzero(keep)
+    xs, ys, ts = np.asarray(x)[keep], np.asarray(y)[keep], np.asarray(t)[keep]
+    traj = fastmm.Trajectory.from_xyt_tuples(np.column_stack([xs, ys, ts]).tolist())
     result = matcher.match(traj, max_candidates=params.max_candidates,
                            candidate_search_radius=params.candidate_search_radius,
                            gps_error=params.gps_error, reverse_tolerance=params.reverse_tolerance)
     subs = list(result.subtrajectories)
     ok = [s for s in subs if s.error_code == fastmm.MatchErrorCode.SUCCESS]
     errors = sorted({s.error_code.name for s in subs if s.error_code != fastmm.MatchErrorCode.SUCCESS})
-    n = len(x)
-    out = {"n_points": n, "n_subtrajectories": len(subs), "n_matched_pieces": len(ok),
-           "error_codes": ",".join(errors), "matched_points": 0, "roads": None, "enter_times": None, "end_time": None,
-           "reason": None}
+    out = {"n_points": n, "n_stationary_dropped": int(n - len(orig)), "n_subtrajectories": len(subs),
+           "n_matched_pieces": len(ok), "matched_points": 0, "n_unmatched": 0, "n_no_candidate": 0,
+           "no_candidate_fixes": "", "split_after": "", "route_m": float("nan"), "gps_m": float("nan"),
+           "route_gps_ratio": float("nan"), "n_revisited": -1, "error_codes": ",".join(errors),
+           "roads": None, "enter_times": None, "end_time": None, "reason": None}
+    pieces = [(int(s.start_index), int(s.end_index)) for s in ok]
+    if len(ok) != 1 or pieces[0] != (0, len(orig) - 1):
+        if tree is not None:
+            near = tree.query(shapely.points(xs, ys), predicate="dwithin",
+                              distance=float(params.candidate_search_radius))[0]
+            has_candidate = np.zeros(len(orig), dtype=bool)
+            has_candidate[near] = True
+        else:
+            has_candidate = np.ones(len(orig), dtype=bool)
+        failure = describe_failure(len(orig), pieces, has_candidate, orig)
+        out.update({k: failure[k] for k in ("no_candidate_fixes", "n_no_candidate", "split_after", "n_unmatched")})
+        cause = failure["cause"]
+    else:
+        cause = None
     if not ok:
-        out["reason"] = "fmm_" + (errors[0].lower() if errors else "no_result")
+        out["reason"] = cause or "fmm_disconnected"
         return out
     best = max(ok, key=lambda s: (s.end_index - s.start_index, -s.start_index))
-    covered = best.end_index - best.start_index + 1
+    a, b = int(best.start_index), int(best.end_index)
+    covered = int(orig[b] - orig[a] + 1)  # input fixes spanned, standstill fixes included
     out["matched_points"] = covered
+    roads, times, end_time, route_m = _walk_piece(best)
+    out.update(route_quality(route_m, path_length_m(xs[a:b + 1], ys[a:b + 1]), np.asarray(roads, dtype=np.int64)))
     if covered / n < params.min_matched_fraction:
-        out["reason"] = "fmm_split"
+        out["reason"] = cause or "fmm_disconnected"
         return out
-    roads, times, end_time = road_sequence(best)
     if len(roads) < params.min_segments:
         out["reason"] = "too_few_segments"
         return out
     if len(roads) > params.max_segments:
         out["reason"] = "too_many_segments"
+        return out
+    if params.max_route_gps_ratio is not None and out["route_gps_ratio"] > params.max_route_gps_ratio:
+        out["reason"] = "route_too_long"
         return out
     times = np.maximum.accumulate(np.asarray(times, dtype=np.float64))
     out["roads"] = np.asarray(roads, dtype=np.int64)
@@ -204,8 +275,8 @@ def _match_chunk(span: tuple[int, int]) -> list[dict]:
     """Match trips ``span[0]:span[1]``; the points live in ``_WORKER`` (inherited by fork, so only
     the two indices travel to the worker)."""
     x, y, t, bounds = _WORKER["x"], _WORKER["y"], _WORKER["t"], _WORKER["bounds"]
-    matcher, params = _WORKER["matcher"], _WORKER["params"]
-    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params)
+    matcher, params, tree = _WORKER["matcher"], _WORKER["params"], _WORKER.get("tree")
+    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree)
             for a, b in zip(bounds[span[0]:span[1]], bounds[span[0] + 1:span[1] + 1])]
 
 
@@ -253,9 +324,11 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
         ``(matched, stats, rejections)``. ``matched``: the trip's columns except the raw GPS
         arrays, plus ``roads`` (int64 segment ids), ``enter_times`` (float64 Unix seconds,
         non-decreasing), ``end_time`` (Unix s of the last matched point) and ``n_segments``,
-        in input order. ``stats``: one row per input trip (n_points,
-        n_subtrajectories, n_matched_pieces, matched_points, error_codes, reason).
-        ``rejections``: trip_id, reason.
+        in input order. ``stats``: one row per input trip, trip_id then :data:`STATS_COLUMNS`
+        (see :func:`match_one`: fixes collapsed, unmatched and without candidate, where the trip
+        was split, route and GPS path length in m, their ratio, revisited segments, reason).
+        ``rejections``: trip_id, reason, and for FMM failures the fixes with no candidate and
+        the split points (``no_candidate_fixes``, ``split_after``, input-fix indices as text).
     """
     from tqdm import tqdm
 
@@ -268,7 +341,8 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
         chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
     spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
     net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt)
-    _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds)
+    tree = shapely.STRtree(shapely.from_wkt(segments["geometry_wkt"].to_numpy()))
+    _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds, tree=tree)
     results: list[dict] = []
     bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)
     if workers > 1 and len(spans) > 1:
@@ -283,13 +357,17 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
             bar.update(len(part))
     bar.close()
     _WORKER.clear()
-    stats = pd.DataFrame({k: [r[k] for r in results] for k in
-                          ("n_points", "n_subtrajectories", "n_matched_pieces", "matched_points")}, dtype=np.int64)
-    # explicit string dtypes: a chunk where every trip is kept (reason all missing) must give the
-    # same column type as the whole table, so gathered chunks equal the unchunked stage
-    stats["error_codes"] = pd.array([r["error_codes"] for r in results], dtype="str")
-    stats["reason"] = pd.array([r["reason"] for r in results], dtype="str")
-    stats.insert(0, "trip_id", trips["trip_id"].to_numpy())
+    # explicit dtypes: a chunk where every trip is kept (reason all missing) must give the same
+    # column types as the whole table, so gathered chunks equal the unchunked stage
+    stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
+    for col in STATS_COLUMNS:
+        values = [r[col] for r in results]
+        if col in ("route_m", "gps_m", "route_gps_ratio"):
+            stats[col] = np.array(values, dtype=np.float64)
+        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
+            stats[col] = pd.array(values, dtype="str")
+        else:
+            stats[col] = np.array(values, dtype=np.int64)
     ok = stats["reason"].isna().to_numpy()
     keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
     matched = trips.loc[ok, keep_cols].reset_index(drop=True)
@@ -297,5 +375,5 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
     matched["enter_times"] = [r["enter_times"] for r, k in zip(results, ok) if k]
     matched["end_time"] = np.array([r["end_time"] for r, k in zip(results, ok) if k], dtype=np.float64)
     matched["n_segments"] = np.array([len(r) for r in matched["roads"]], dtype=np.int32)
-    rejections = stats.loc[~ok, ["trip_id", "reason"]].reset_index(drop=True)
+    rejections = stats.loc[~ok, ["trip_id", "reason", "no_candidate_fixes", "split_after"]].reset_index(drop=True)
     return matched, stats, rejections

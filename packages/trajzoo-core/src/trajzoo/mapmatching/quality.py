@@ -1,0 +1,198 @@
+"""Map-matching quality: stationary fixes, route / GPS path length, revisited segments, failures.
+
+Standing taxis make FMM loop: GPS jitter of a few metres *backwards* along a one-way street can
+only be matched, with no reverse tolerance, by driving around the block, once per jittering fix
+(a real Porto trip ends with 14 fixes 1-4 m apart and its route repeats a four-segment block nine
+times: 11.6 km of route for 3.7 km of GPS path). The usual cures, both used here:
+
+- collapse stationary fixes before matching (:func:`collapse_stationary`): a fix within
+  ``stationary_radius_m`` of the last kept fix is dropped, except the last fix of each standstill,
+  which is kept so that the time the vehicle leaves (and the trip's end time) stay right;
+- allow ``reverse_tolerance`` metres of backward movement on an edge (fastmm's own parameter).
+
+Per matched trip, :func:`route_quality` measures the route length against the GPS path length
+(``route_gps_ratio``, rejected above ``max_route_gps_ratio``) and the number of revisited road
+segments; :func:`describe_failure` says, for a trip FMM could not match, which fixes had no road
+within the candidate search radius and after which fixes FMM split the trip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def collapse_stationary(x: np.ndarray, y: np.ndarray, radius_m: float) -> np.ndarray:
+    """Which fixes to keep when the vehicle stands still.
+
+    Walks the fixes in time order with an anchor (the last kept fix that started a move): a fix
+    within ``radius_m`` of the anchor is a standstill fix and is dropped, except the last fix of
+    every standstill (the one just before the vehicle moves more than ``radius_m`` away, or the
+    trip's last fix), which is kept. A standstill of k fixes so becomes 2 fixes: its first (the
+    anchor) and its last, with their own positions and times, so travel times do not change.
+
+    Args:
+        x, y: ``(n,)`` projected coordinates (m), in time order.
+        radius_m: standstill radius (m); ``<= 0`` keeps every fix.
+
+    Returns:
+        ``(n,)`` bool mask of the fixes to keep; the first and the last fix are always kept.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(x)
+    keep = np.ones(n, dtype=bool)
+    if radius_m <= 0 or n < 3:
+        return keep
+    keep[:] = False
+    keep[0] = True
+    anchor, dropped = 0, False
+    r2 = float(radius_m) ** 2
+    for i in range(1, n):
+        if (x[i] - x[anchor]) ** 2 + (y[i] - y[anchor]) ** 2 <= r2:
+            dropped = True
+            continue
+        if dropped:
+            keep[i - 1] = True  # the last fix of the standstill: when the vehicle left
+        keep[i] = True
+        anchor, dropped = i, False
+    keep[n - 1] = True
+    return keep
+
+
+def path_length_m(x: np.ndarray, y: np.ndarray) -> float:
+    """Length (m) of the polyline through ``(n,)`` projected points; 0 for fewer than 2."""
+    if len(x) < 2:
+        return 0.0
+    return float(np.hypot(np.diff(x), np.diff(y)).sum())
+
+
+def count_revisits(roads: np.ndarray) -> int:
+    """Number of times a route enters a road segment it has already used.
+
+    ``roads`` is the route's segment sequence with consecutive repeats already merged (as
+    :func:`trajzoo.mapmatching.fmm.road_sequence` returns it), so staying on a segment is not a
+    revisit and a U-turn onto the opposite direction (another segment id) is not one either; a
+    loop around a block is one revisit per segment of the block per extra turn.
+
+    Returns:
+        ``len(roads) - len(set(roads))`` (0 for a route that uses every segment once).
+    """
+    roads = np.asarray(roads)
+    return int(len(roads) - len(np.unique(roads)))
+
+
+def route_quality(route_m: float, gps_m: float, roads: np.ndarray) -> dict:
+    """Per-trip route quality: ``route_m``, ``gps_m``, ``route_gps_ratio`` and ``n_revisited``.
+
+    Args:
+        route_m: length (m) of the matched route between the first and the last matched point.
+        gps_m: length (m) of the GPS path through the same fixes (after stationary collapse).
+        roads: the route's segment ids (consecutive repeats merged).
+
+    Returns:
+        dict with the two lengths (m), ``route_gps_ratio`` = route_m / max(gps_m, 1 m) (so a trip
+        that hardly moves but gets a long route has a large ratio, never a division by zero) and
+        ``n_revisited`` (:func:`count_revisits`).
+    """
+    return {"route_m": float(route_m), "gps_m": float(gps_m),
+            "route_gps_ratio": float(route_m) / max(float(gps_m), 1.0), "n_revisited": count_revisits(roads)}
+
+
+def index_ranges(idx) -> str:
+    """Compact text of sorted int indices: ``[3, 4, 5, 9]`` -> ``"3-5,9"``; ``""`` when empty."""
+    idx = sorted(int(i) for i in idx)
+    if not idx:
+        return ""
+    parts, start, prev = [], idx[0], idx[0]
+    for i in idx[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts)
+
+
+def parse_index_ranges(text: str) -> list[int]:
+    """Inverse of :func:`index_ranges`: ``"3-5,9"`` -> ``[3, 4, 5, 9]``; ``""`` or NA -> ``[]``."""
+    if text is None or (isinstance(text, float) and np.isnan(text)) or text is pd.NA or text == "":
+        return []
+    out: list[int] = []
+    for part in str(text).split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+#: Rejection reasons of a trip FMM did not match well enough, by cause (see :func:`describe_failure`).
+FAILURE_REASONS = {
+    "fmm_no_candidate": "fixes with no road segment within candidate_search_radius split the trip",
+    "fmm_disconnected": "every fix had a candidate, but FMM found no route between consecutive fixes "
+                        "(a one-way or turn the network does not allow, or a route longer than ubodt_delta)",
+}
+
+
+def describe_failure(n: int, pieces: list[tuple[int, int]], has_candidate: np.ndarray,
+                     original_index: np.ndarray) -> dict:
+    """Why FMM could not match a trip in one piece: unmatched fixes, their candidates, split points.
+
+    fastmm returns only the successfully matched pieces (sub-trajectories); a fix outside every
+    piece is unmatched. An unmatched fix with no road within the candidate search radius is a
+    *no-candidate* fix; a boundary between two pieces, or a piece and unmatched fixes, is a
+    *split*.
+
+    Args:
+        n: fixes given to FMM (after stationary collapse).
+        pieces: ``(start, end)`` inclusive fix indices (0..n-1) of the matched pieces, any order.
+        has_candidate: ``(n,)`` bool, whether each fix has a road segment within the radius.
+        original_index: ``(n,)`` int, the index of each matched fix among the trip's input fixes
+            (before stationary collapse); every index reported is an input-fix index.
+
+    Returns:
+        dict with ``no_candidate_fixes`` (:func:`index_ranges` text of input-fix indices),
+        ``n_no_candidate`` (int), ``split_after`` (text of the input-fix indices after which the
+        trip is cut: the last fix of every matched piece or unmatched stretch that another piece
+        or stretch follows), ``n_unmatched`` (int, fixes in no piece) and ``cause``: one of
+        :data:`FAILURE_REASONS` (``fmm_no_candidate`` when any fix lacks a candidate, else
+        ``fmm_disconnected``), or None when a single piece covers every fix.
+    """
+    # label each fix with its piece (0, 1, ... in time order) or -1 when unmatched; the trip is
+    # cut after fix i wherever the label changes between fix i and fix i + 1
+    label = np.full(n, -1)
+    for k, (a, b) in enumerate(sorted(pieces)):
+        label[a:b + 1] = k
+    covered = label >= 0
+    split = np.flatnonzero(label[:-1] != label[1:]) if n > 1 else np.zeros(0, dtype=int)
+    no_cand = np.flatnonzero(~np.asarray(has_candidate, dtype=bool))
+    orig = np.asarray(original_index)
+    unmatched = int((~covered).sum())
+    cause = None
+    if unmatched or len(pieces) > 1:
+        cause = "fmm_no_candidate" if len(no_cand) else "fmm_disconnected"
+    return {"no_candidate_fixes": index_ranges(orig[no_cand]), "n_no_candidate": int(len(no_cand)),
+            "split_after": index_ranges(orig[split]), "n_unmatched": unmatched, "cause": cause}
+
+
+def quality_rows(stats: pd.DataFrame, stage: str = "map_matching") -> pd.DataFrame:
+    """Extra QC rows (stage, outcome, count) summarising route quality and failures of a stage.
+
+    Args:
+        stats: the per-trip table of :func:`trajzoo.mapmatching.fmm.match_trips` (columns
+            reason, n_revisited, route_gps_ratio, n_stationary_dropped, n_no_candidate).
+
+    Returns:
+        Rows (counts of trips unless named ``fixes_*``): ``kept_revisiting_a_segment`` (kept trips
+        whose route enters a segment twice), ``kept_route_gps_ratio_over_2``,
+        ``fixes_dropped:stationary`` (fixes collapsed before matching) and
+        ``fixes_no_candidate`` (fixes with no road within the search radius, all trips).
+    """
+    kept = stats["reason"].isna()
+    rows = [
+        ("kept_revisiting_a_segment", int((kept & (stats["n_revisited"] > 0)).sum())),
+        ("kept_route_gps_ratio_over_2", int((kept & (stats["route_gps_ratio"] > 2)).sum())),
+        ("fixes_dropped:stationary", int(stats["n_stationary_dropped"].sum())),
+        ("fixes_no_candidate", int(stats["n_no_candidate"].sum())),
+    ]
+    return pd.DataFrame([{"stage": stage, "outcome": o, "count": c} for o, c in rows],
+                        columns=["stage", "outcome", "count"])
