@@ -17,10 +17,14 @@ its own fresh initialisation; no private parameter ever leaves its city), and eq
 on the target TRAIN split for ``target_epochs`` epochs. With no source city (the target-only
 variant) steps 1-3 are skipped.
 
-A checkpoint with every model, optimiser and RNG state is written atomically after every meta
-epoch and every target epoch (:class:`trajzoo.training.checkpoints.CheckpointStore`); a killed
-run started again with the same definition resumes after the last completed epoch and reaches
-the same weights as an uninterrupted run.
+The optimisation itself is the core engine's (:mod:`trajzoo.training.engine`): eq. 1's source
+steps are a step budget of :meth:`~trajzoo.training.engine.Trainer.run_steps`, eq. 4's target
+epochs are :func:`~trajzoo.training.engine.train`; only the meta loop (clone, inner steps, query
+gradient, meta update) is written here. A checkpoint with every model, optimiser and RNG state is
+written atomically after every meta epoch (here) and every target epoch (by the engine), both
+through :class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again with
+the same definition resumes after the last completed epoch and reaches the same weights as an
+uninterrupted run.
 """
 from __future__ import annotations
 
