@@ -55,7 +55,7 @@ def dry_run(repo, data_root, tmp_path, cfg, target="results/porto/metatrl.csv"):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c["models"]["metatrl"]["hparams"].update(d_modle=64), "models.metatrl.hparams: .*d_modle"),
-    (lambda c: c["models"]["start"]["pretrain"].update(epochs=0), "models.start.pretrain: .*epochs"),
+    (lambda c: c["models"]["start"]["pretrain"].update(epochs=-1), "models.start.pretrain: .*epochs"),
     (lambda c: c["models"]["metatrl"]["variants"]["no-time-mask"]["hparams"].update(gamma=7),
      "models.metatrl.variants.no-time-mask.hparams: .*gamma"),
     (lambda c: c["cities"]["porto"]["tasks"].append("tte_typo"), "cities.porto.tasks: .*tte_typo"),
