@@ -29,6 +29,17 @@ def test_split_train_cap_is_counted():
     assert dict(zip(qc["outcome"], qc["count"])) == {"in": 100, "kept": 70, "rejected:train_cap": 30}
 
 
+def test_split_val_and_test_caps_are_counted_and_keep_the_rest_of_the_split():
+    ids = [f"t{i}" for i in range(100)]
+    plain, _ = split_trips(ids, FR, seed=0)
+    s, qc = split_trips(ids, FR, seed=0, max_train=50, max_val=4, max_test=7)
+    assert s["split"].value_counts().to_dict() == {"train": 50, "unused": 39, "test": 7, "val": 4}
+    assert dict(zip(qc["outcome"], qc["count"])) == {"in": 100, "kept": 61, "rejected:test_cap": 3,
+                                                     "rejected:train_cap": 30, "rejected:val_cap": 6}
+    for split in ("train", "val", "test"):  # a capped split is a subset of the uncapped one
+        assert set(s.loc[s["split"] == split, "trip_id"]) <= set(plain.loc[plain["split"] == split, "trip_id"])
+
+
 def test_split_rejects_bad_fractions_and_duplicates():
     with pytest.raises(ValueError):
         split_trips(["a", "b"], {"train": 0.5, "val": 0.1, "test": 0.1}, 0)

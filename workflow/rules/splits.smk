@@ -12,7 +12,7 @@ rule split_trips:
         qc="results/{city}/qc/split.csv",
     params:
         split=lambda wc: config["cities"][wc.city]["split"],
-        max_train_trips=lambda wc: config["cities"][wc.city]["caps"]["max_train_trips"],
+        caps=lambda wc: config["cities"][wc.city]["caps"],
     log:
         "logs/{city}/split_trips.log",
     conda:

@@ -8,7 +8,9 @@ log = setup_rule_logging(snakemake.log[0])
 trips = pd.read_parquet(snakemake.input.trips, columns=["trip_id"])
 cfg = dict(snakemake.params.split)
 seed = cfg.pop("seed")
-splits, qc = split_trips(trips["trip_id"], cfg, seed, snakemake.params.max_train_trips)
+caps = snakemake.params.caps
+splits, qc = split_trips(trips["trip_id"], cfg, seed, caps["max_train_trips"], caps["max_val_trips"],
+                         caps["max_test_trips"])
 log.info("split %s: %s", snakemake.wildcards.city, splits["split"].value_counts().to_dict())
 splits.to_parquet(snakemake.output.splits, index=False)
 qc.to_csv(snakemake.output.qc, index=False)

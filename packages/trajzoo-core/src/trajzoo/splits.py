@@ -9,20 +9,23 @@ from trajzoo.qc import stage_counts
 SPLITS = ("train", "val", "test")
 
 
-def split_trips(trip_ids, fractions: dict[str, float], seed: int, max_train: int | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_trips(trip_ids, fractions: dict[str, float], seed: int, max_train: int | None = None,
+                max_val: int | None = None, max_test: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Assign each trip to train, val or test, reproducibly.
 
     Trip ids are sorted, permuted with ``numpy.random.default_rng(seed)`` and cut by the
     fractions, so the same ids, fractions and seed always give the same split, whatever the input
     order. With ``max_train``, train trips past the cap (in permuted order) are marked
-    ``unused`` (reason ``train_cap``), as the paper caps the target train set at 50,000.
+    ``unused`` (reason ``train_cap``), as the paper caps the target train set at 50,000;
+    ``max_val`` and ``max_test`` cap the validation and test splits the same way (reasons
+    ``val_cap``, ``test_cap``), so a large city can be a target without scoring 10,000s of trips.
 
     Args:
         trip_ids: iterable of trip id strings (unique).
         fractions: ``{"train": f, "val": f, "test": f}`` summing to 1.
         seed: RNG seed.
         max_train: optional cap on train trips.
+        max_val, max_test: optional caps on validation and test trips.
 
     Returns:
         ``(splits, qc)``: splits with columns trip_id, split; qc per :func:`trajzoo.qc.stage_counts`.
@@ -44,11 +47,16 @@ def split_trips(trip_ids, fractions: dict[str, float], seed: int, max_train: int
     labels[perm[:n_train]] = "train"
     labels[perm[n_train:n_train + n_val]] = "val"
     labels[perm[n_train + n_val:]] = "test"
-    if max_train is not None and n_train > max_train:
-        labels[perm[max_train:n_train]] = "unused"
+    reasons = np.full(n, None, dtype=object)
+    for cap, lo, hi, reason in ((max_train, 0, n_train, "train_cap"),
+                                (max_val, n_train, n_train + n_val, "val_cap"),
+                                (max_test, n_train + n_val, n, "test_cap")):
+        if cap is not None and hi - lo > cap:
+            labels[perm[lo + cap:hi]] = "unused"
+            reasons[perm[lo + cap:hi]] = reason
     splits = pd.DataFrame({"trip_id": ids, "split": labels})
     unused = splits["split"] == "unused"
-    qc = stage_counts("split", n, int((~unused).sum()), pd.Series(["train_cap"] * int(unused.sum())))
+    qc = stage_counts("split", n, int((~unused).sum()), pd.Series(reasons[unused.to_numpy()], dtype=object))
     return splits, qc
 
 
