@@ -225,3 +225,45 @@ def _rng_after(folder):
     torch.manual_seed(0)
     _resumable_run(folder)
     return torch.get_rng_state()
+
+
+def _scripted_run(folder, history):
+    """Patience 3 on scripted validation losses: best epoch 1, stop after epoch 4."""
+    x, y = toy_data(12)
+    torch.manual_seed(0)
+    model = Toy()
+    gen = torch.Generator().manual_seed(5)
+    scripted = [2.0, 1.0, 1.5, 1.6, 1.7, 0.5, 0.4]
+    fit = train(model, torch.optim.SGD(model.parameters(), lr=0.05), toy_step_loss(gen), toy_batches(x, y, 4, gen),
+                TrainSchedule(epochs=7, patience=3), phase="es", history=history, generator=gen,
+                store=CheckpointStore(folder, "fp"), val_loss=lambda m: scripted[len(history)])
+    return model, fit
+
+
+def test_resume_keeps_the_early_stopping_state(tmp_path, monkeypatch):
+    """Killed after epoch 2 (best epoch 1, one bad epoch): the resumed run stops after epoch 4
+    like the uninterrupted one and ends with epoch 1's weights."""
+    hist_a = []
+    straight, fit_a = _scripted_run(tmp_path / "a", hist_a)
+    assert (fit_a.best_epoch, fit_a.stopped, len(hist_a)) == (1, True, 5)
+    real = CheckpointStore.save
+
+    def save_then_kill(self, phase, epoch, state):
+        path = real(self, phase, epoch, state)
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return path
+
+    monkeypatch.setattr(checkpoints.CheckpointStore, "save", save_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        _scripted_run(tmp_path / "b", [])
+    monkeypatch.undo()
+    hist_b = []
+    resumed, fit_b = _scripted_run(tmp_path / "b", hist_b)
+    assert hist_b == hist_a and (fit_b.best_epoch, fit_b.best_val, fit_b.stopped) == (1, 1.0, True)
+    for n, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[n]), n
+    # a finished (early-stopped) run started again trains no further epoch
+    again, fit_c = _scripted_run(tmp_path / "b", [])
+    assert fit_c.best_epoch == 1
+    assert all(torch.equal(v, again.state_dict()[n]) for n, v in straight.state_dict().items())
