@@ -43,13 +43,13 @@ def test_no_rule_declares_threads():
     assert not declared, f"threads belong in profiles/default: {declared}"
 
 
-def test_snakemake_loads_the_default_profile(repo, tmp_path):
+def test_snakemake_loads_the_default_profile(repo, data_root, tmp_path):
     """A plain `snakemake -n` beside the top-level Snakefile uses profiles/default: its threads
     reach the planned jobs."""
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(repo / "Snakefile"),
                            "--directory", str(tmp_path), "--cores", "2", "results/porto/metatrl.csv",
                            "--configfile", str(repo / "config.yaml"), "--config",
-                           f"data_root={repo.parent / 'shared' / 'data'}"],
+                           f"data_root={data_root}"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "workflow specific profile" in proc.stderr and "profiles/default" in proc.stderr
