@@ -54,6 +54,14 @@ def test_tp_hides_xy_of_the_last_five_points():
     assert not q.temporal_mask.any()
     v = q.visible()
     assert (v.xy[q.spatial_mask] == 0).all() and (v.t_minutes == q.t_minutes).all()
+    # the context is computed at the true (hidden) location: hidden with it (issue 11 leak)
+    assert torch.equal(q.context_mask, q.spatial_mask)
+    for name in ("road_class", "road_lanes", "road_maxspeed", "poi_category"):
+        assert (getattr(v, name)[q.spatial_mask] == 0).all(), name
+    assert (v.context[q.spatial_mask] == 0).all()
+    assert (v.poi_category[~q.spatial_mask & ~q.padding_mask] == 3).all()  # visible context stays
+    assert (v.context[~q.spatial_mask & ~q.padding_mask][:, 0] == 0.5).all()
+    assert torch.equal(v.has_context, q.has_context)
     y_true, _ = TrajectoryPrediction().select(q, {"xy": torch.zeros_like(q.xy)})
     assert y_true.shape == (10, 2)
     # trip 0 (7 points): hidden points 2..6 at x = 20..60 m relative to the first point

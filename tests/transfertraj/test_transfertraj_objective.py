@@ -53,6 +53,6 @@ def test_pretraining_steps_reduce_recovery_loss():
         loss.backward()
         opt.step()
     after = fixed_eval()
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.9 * before, (before, after)  # (0.7 held only while the hidden context leaked)
     assert stats["load_balance"] >= 1.0 - 1e-6
     assert stats["kind_spatial"] + stats["kind_temporal"] + stats["kind_span"] == pytest.approx(1.0)

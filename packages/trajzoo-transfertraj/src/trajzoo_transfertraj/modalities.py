@@ -18,7 +18,11 @@ four modalities:
 A city without POI data (``has_context[..., 0]`` False, e.g. San Francisco) or without a road
 network (``has_context[..., 1]`` False, e.g. Chengdu) gets a learned "missing" token for that
 modality instead. A hidden spatial (temporal) modality, i.e. ``spatial_mask`` (``temporal_mask``)
-True, is replaced by a learned mask token: the hidden values are never read.
+True, is replaced by a learned mask token: the hidden values are never read. The POI and road
+context of a point are computed at its true location, so where its position is hidden
+(:attr:`~trajzoo.data.points.PointBatch.context_mask`) they are hidden too and replaced by the
+learned "masked context" tokens ``poi_mask_token`` / ``road_mask_token`` (whether or not the city
+has such data, so these tokens are trained in every city).
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ class PointModalityExtractor(nn.Module):
     Attributes:
         spatial_mask_token, temporal_mask_token: ``(d,)`` learned tokens of hidden modalities.
         poi_missing, road_missing: ``(d,)`` learned tokens of a city without POI / road data.
+        poi_mask_token, road_mask_token: ``(d,)`` learned "masked context" tokens of points whose
+            position (hence context) is hidden.
     """
 
     def __init__(self, d_model: int, spatial_scale_m: float = 1000.0, time_scale_min: float = 10.0) -> None:
@@ -64,6 +70,8 @@ class PointModalityExtractor(nn.Module):
         self.temporal_mask_token = nn.Parameter(torch.empty(d_model))
         self.poi_missing = nn.Parameter(torch.empty(d_model))
         self.road_missing = nn.Parameter(torch.empty(d_model))
+        self.poi_mask_token = nn.Parameter(torch.empty(d_model))
+        self.road_mask_token = nn.Parameter(torch.empty(d_model))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -72,7 +80,8 @@ class PointModalityExtractor(nn.Module):
             m.reset_parameters()
         for emb in (self.day_of_week, self.poi_category, self.road_class, self.road_lanes, self.road_maxspeed):
             nn.init.normal_(emb.weight, std=0.1)
-        for p in (self.spatial_mask_token, self.temporal_mask_token, self.poi_missing, self.road_missing):
+        for p in (self.spatial_mask_token, self.temporal_mask_token, self.poi_missing, self.road_missing,
+                  self.poi_mask_token, self.road_mask_token):
             nn.init.normal_(p, std=0.1)
 
     def forward(self, batch: PointBatch) -> Tensor:
@@ -80,7 +89,8 @@ class PointModalityExtractor(nn.Module):
 
         Args:
             batch: a :class:`PointBatch` of B trajectories and L points. Values under
-                ``spatial_mask`` / ``temporal_mask`` are not read (replaced by mask tokens).
+                ``spatial_mask`` / ``temporal_mask`` are not read (replaced by mask tokens); nor
+                is the context under ``context_mask`` (the masked-context tokens).
 
         Returns:
             ``(B, L, 4, d)`` tokens in the order of :data:`MODALITIES`; zero at padding.
@@ -100,13 +110,22 @@ class PointModalityExtractor(nn.Module):
         tfeat = tfeat.masked_fill(t_hidden, 0.0)
         temporal = self.temporal(tfeat) + self.day_of_week(batch.day_of_week.masked_fill(batch.temporal_mask, 0))
         temporal = torch.where(t_hidden, self.temporal_mask_token, temporal)
-        # POI and road context, or the learned "missing" tokens
-        ctx = batch.context.float()
-        poi = self.poi_category(batch.poi_category) + self.poi_density(ctx[..., 0:1])
+        # POI and road context; the learned "missing" tokens where the city has no such data; the
+        # learned "masked context" tokens where the position is hidden (values zeroed first)
+        c_hidden = batch.context_mask
+        c_hidden1 = c_hidden.unsqueeze(-1)
+        ctx = batch.context.float().masked_fill(c_hidden1, 0.0)
+
+        def ids(t):
+            return t.masked_fill(c_hidden, 0)
+
+        poi = self.poi_category(ids(batch.poi_category)) + self.poi_density(ctx[..., 0:1])
         poi = torch.where(batch.has_context[..., 0:1], poi, self.poi_missing)
-        road = (self.road_class(batch.road_class) + self.road_lanes(batch.road_lanes)
-                + self.road_maxspeed(batch.road_maxspeed) + self.road_density(ctx[..., 1:2]))
+        poi = torch.where(c_hidden1, self.poi_mask_token, poi)
+        road = (self.road_class(ids(batch.road_class)) + self.road_lanes(ids(batch.road_lanes))
+                + self.road_maxspeed(ids(batch.road_maxspeed)) + self.road_density(ctx[..., 1:2]))
         road = torch.where(batch.has_context[..., 1:2], road, self.road_missing)
+        road = torch.where(c_hidden1, self.road_mask_token, road)
         tokens = torch.stack([spatial, temporal, poi, road], dim=2)  # (B, L, 4, d)
         return tokens.masked_fill(batch.padding_mask[..., None, None], 0.0)
 

@@ -5,9 +5,10 @@ TransferTraj (arXiv 2505.12672, "unified task-transferable input-output scheme")
 task as recovering a masked modality: the spatial modality (x, y) or the temporal modality (t)
 of some points is hidden and the model predicts it. A :class:`PointBatch` therefore carries the
 true values of every point together with two boolean masks saying what the model may not see.
-A model must read ``xy`` only where ``spatial_mask`` is False and ``t_minutes`` only where
-``temporal_mask`` is False; :meth:`PointBatch.visible` zeroes the hidden values so that a bug
-cannot leak them.
+A model must read ``xy`` (and the context features computed at the true location: road class,
+lanes, maxspeed, POI category, POI count, road km) only where ``spatial_mask`` is False, and the
+times only where ``temporal_mask`` is False; :meth:`PointBatch.visible` zeroes the hidden values
+so that a bug cannot leak them.
 
 Context vocabularies are fixed here, shared by every city, so that category ids mean the same
 thing in the source and target cities (id 0 always means "missing": no road network, no POI
@@ -60,7 +61,8 @@ class PointBatch:
             0 where the city has no such data.
         has_context: ``(B, L, 2)`` bool, whether the city has POI data / a road network at all
             (a model can use it to select a learned "missing" embedding).
-        spatial_mask: ``(B, L)`` bool, True where the model may NOT see x, y (to be recovered).
+        spatial_mask: ``(B, L)`` bool, True where the model may NOT see x, y (to be recovered),
+            nor the context features computed there (see :attr:`context_mask`).
         temporal_mask: ``(B, L)`` bool, True where the model may NOT see the time (to be recovered).
         padding_mask: ``(B, L)`` bool, True at padding positions.
         lengths: ``(B,)`` int64 number of real points per trajectory.
@@ -115,14 +117,35 @@ class PointBatch:
         valid = ~self.padding_mask
         return replace(self, spatial_mask=spatial_mask.bool() & valid, temporal_mask=temporal_mask.bool() & valid)
 
+    @property
+    def context_mask(self) -> Tensor:
+        """``(B, L)`` bool, True where the point's context (road class, lanes, maxspeed, POI
+        category, POI count, road km) is hidden. The context is computed at the point's true
+        location, so it is hidden exactly where that location is: ``spatial_mask``. A model
+        reads this flag to select its "masked context" representation."""
+        return self.spatial_mask
+
     def visible(self) -> "PointBatch":
-        """A copy whose hidden values are zeroed: ``xy`` where ``spatial_mask``, ``t_minutes``,
-        ``minute_of_day`` and ``day_of_week`` where ``temporal_mask``. Models read this view."""
-        s = self.spatial_mask.unsqueeze(-1)
+        """A copy whose hidden values are zeroed, the only view a model may read.
+
+        Where ``spatial_mask`` (= :attr:`context_mask`): ``xy`` and every context feature derived
+        from the true location (``road_class``, ``road_lanes``, ``road_maxspeed``,
+        ``poi_category`` set to 0 = missing, ``context`` to 0). Where ``temporal_mask``:
+        ``t_minutes``, ``minute_of_day`` and ``day_of_week``. ``has_context`` (whether the CITY
+        has POI / road data) and the masks themselves stay: they are known without the hidden
+        values. After this, changing anything at a hidden point (other than what the task
+        reveals) cannot change a model's output.
+        """
+        s = self.spatial_mask
         tm = self.temporal_mask
         return replace(
             self,
-            xy=self.xy.masked_fill(s, 0.0),
+            xy=self.xy.masked_fill(s.unsqueeze(-1), 0.0),
+            road_class=self.road_class.masked_fill(s, 0),
+            road_lanes=self.road_lanes.masked_fill(s, 0),
+            road_maxspeed=self.road_maxspeed.masked_fill(s, 0),
+            poi_category=self.poi_category.masked_fill(s, 0),
+            context=self.context.masked_fill(s.unsqueeze(-1), 0.0),
             t_minutes=self.t_minutes.masked_fill(tm, 0.0),
             minute_of_day=self.minute_of_day.masked_fill(tm, 0),
             day_of_week=self.day_of_week.masked_fill(tm, 0),
