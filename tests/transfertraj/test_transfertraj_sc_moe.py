@@ -1,4 +1,6 @@
-"""SC-MoE: exact top-k gating, load balancing, expert usage, dense == sparse dispatch."""
+"""SC-MoE: exact top-k gating on the token, load balancing, expert usage, dense == sparse dispatch."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,14 +12,14 @@ from transfertraj_toy import build_batch
 
 def test_gate_picks_exactly_top_k_of_eight():
     torch.manual_seed(0)
-    gate = NoisyTopKGate(experts=8, top_k=4).eval()
-    s = torch.randn(50, 4)
+    gate = NoisyTopKGate(d_model=16, experts=8, top_k=4).eval()
+    s = torch.randn(50, 16)
     gates, idx, probs = gate(s)
     assert gates.shape == (50, 8) and idx.shape == (50, 4)
     assert torch.equal((gates > 0).sum(dim=1), torch.full((50,), 4))
     assert torch.allclose(gates.sum(dim=1), torch.ones(50), atol=1e-6)
     assert torch.allclose(probs.sum(dim=1), torch.ones(50), atol=1e-6)
-    logits = gate.mlp(s)  # eval: no noise, the kept experts are the 4 largest logits
+    logits = s @ gate.router.weight.t()  # eval: no noise, the kept experts are the 4 largest logits
     expected = logits.topk(4, dim=1).indices.sort(dim=1).values
     assert torch.equal(idx.sort(dim=1).values, expected)
     assert torch.equal((gates > 0), torch.zeros(50, 8, dtype=torch.bool).scatter(1, expected, True))
@@ -25,8 +27,8 @@ def test_gate_picks_exactly_top_k_of_eight():
 
 def test_gate_noise_only_in_training():
     torch.manual_seed(0)
-    gate = NoisyTopKGate(experts=8, top_k=4, noise=5.0)
-    s = torch.randn(200, 4)
+    gate = NoisyTopKGate(d_model=16, experts=8, top_k=4, noise=5.0)
+    s = torch.randn(200, 16)
     gate.eval()
     a, b = gate(s)[0], gate(s)[0]
     assert torch.equal(a, b)
@@ -55,15 +57,14 @@ def test_usage_statistics_and_dense_equals_sparse():
     dense = SCMoE(d_model=16, ffn_dim=24, experts=8, top_k=4, dispatch="dense").eval()
     dense.load_state_dict(sparse.state_dict())
     h = torch.randn(40, 16, requires_grad=True)
-    s = torch.randn(40, 4)
-    ys = sparse(h, s)
+    ys = sparse(h)
     assert int(sparse.last_usage.sum()) == 4 * 40
-    assert torch.equal(sparse.last_usage, torch.bincount(sparse.gate(s)[1].reshape(-1), minlength=8))
-    sparse(h, s)
+    assert torch.equal(sparse.last_usage, torch.bincount(sparse.gate(h)[1].reshape(-1), minlength=8))
+    sparse(h)
     assert torch.equal(sparse.usage_totals, 2 * sparse.last_usage)
     sparse.reset_usage()
     assert int(sparse.usage_totals.sum()) == 0
-    yd = dense(h, s)
+    yd = dense(h)
     assert torch.allclose(ys, yd, atol=1e-5)
     gs = torch.autograd.grad(ys.pow(2).sum(), [h, sparse.w1])
     gd = torch.autograd.grad(yd.pow(2).sum(), [h, dense.w1])
@@ -83,14 +84,32 @@ def test_model_expert_usage_counts_real_points(small_config):
     assert model.load_balance().item() >= 1.0 - 1e-6
 
 
-def test_gate_reads_context_not_token():
+def test_gate_routes_on_the_token():
+    """The paper's router: G(h) = Softmax(KeepTopK(H(h), k)) on the token h itself."""
     torch.manual_seed(0)
     moe = SCMoE(d_model=16, ffn_dim=16).eval()
     h = torch.randn(30, 16)
-    s = torch.randn(30, 4)
-    moe(h, s)
+    moe(h)
     u1 = moe.last_usage.clone()
-    moe(torch.randn(30, 16), s)
-    assert torch.equal(u1, moe.last_usage)
-    moe(h, s * 10)
+    assert torch.equal(moe.gate(h)[1], moe.gate.logits(h).topk(4, dim=-1).indices)
+    moe(torch.randn(30, 16))
     assert not torch.equal(u1, moe.last_usage)
+
+
+def test_model_gate_reads_the_block_token_with_context_inside(small_config):
+    """In the model, every SC-MoE gate reads exactly LN(H') of its block (no other input), and the
+    spatial context reaches the routing through the token."""
+    torch.manual_seed(0)
+    model = TransferTraj(small_config).eval()
+    seen = {}
+    for i, block in enumerate(model.encoder.blocks):
+        block.norm_ffn.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("ln", i), out))
+        block.ffn.gate.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("gate", i), (a, out[0])))
+    batch = build_batch([12, 7], seed=1)
+    model.predict(batch)
+    for i in range(small_config.layers):
+        args, _ = seen[("gate", i)]
+        assert len(args) == 1 and torch.equal(args[0], seen[("ln", i)])
+    before = seen[("gate", 0)][1]
+    model.predict(replace(batch, poi_category=(batch.poi_category + 1) % 14, context=batch.context * 3))
+    assert not torch.allclose(seen[("gate", 0)][1], before)  # context -> token -> routing

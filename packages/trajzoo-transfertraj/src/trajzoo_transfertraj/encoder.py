@@ -4,7 +4,7 @@ Source: TransferTraj paper, section "Region-Transferable Trajectory Encoder". Bl
 (pre-LayerNorm residual form)::
 
     H' = H + TRIEAttn(LN(H), P)          (P: (B, L, 2) reference positions, metres)
-    H  = H' + SCMoE(LN(H'), S)           (S: (B, L, 4) local spatial context)
+    H  = H' + SCMoE(LN(H'))              (the gate routes on the token LN(H'))
 
 followed by a final LayerNorm. Ablations: ``use_trie=False`` uses plain attention (the absolute
 x, y encoding is added to the tokens by the model, :class:`~trajzoo_transfertraj.trie.AbsoluteXYEncoding`);
@@ -39,13 +39,13 @@ class RTTEBlock(nn.Module):
             self.ffn = FeedForward(d, cfg.ffn_dim, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, h: Tensor, pos_m: Tensor, s: Tensor, padding_mask: Tensor) -> Tensor:
-        """Args: h ``(B, L, d)``; pos_m ``(B, L, 2)`` metres; s ``(B, L, 4)`` gate inputs;
-        padding_mask ``(B, L)``. Returns ``(B, L, d)``, zero at padding."""
+    def forward(self, h: Tensor, pos_m: Tensor, padding_mask: Tensor) -> Tensor:
+        """Args: h ``(B, L, d)``; pos_m ``(B, L, 2)`` metres; padding_mask ``(B, L)``.
+        Returns ``(B, L, d)``, zero at padding."""
         h = h + self.attn(self.norm_attn(h), pos_m, padding_mask)
         valid = ~padding_mask
         x = h[valid]
-        y = x + self.dropout(self.ffn(self.norm_ffn(x), s[valid]))
+        y = x + self.dropout(self.ffn(self.norm_ffn(x)))
         out = torch.zeros_like(h)
         out[valid] = y
         return out
@@ -67,10 +67,9 @@ class RTTE(nn.Module):
         """The SC-MoE modules (empty list for ``use_moe=False``)."""
         return [b.ffn for b in self.blocks if isinstance(b.ffn, SCMoE)]
 
-    def forward(self, h: Tensor, pos_m: Tensor, s: Tensor, padding_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, pos_m: Tensor, padding_mask: Tensor) -> Tensor:
         """Args: h ``(B, L, d)`` point tokens; pos_m ``(B, L, 2)`` reference positions in metres;
-        s ``(B, L, 4)`` SC-MoE gate inputs; padding_mask ``(B, L)`` bool. Returns ``(B, L, d)``,
-        zero at padding."""
+        padding_mask ``(B, L)`` bool. Returns ``(B, L, d)``, zero at padding."""
         for block in self.blocks:
-            h = block(h, pos_m, s, padding_mask)
+            h = block(h, pos_m, padding_mask)
         return self.norm(h).masked_fill(padding_mask.unsqueeze(-1), 0.0)

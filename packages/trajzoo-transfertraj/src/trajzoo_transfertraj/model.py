@@ -6,7 +6,7 @@ Input-Output Scheme". Pipeline for a :class:`~trajzoo.data.points.PointBatch`::
     tokens  = PointModalityExtractor(batch)                 (B, L, 4, d)   hidden modalities -> mask tokens
     h0      = ModalityMixing(tokens) + IndexEncoding(i)     (B, L, d)
               [+ AbsoluteXYEncoding(P) when use_trie=False]
-    H       = RTTE(h0, P, S)                                (B, L, d)
+    H       = RTTE(h0, P)                                   (B, L, d)  SC-MoE routes on the tokens
     xy_hat  = P + spatial_scale_m * W_xy H                  (B, L, 2) metres
     t_hat   = T + time_scale_min * W_t H                    (B, L)    minutes
 
@@ -32,7 +32,6 @@ from .encoder import RTTE
 from .modalities import PointModalityExtractor
 from .modality_mixing import ModalityMixingLayer
 from .parameters import TransferTrajConfig
-from .sc_moe import context_features
 from .trie import AbsoluteXYEncoding, reference_positions
 
 
@@ -105,8 +104,7 @@ class TransferTraj(nn.Module):
         if self.absolute_xy is not None:
             h = h + self.absolute_xy(pos)
         h = h.masked_fill(pad.unsqueeze(-1), 0.0)
-        s = context_features(batch.context, batch.has_context)
-        return self.encoder(h, pos, s, pad), pos, ref_t
+        return self.encoder(h, pos, pad), pos, ref_t
 
     def forward(self, batch: PointBatch) -> Tensor:
         """Point representations ``(B, L, d)`` (zero at padding). Raises as :meth:`encode`."""

@@ -40,7 +40,8 @@ class TransferTrajConfig(ConfigClass):
             only its routed points; a loop of C iterations). Same numbers up to rounding.
         load_balance_weight: weight of the SC-MoE load-balancing term added to the loss.
         gate_noise: scale of the noisy top-k gating noise during training (0 = no noise).
-        gate_hidden: hidden size of the gating MLP that reads the local spatial context.
+        gate_hidden: 0 = linear SC-MoE router ``W_g h`` on the point token (the paper's router,
+            Shazeer et al. 2017 eq. 4); > 0 = hidden size of a GELU MLP router on the token.
         trie_min_wavelength_m, trie_max_wavelength_m: initial range (metres) of the wavelengths of
             the learnable TRIE frequencies (log-spaced).
         trie_learnable: whether the TRIE frequencies are trained (paper: learnable).
@@ -80,7 +81,7 @@ class TransferTrajConfig(ConfigClass):
     moe_dispatch: str = ranged("sparse", choices=("dense", "sparse"))
     load_balance_weight: float = ranged(0.01, ge=0)
     gate_noise: float = ranged(1.0, ge=0)
-    gate_hidden: int = ranged(32, ge=1)
+    gate_hidden: int = ranged(0, ge=0)
     trie_min_wavelength_m: float = ranged(50.0, gt=0)
     trie_max_wavelength_m: float = ranged(50_000.0, gt=0)
     trie_learnable: bool = True

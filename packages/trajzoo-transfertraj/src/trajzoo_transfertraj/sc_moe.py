@@ -7,14 +7,15 @@ load-balancing term from Fedus et al. 2022 (Switch Transformer, eq. 4), generali
 Each point token ``h_i`` is processed by C expert feed-forward networks
 ``E_c(h) = W2_c GELU(W1_c h + b1_c) + b2_c`` and combined as ``y_i = sum_c g_ic E_c(h_i)``.
 
-Gate (input = the local spatial context of the point, not its token): the context vector
-``s_i = [log1p(POIs within radius), road km within radius, has_poi_data, has_road_data]``
-(``PointBatch.context`` and ``has_context``) goes through a small MLP giving clean logits
-``l_i = MLP(s_i)`` (C,) and, during training, noise
-``l~_i = l_i + gate_noise * eps * softplus(W_n s_i + b_n)``, eps ~ N(0, 1) (Shazeer eq. 4; the
+Gate (the paper's router, on the token): the gate reads the point's hidden representation
+``h_i`` (d,), the LayerNormed input of the block's feed-forward part, which carries the point's
+spatial context (the POI and road modality tokens fused by modality mixing, then attention over
+the trajectory), not a handful of raw scalars. Clean logits ``l_i = W_g h_i`` (C,) (Shazeer
+eq. 4; with ``hidden > 0`` a one-hidden-layer GELU MLP instead) and, during training, noise
+``l~_i = l_i + gate_noise * eps * softplus(W_n h_i + b_n)``, eps ~ N(0, 1) (Shazeer eq. 4; the
 global torch RNG, so seeded runs repeat). ``TopK`` keeps the k largest ``l~_ic``; ``g_i`` is the
-softmax over those k (0 for the others), so exactly k experts are active per point. At
-evaluation no noise is added.
+softmax over those k (0 for the others; Shazeer eq. 3-5: ``G(h) = Softmax(KeepTopK(H(h), k))``),
+so exactly k experts are active per point. At evaluation no noise is added.
 
 Load balancing (the reference code has none; expert collapse is its known failure)::
 
@@ -43,15 +44,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-#: Size of the gate input built by :func:`context_features`.
-CONTEXT_DIM = 4
-
-
-def context_features(context: Tensor, has_context: Tensor) -> Tensor:
-    """The SC-MoE gate input ``(B, L, 4)``: ``[context (2), has_context as float (2)]``."""
-    return torch.cat([context.float(), has_context.float()], dim=-1)
-
 
 def load_balance_loss(probs: Tensor, topk_idx: Tensor, n_experts: int) -> Tensor:
     """Switch-style load-balancing term generalised to top-k (see the module docstring).
@@ -106,44 +98,53 @@ class _DispatchRows(torch.autograd.Function):
 
 
 class NoisyTopKGate(nn.Module):
-    """Noisy top-k gate over C experts reading the local spatial context (Shazeer 2017 eqs. 3-5).
+    """Noisy top-k router over C experts reading the point token (Shazeer 2017 eqs. 3-5).
 
     Args:
-        experts: C. top_k: k. hidden: MLP hidden size. noise: noise scale during training.
-        context_dim: size of the gate input (4, see :func:`context_features`).
+        d_model: d, size of the token the gate reads.
+        experts: C. top_k: k. hidden: 0 = linear router ``W_g h`` (the paper's / Shazeer's);
+            > 0 = hidden size of a GELU MLP router. noise: noise scale during training.
+
+    Raises:
+        ValueError: not ``1 <= top_k <= experts``.
     """
 
-    def __init__(self, experts: int, top_k: int, hidden: int = 32, noise: float = 1.0,
-                 context_dim: int = CONTEXT_DIM) -> None:
+    def __init__(self, d_model: int, experts: int, top_k: int, hidden: int = 0, noise: float = 1.0) -> None:
         super().__init__()
         if not 1 <= top_k <= experts:
             raise ValueError(f"need 1 <= top_k <= experts, got top_k={top_k}, experts={experts}")
-        self.experts, self.top_k, self.noise = experts, top_k, float(noise)
-        self.mlp = nn.Sequential(nn.Linear(context_dim, hidden), nn.GELU(), nn.Linear(hidden, experts))
-        self.noise_proj = nn.Linear(context_dim, experts)
+        self.d_model, self.experts, self.top_k, self.noise = d_model, experts, top_k, float(noise)
+        self.router = (nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, experts)) if hidden
+                       else nn.Linear(d_model, experts, bias=False))
+        self.noise_proj = nn.Linear(d_model, experts)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Default init of the MLP; zero noise projection weights (noise std softplus(0) at start)."""
-        self.mlp[0].reset_parameters()
-        self.mlp[2].reset_parameters()
+        """Default init of the router; zero noise projection (noise std ``softplus(0)`` at start)."""
+        for m in self.router.modules():
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
         nn.init.zeros_(self.noise_proj.weight)
         nn.init.zeros_(self.noise_proj.bias)
 
-    def forward(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def logits(self, h: Tensor) -> Tensor:
+        """Clean router logits ``(N, C)`` of ``(N, d)`` tokens."""
+        return self.router(h)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Route N points.
 
         Args:
-            s: ``(N, context_dim)`` gate inputs.
+            h: ``(N, d)`` point tokens.
 
         Returns:
             ``(gates, topk_idx, probs)``: gates ``(N, C)`` with exactly k non-zero entries per row
             (softmax over the kept logits, rows sum to 1); topk_idx ``(N, k)`` long; probs ``(N, C)``
             softmax of the (noisy, in training) logits over all C experts.
         """
-        logits = self.mlp(s)
+        logits = self.logits(h)
         if self.training and self.noise > 0:
-            std = F.softplus(self.noise_proj(s)) * self.noise
+            std = F.softplus(self.noise_proj(h)) * self.noise
             logits = logits + torch.randn_like(logits) * std
         top_val, top_idx = logits.topk(self.top_k, dim=-1)
         gates = torch.zeros_like(logits).scatter(-1, top_idx, torch.softmax(top_val, dim=-1))
@@ -162,8 +163,8 @@ class FeedForward(nn.Module):
         self.net[0].reset_parameters()
         self.net[3].reset_parameters()
 
-    def forward(self, h: Tensor, s: Tensor | None = None) -> Tensor:
-        """``(N, d) -> (N, d)``; ``s`` (context) is ignored."""
+    def forward(self, h: Tensor) -> Tensor:
+        """``(N, d) -> (N, d)``."""
         return self.net(h)
 
 
@@ -172,7 +173,7 @@ class SCMoE(nn.Module):
 
     Args:
         d_model: d. ffn_dim: hidden size f of each expert. experts: C. top_k: k.
-        gate_hidden: gate MLP hidden size. gate_noise: training noise scale.
+        gate_hidden: 0 = linear router, else its MLP hidden size. gate_noise: training noise scale.
         dropout: dropout inside the experts. dispatch: ``"dense"`` or ``"sparse"``.
 
     Attributes:
@@ -181,13 +182,13 @@ class SCMoE(nn.Module):
         usage_totals: ``(C,)`` long buffer (not saved), cumulative counts since :meth:`reset_usage`.
     """
 
-    def __init__(self, d_model: int, ffn_dim: int, experts: int = 8, top_k: int = 4, gate_hidden: int = 32,
+    def __init__(self, d_model: int, ffn_dim: int, experts: int = 8, top_k: int = 4, gate_hidden: int = 0,
                  gate_noise: float = 1.0, dropout: float = 0.0, dispatch: str = "dense") -> None:
         super().__init__()
         if dispatch not in ("dense", "sparse"):
             raise ValueError(f"dispatch must be 'dense' or 'sparse', got {dispatch!r}")
         self.d_model, self.ffn_dim, self.experts, self.top_k, self.dispatch = d_model, ffn_dim, experts, top_k, dispatch
-        self.gate = NoisyTopKGate(experts, top_k, gate_hidden, gate_noise)
+        self.gate = NoisyTopKGate(d_model, experts, top_k, gate_hidden, gate_noise)
         self.w1 = nn.Parameter(torch.empty(experts, d_model, ffn_dim))
         self.b1 = nn.Parameter(torch.empty(experts, ffn_dim))
         self.w2 = nn.Parameter(torch.empty(experts, ffn_dim, d_model))
@@ -237,17 +238,17 @@ class SCMoE(nn.Module):
         y = _PermuteRows.apply(torch.cat(ys), inverse, order).view(n, k, -1)  # back to slot order
         return (y * gates.gather(1, topk_idx).unsqueeze(-1)).sum(dim=1)
 
-    def forward(self, h: Tensor, s: Tensor) -> Tensor:
-        """Mix the experts for N real points.
+    def forward(self, h: Tensor) -> Tensor:
+        """Mix the experts for N real points; the gate reads the same tokens.
 
         Args:
-            h: ``(N, d)`` point tokens. s: ``(N, 4)`` gate inputs (:func:`context_features`).
+            h: ``(N, d)`` point tokens.
 
         Returns:
             ``(N, d)``. Side effects: sets ``last_load_balance``, ``last_usage``, adds to
             ``usage_totals``.
         """
-        gates, topk_idx, probs = self.gate(s)
+        gates, topk_idx, probs = self.gate(h)
         self.last_load_balance = load_balance_loss(probs, topk_idx, self.experts)
         usage = torch.bincount(topk_idx.reshape(-1), minlength=self.experts).detach()
         self.last_usage = usage.cpu()
