@@ -24,6 +24,10 @@ include: "workflow/rules/results.smk"
 include: "workflow/rules/report.smk"
 
 
+onerror:
+    print_failed_job_logs(log)
+
+
 rule all:
     default_target: True
     input:

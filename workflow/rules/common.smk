@@ -181,3 +181,27 @@ def gpu_request(wildcards):
     requests none: it uses a GPU only where the job happens to land on one. Locally, Snakemake
     limits concurrent GPU jobs only with `--resources gpu=N` (profiles/default)."""
     return 1 if config["device"] == "cuda" else 0
+
+
+def print_failed_job_logs(snakemake_log, lines=15):
+    # snakemake_log: the onerror handler's `log` (Snakemake's own log file, or a list of them)
+    """Print, on the terminal where Snakemake runs, the last ``lines`` lines of each failed job's
+    own log (an ``onerror:`` handler), so a clear error message (file, row, problem) is seen there
+    and not only at the end of a log file."""
+    import re
+    import sys
+
+    paths = snakemake_log if isinstance(snakemake_log, (list, tuple)) else [snakemake_log]
+    try:
+        text = "\n".join(Path(p).read_text() for p in paths)
+    except OSError:
+        return
+    for block in text.split("Error in rule ")[1:]:
+        failed = block.split(":", 1)[0]
+        logs = re.findall(r"^\s*log: (.+?)(?: \(check log file\(s\) for error details\))?$", block, flags=re.M)
+        for path in (p.strip() for entry in logs[:1] for p in entry.split(",")):
+            try:
+                tail = Path(path).read_text().splitlines()[-lines:]
+            except OSError:
+                continue
+            print(f"\n--- rule {failed} failed; last lines of {path}:", *tail, sep="\n", file=sys.stderr)
