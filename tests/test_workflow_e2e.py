@@ -207,3 +207,22 @@ def test_point_and_task_accounting_balances(workflow_run):
         for split, g in qc.groupby("split"):
             n_in = int(g.loc[g["outcome"] == "in", "count"].sum())
             assert n_in == int(g.loc[g["outcome"] != "in", "count"].sum()), (path.name, split)
+
+
+def test_grid_cells_stage_on_both_cities(repo, workflow_run, tmp_path):
+    """The grid stage (SMARTraj2's grid view) runs once per city when asked, whether the city has
+    POIs (Porto) or not (San Francisco), and accounts for every trip and POI."""
+    work = copy_run(workflow_run, tmp_path / "grid")
+    proc = snakemake(repo, work, "results/porto/grid/cells.parquet", "results/sanfrancisco/grid/cells.parquet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for city, has_pois in (("porto", True), ("sanfrancisco", False)):
+        qc = pd.read_csv(work / f"results/{city}/qc/grid.csv")
+        trips = qc[qc["stage"] == "grid"].set_index("outcome")["count"]
+        rejected = trips[[o for o in trips.index if o.startswith("rejected:")]].sum()
+        n_trips = len(pd.read_parquet(work / f"results/{city}/trips.parquet", columns=["trip_id"]))
+        assert trips["in"] == n_trips == trips["kept"] + rejected, city
+        cells = pd.read_parquet(work / f"results/{city}/grid/cells.parquet")
+        assert (len(cells) > 0) == has_pois, city
+        if has_pois:
+            shares = cells[[c for c in cells.columns if c.startswith("p_")]].sum(axis=1)
+            assert ((shares - 1).abs() < 1e-9).all()
