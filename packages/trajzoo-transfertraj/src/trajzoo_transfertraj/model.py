@@ -16,10 +16,20 @@ predictor outputs residuals with respect to what the visible points imply. The s
 point-index encoding (:func:`trajzoo.nn.positional.sinusoidal_table`) gives the order of the points, which every task reveals (a design choice:
 without it, hidden points at the end of a trajectory with hidden times would be indistinguishable).
 
+Contexts the pretraining never saw: a context kind (POI, road) that no pretraining city had would
+reach the target with embeddings that never received a gradient. The persistent buffer
+``context_used`` (2,) bool (POI, road; True for a fresh model) records which kinds the
+pretraining data had (set by :func:`~trajzoo_transfertraj.training.pretrain`); a kind not in it
+is treated as absent everywhere (the trained "missing" token), so every parameter used at a
+target was trained on the sources. With ``context_dropout`` the "missing" tokens are trained even
+when every source city has the context.
+
 The model reads only visible values: :meth:`TransferTraj.forward` applies
 :meth:`PointBatch.visible` itself, so a caller cannot leak hidden x, y or times.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +53,7 @@ class TransferTraj(nn.Module):
 
     Attributes:
         config: the :class:`TransferTrajConfig`. d_model: d.
+        context_used: ``(2,)`` bool buffer, the context kinds (POI, road) the model uses.
     """
 
     def __init__(self, config: TransferTrajConfig | None = None) -> None:
@@ -56,6 +67,7 @@ class TransferTraj(nn.Module):
         self.absolute_xy = (AbsoluteXYEncoding(cfg.d_model, cfg.trie_min_wavelength_m, cfg.trie_max_wavelength_m)
                             if not cfg.use_trie else None)
         self.encoder = RTTE(cfg)
+        self.register_buffer("context_used", torch.ones(2, dtype=torch.bool))
         self.xy_head = nn.Linear(cfg.d_model, 2)
         self.t_head = nn.Linear(cfg.d_model, 1)
         self.reset_heads()
@@ -65,6 +77,10 @@ class TransferTraj(nn.Module):
         for head in (self.xy_head, self.t_head):
             nn.init.normal_(head.weight, std=0.01)
             nn.init.zeros_(head.bias)
+
+    def set_context_used(self, poi: bool, road: bool) -> None:
+        """Record which context kinds the pretraining data has (see the module docstring)."""
+        self.context_used.copy_(torch.tensor([bool(poi), bool(road)]))
 
     def _validate(self, batch: PointBatch) -> None:
         b, l = batch.padding_mask.shape
@@ -96,6 +112,7 @@ class TransferTraj(nn.Module):
         """
         self._validate(batch)
         batch = batch.visible()
+        batch = replace(batch, has_context=batch.has_context & self.context_used.to(batch.has_context.device))
         pad = batch.padding_mask
         pos = reference_positions(batch.xy.float(), batch.spatial_mask, pad)
         ref_t = reference_positions(batch.t_minutes.float().unsqueeze(-1), batch.temporal_mask, pad).squeeze(-1)

@@ -7,7 +7,9 @@ of the masked spatial and temporal modalities). Loss::
       + w_t * mean_{i in T} (t_hat_i - t_i)^2                      (minutes^2)
       + load_balance_weight * LB                                   (SC-MoE, see sc_moe.py)
 
-with S (T) the points whose spatial (temporal) modality is hidden. x, y errors are measured in
+with S (T) the points whose spatial (temporal) modality is hidden. In training mode the batch first
+goes through :func:`context_dropout` (``context_dropout`` of the config), so that the model sees
+both "context present" and "context absent" in every city that has the context. x, y errors are measured in
 kilometres (metres / 1000) so that both terms are of order 1 for typical urban trips (a 1 km
 error costs as much as a 1 minute error); a term whose mask is empty is 0.
 """
@@ -16,10 +18,41 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dataclasses import replace
+
 from trajzoo.data.points import PointBatch
 
 from .masking import KIND_NAMES, unified_masks
 from .parameters import TransferTrajConfig
+
+
+def context_dropout(batch: PointBatch, p: float, generator: torch.Generator) -> PointBatch:
+    """Show some trajectories as if their city lacked a context kind.
+
+    Per trajectory and independently for POI and road, with probability ``p`` (drawn from
+    ``generator``, CPU), ``has_context`` is set False and that kind's values are zeroed
+    (POI: ``poi_category`` and ``context[..., 0]``; road: ``road_class``, ``road_lanes``,
+    ``road_maxspeed`` and ``context[..., 1]``). Trajectories of a city without the context are
+    unchanged (already absent).
+
+    Args:
+        batch: ``(B, L)`` points. p: probability in [0, 1]. generator: CPU generator.
+
+    Returns:
+        The new batch (``batch`` itself when ``p == 0``).
+    """
+    if p <= 0:
+        return batch
+    b = batch.batch_size
+    drop = (torch.rand(b, 2, generator=generator) < p).to(batch.has_context.device)  # (B, 2): POI, road
+    keep = batch.has_context & ~drop.unsqueeze(1)  # (B, L, 2)
+    gone = ~keep
+    poi_gone, road_gone = gone[..., 0], gone[..., 1]
+    return replace(batch, has_context=keep, context=batch.context.masked_fill(gone, 0.0),
+                   poi_category=batch.poi_category.masked_fill(poi_gone, 0),
+                   road_class=batch.road_class.masked_fill(road_gone, 0),
+                   road_lanes=batch.road_lanes.masked_fill(road_gone, 0),
+                   road_maxspeed=batch.road_maxspeed.masked_fill(road_gone, 0))
 
 
 def recovery_loss(pred: dict[str, Tensor], batch: PointBatch, spatial_weight: float = 1.0,
@@ -59,7 +92,7 @@ def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tu
         model: a :class:`~trajzoo_transfertraj.model.TransferTraj` (its config gives the mask
             and loss parameters).
         batch: a :class:`PointBatch` with true values (its own masks are ignored and replaced).
-        generator: CPU generator for the masks.
+        generator: CPU generator for the masks (and, in training mode, the context dropout).
 
     Returns:
         ``(loss, stats)``: recovery loss + ``model.auxiliary_loss()``; stats as
@@ -67,6 +100,8 @@ def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tu
         the fraction of trajectories of each mask kind (``kind_spatial`` ...).
     """
     cfg: TransferTrajConfig = model.config
+    if model.training:
+        batch = context_dropout(batch, cfg.context_dropout, generator)
     spatial, temporal, kind = unified_masks(
         batch.padding_mask, cfg.mask_kind_probs, (cfg.modality_ratio_min, cfg.modality_ratio_max),
         (cfg.span_ratio_min, cfg.span_ratio_max), generator)

@@ -57,6 +57,10 @@ class TransferTrajConfig(ConfigClass):
             the hidden sub-sequence.
         spatial_loss_weight: weight of the x, y recovery MSE (km^2).
         temporal_loss_weight: weight of the time recovery MSE (minutes^2).
+        context_dropout: pretraining only: probability, per trajectory and per context kind (POI,
+            road), of showing a city that HAS that context as if it had none (``has_context``
+            False, values zeroed), so that the "context absent" tokens are trained even when every
+            source city has the context (issue 11, zero-shot with contexts the sources lack).
         max_len: maximum number of points per trajectory (longer ones are truncated by the
             collate; also the size of the point-index encoding table).
 
@@ -96,6 +100,7 @@ class TransferTrajConfig(ConfigClass):
     span_ratio_max: float = ranged(0.5, gt=0, le=1)
     spatial_loss_weight: float = ranged(1.0, ge=0)
     temporal_loss_weight: float = ranged(1.0, ge=0)
+    context_dropout: float = ranged(0.2, ge=0, le=1)
     max_len: int = ranged(128, ge=1)
 
     def check(self) -> None:

@@ -145,6 +145,11 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
         appended to ``ctx.history``); ``expert_usage`` is the list of per-block lists of points
         routed to each expert during the epoch.
 
+    Before training, :meth:`TransferTraj.set_context_used` records which context kinds (POI,
+    road) the pretraining rows have; the model ignores the others at every target (their
+    embeddings would be untrained). Context dropout (``context_dropout`` of the model config)
+    is applied by :func:`~trajzoo_transfertraj.objective.pretraining_loss`.
+
     Raises:
         ValueError: no city or a city without rows.
     """
@@ -156,6 +161,10 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
     device = ctx.device
     model.to(device)
     rows = {c: cap_rows(r, cfg.max_trips_per_city, ctx.seed) for c, r in rows_by_city.items()}
+    # the model uses only the context kinds some pretraining trajectory has (issue 11: no
+    # untrained POI / road embedding at a target whose context the sources lack)
+    model.set_context_used(poi=any(bool(x["has_poi"]) for r in rows.values() for x in r),
+                           road=any(bool(x["has_road"]) for r in rows.values() for x in r))
     val_rows = {c: cap_rows(r, cfg.max_trips_per_city, ctx.seed) for c, r in (val_rows_by_city or {}).items() if r}
     fingerprint = config_digest({"model": model.config.to_dict(), "schedule": asdict(cfg), "seed": ctx.seed,
                                  "cities": {c: len(r) for c, r in sorted(rows.items())},
