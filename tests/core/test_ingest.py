@@ -167,3 +167,20 @@ def test_cabspotting_archive_order_does_not_matter(data_root, tmp_path):
     archive = read_cabspotting_trips(tmp_path / "reversed.tar.gz", block_points=500)
     assert folder[0]["trip_id"].tolist() == archive[0]["trip_id"].tolist()
     assert folder[0]["taxi_id"].is_monotonic_increasing and folder[2] == archive[2]
+
+
+def test_cabspotting_runs_match_the_data_readme(data_root):
+    """The whole 14-day archive (every fix, free and occupied): occupied runs split at every
+    occupancy change and at gaps over 300 s. The data README counts 6,679,117 fixes, 241,931 runs
+    with >= 5 fixes, 102,584 of them wholly inside the OSM extract plus about 250 m."""
+    trips, rej, fixes = read_cabspotting_trips(data_root / "sanfrancisco/cabspottingdata_north_14d.tar.xz")
+    assert fixes["fixes_in"] == 6_679_117
+    assert len(trips) == 241_931
+    assert set(rej["reason"]) == {"too_few_fixes"}
+    # the extract's <bounds> (data README) grown by 250 m
+    dlat = 250 / 111_195
+    dlon = dlat / np.cos(np.radians((37.7805 + 37.811) / 2))
+    lo, la = trips["lon"], trips["lat"]
+    inside = sum(bool(x.min() >= -122.485 - dlon and x.max() <= -122.3942 + dlon and
+                      y.min() >= 37.7805 - dlat and y.max() <= 37.811 + dlat) for x, y in zip(lo, la))
+    assert abs(inside - 102_584) < 0.001 * 102_584, inside

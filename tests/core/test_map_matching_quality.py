@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from trajzoo.ingest import city_coverage, ingest_city, network_coverage
+from trajzoo.ingest.coverage import osm_bounds
 from trajzoo.mapmatching.chunks import gather_chunks
 from trajzoo.mapmatching.fmm import MatchParams, match_trips
 from trajzoo.mapmatching.quality import (collapse_stationary, count_revisits, describe_failure, index_ranges,
@@ -25,6 +26,7 @@ OLD = dict(reverse_tolerance=0.0, stationary_radius_m=0.0, max_route_gps_ratio=N
 SF_CRS = "EPSG:32610"
 #: The San Francisco bounding box configured before issue 17 (wider than the OSM extract).
 SF_WIDE_BBOX = [-122.49, 37.775, -122.39, 37.815]
+SF_OSM = "sanfrancisco/osm/sf_north.osm.bz2"
 #: A real fare of cab abboip (19 fixes) whose last 4 fixes are south of the OSM extract.
 LEAVING_TRIP = "abboip_1211057102"
 
@@ -47,13 +49,14 @@ def sf(data_root, tmp_path_factory):
             if member.name.endswith("new_abboip.txt"):
                 tar.extract(member, folder, filter="data")
                 break
-    seg, _ = build_road_network({"file": "sanfrancisco/osm/sf_north.osm.bz2"}, data_root, SF_CRS)
+    seg, _ = build_road_network({"file": SF_OSM}, data_root, SF_CRS)
     seg_path = folder / "segments.parquet"
     seg.to_parquet(seg_path, index=False)
     city = {"trajectories": {"format": "cabspotting", "path": "cabspottingdata",
                              "occupied_runs": {"max_gap_seconds": 300, "min_fixes": 5}},
-            "bbox": SF_WIDE_BBOX, "filters": FILTERS, "caps": {"max_trips": None}, "crs": SF_CRS}
-    return folder, seg, seg_path, city, tmp_path_factory.mktemp("ubodt_sf")
+            "bbox": SF_WIDE_BBOX, "filters": FILTERS, "caps": {"max_trips": None}, "crs": SF_CRS,
+            "osm": {"file": SF_OSM}}
+    return folder, seg, seg_path, city, tmp_path_factory.mktemp("ubodt_sf"), data_root
 
 
 def match(trips, seg, crs, ubodt, **kw):
@@ -145,16 +148,16 @@ def test_collapse_stationary_keeps_first_and_last_of_a_standstill():
 
 
 def sf_trips(sf, **city):
-    folder, seg, seg_path, base, _ = sf
+    folder, seg, seg_path, base, _, data_root = sf
     cfg = {**base, **city}
-    coverage = city_coverage(cfg, seg_path) if cfg["bbox"] is None else None
+    coverage = city_coverage(cfg, seg_path, data_root) if cfg["bbox"] is None else None
     return ingest_city(cfg, folder, coverage=coverage)
 
 
 def test_failure_names_the_fixes_without_candidate_and_the_split(sf):
     """With the old, wider bbox the real trip is kept at ingest; FMM matches its first 15 fixes,
     and QC says why it failed: fixes 15-18 have no road within 50 m, the trip is cut after fix 14."""
-    _, seg, _, _, ubodt = sf
+    _, seg, _, _, ubodt, _ = sf
     trips, _, _ = sf_trips(sf)
     trip = trips[trips["trip_id"] == LEAVING_TRIP].reset_index(drop=True)
     assert len(trip) == 1 and trip["n_points"][0] == 19
@@ -168,9 +171,10 @@ def test_failure_names_the_fixes_without_candidate_and_the_split(sf):
 
 
 def test_trip_leaving_the_network_is_rejected_at_ingest(sf):
-    """bbox null: the usable area is the road network plus 250 m, and the trip that leaves it is
-    rejected ``outside_network`` before map matching; every trip is still accounted for."""
-    folder, seg, seg_path, base, _ = sf
+    """bbox null: the usable area is the road network plus 250 m (inside the extract's declared
+    box plus 250 m), and the trip that leaves it is rejected ``outside_network`` before map
+    matching; every trip is still accounted for."""
+    folder, seg, seg_path, base, _, data_root = sf
     wide, _, wide_qc = sf_trips(sf)
     trips, rej, qc = sf_trips(sf, bbox=None, filters={**FILTERS, "network_buffer_m": 250})
     assert LEAVING_TRIP in set(wide["trip_id"])
@@ -179,12 +183,21 @@ def test_trip_leaving_the_network_is_rejected_at_ingest(sf):
     rejected = sum(v for k, v in counts.items() if k.startswith("rejected:"))
     assert counts["in"] == counts["kept"] + rejected == dict(zip(wide_qc["outcome"], wide_qc["count"]))["in"]
     assert counts["rejected:outside_network"] > 0 and "rejected:outside_bbox" not in counts
-    coverage = network_coverage(seg, SF_CRS, 250)
-    for lon, lat in zip(trips["lon"], trips["lat"]):  # every kept fix is near a road
+    bounds = osm_bounds(data_root / SF_OSM)
+    assert bounds == [-122.485, 37.7805, -122.3942, 37.811]  # as the data README says
+    coverage = network_coverage(seg, SF_CRS, 250, bounds)
+    roads_only = network_coverage(seg, SF_CRS, 250)
+    for lon, lat in zip(trips["lon"], trips["lat"]):  # every kept fix is near a road, in the box
         assert coverage.contains(lon, lat).all()
-    # the default bbox is the network's extent (+ 250 m): inside the old configured box on most sides
+    # the default bbox is the extract's box + 250 m: inside the old configured (wider) box
     box = coverage.bbox_degrees()
-    assert box[0] < box[2] and box[1] < box[3] and box[3] < SF_WIDE_BBOX[3]
+    assert SF_WIDE_BBOX[0] < box[0] < box[2] < SF_WIDE_BBOX[2] and SF_WIDE_BBOX[1] < box[1] < box[3] < SF_WIDE_BBOX[3]
+    assert box[1] == pytest.approx(37.7805 - 250 / 111_195)
+    # beyond the box only stubs of crossing ways are mapped: the road buffer alone covers more
+    south = (np.array([-122.45, -122.45]), np.array([37.7762, 37.7760]))  # 500 m south of the box
+    assert not coverage.contains(*south).any()
+    assert osm_bounds(data_root / "porto/osm/porto_center.osm.bz2") is None  # no <bounds>: roads only
+    assert roads_only.bbox_degrees()[1] < box[1]
 
 
 def test_a_city_without_bbox_needs_a_network(sf):

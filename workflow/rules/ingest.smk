@@ -4,14 +4,14 @@
 rule ingest_trajectories:
     input:
         lambda wc: DATA_ROOT / config["cities"][wc.city]["trajectories"]["path"],
-        # the road network's extent (+ filters.network_buffer_m) bounds the usable area (issue 17)
+        # the road network (+ filters.network_buffer_m) is the usable area: trips leaving it are rejected
         segments=lambda wc: [f"results/{wc.city}/roads/segments.parquet"] if config["cities"][wc.city].get("osm") else [],
     output:
         trips="results/{city}/trips.parquet",
         rejections="results/{city}/qc/ingest_rejections.parquet",
         qc="results/{city}/qc/ingest.csv",
     params:
-        city=lambda wc: {k: config["cities"][wc.city].get(k) for k in ("trajectories", "bbox", "filters", "caps", "crs")},
+        city=lambda wc: {k: config["cities"][wc.city].get(k) for k in ("trajectories", "bbox", "filters", "caps", "crs", "osm")},
         data_root=config["data_root"],
     log:
         "logs/{city}/ingest_trajectories.log",

@@ -35,7 +35,7 @@ FIX_OUTCOMES = {
     "out_of_order": "fixes_resorted:out_of_order",
 }
 
-#: Default of ``filters.network_buffer_m``: metres around the road network's extent that trips may use.
+#: Default of ``filters.network_buffer_m``: how far (m) from the nearest road segment a fix may lie.
 NETWORK_BUFFER_M = 250.0
 #: QC outcome counting the trips kept under a derived id (``<id>_2``; only present when there are any).
 RENAMED_OUTCOME = "kept_renamed:duplicate_trip_id"
@@ -45,22 +45,27 @@ __all__ = ["ingest_city", "ingest_city_to_parquet", "iter_ingest_blocks", "city_
            "REJECTION_COLUMNS", "NETWORK_BUFFER_M"]
 
 
-def city_coverage(city: dict, segments_path: Path | None) -> NetworkCoverage | None:
-    """The usable area of a city for ingest: its road network's extent plus ``network_buffer_m``.
+def city_coverage(city: dict, segments_path: Path | None, data_root: Path | None = None) -> NetworkCoverage | None:
+    """The usable area of a city for ingest: every point within ``network_buffer_m`` of a road
+    (and, when the OSM extract declares its box, within that box grown by the same buffer).
 
     Args:
-        city: the city's config block (``crs``; ``filters.network_buffer_m``, default
-            :data:`NETWORK_BUFFER_M`; ``null`` turns the check off).
+        city: the city's config block (``crs``; ``filters.network_buffer_m`` in metres, default
+            :data:`NETWORK_BUFFER_M`; ``null`` turns the check off; ``osm.file``, whose declared
+            ``<bounds>`` are used when ``data_root`` is given).
         segments_path: the city's ``roads/segments.parquet``, or None for a city without a road
             network (no check).
+        data_root: root of the raw data (``osm.file`` is relative to it); None: no declared box.
 
     Returns:
         A :class:`~trajzoo.ingest.coverage.NetworkCoverage`, or None (no coverage check).
     """
-    buffer_m = city.get("filters", {}).get("network_buffer_m", NETWORK_BUFFER_M)
+    buffer_m = (city.get("filters") or {}).get("network_buffer_m", NETWORK_BUFFER_M)
     if segments_path is None or buffer_m is None:
         return None
-    return read_network_coverage(Path(segments_path), city["crs"], float(buffer_m))
+    osm = city.get("osm") or {}
+    osm_file = Path(data_root) / osm["file"] if data_root is not None and osm.get("file") else None
+    return read_network_coverage(Path(segments_path), city["crs"], float(buffer_m), osm_file)
 
 
 @dataclass
@@ -152,8 +157,9 @@ def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = 
             ``IngestTally(city["trajectories"]["format"])`` if None.
         porto_block_bytes: bytes of (decompressed) CSV per Porto block.
         cab_block_points: GPS points per Cabspotting block.
-        coverage: the road network's extent plus a buffer (:func:`city_coverage`); a trip with a
-            fix outside it is rejected ``outside_network``. None: no such check.
+        coverage: the area within a buffer of the road network (:func:`city_coverage`); a trip
+            with a fix outside it is rejected ``outside_network``; with ``bbox`` None, its
+            extent is the bounding box (swapped-coordinate check). None: no such check.
 
     Yields:
         Kept trips with :data:`TRIP_COLUMNS` (+ source extras), in input order; possibly empty.

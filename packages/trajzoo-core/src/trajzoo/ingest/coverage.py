@@ -6,10 +6,16 @@ from fixes outside the OSM extract, whose configured bounding box was wider than
 The usable area is derived from the network itself: every point within ``network_buffer_m``
 metres of a road segment (a buffer around the network, in the city's projected CRS). An OSM
 extract holds the ways that *touch* its box, so the network's bounding rectangle is larger than
-the area it covers (ways stick out of the box); the buffer follows the roads instead.
+the area it covers (ways stick out of the box); the buffer follows the roads instead, and when
+the extract declares its box (``<bounds>`` in the OSM XML, as osmfilter and Overpass write it),
+fixes must also lie inside that box grown by the same buffer: beyond it only the stubs of the
+ways that cross it are mapped, and a trip out there finds no road for most of its fixes.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +31,14 @@ class NetworkCoverage:
         crs: the projected CRS of the segments (the city's ``crs``, e.g. ``"EPSG:32629"``).
         buffer_m: the distance (m) a fix may lie from the nearest road segment.
         extent: ``(xmin, ymin, xmax, ymax)`` of the segments grown by ``buffer_m`` (m).
+        bounds: the extract's declared ``[min_lon, min_lat, max_lon, max_lat]`` grown by
+            ``buffer_m`` (degrees), or None when the extract declares none.
     """
 
-    def __init__(self, geometries: np.ndarray, crs: str, buffer_m: float):
+    def __init__(self, geometries: np.ndarray, crs: str, buffer_m: float, bounds: list[float] | None = None):
         """Args: geometries: ``(n,)`` shapely LineStrings in ``crs`` metres (n >= 1);
-        crs: their projected CRS; buffer_m: metres (>= 0).
+        crs: their projected CRS; buffer_m: metres (>= 0); bounds: the OSM extract's declared
+        box ``[min_lon, min_lat, max_lon, max_lat]`` (degrees, :func:`osm_bounds`) or None.
 
         Raises:
             ValueError: no geometry, or a negative buffer.
@@ -45,7 +54,12 @@ class NetworkCoverage:
         b = self.buffer_m
         self.extent = (xmin - b, ymin - b, xmax + b, ymax + b)
         self._to_xy = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        self._bbox = self._extent_degrees()
+        self.bounds = None
+        if bounds is not None:
+            dlat = b / 111_195.0  # metres -> degrees (mean Earth radius), at the box's middle latitude
+            dlon = dlat / np.cos(np.radians((bounds[1] + bounds[3]) / 2))
+            self.bounds = [bounds[0] - dlon, bounds[1] - dlat, bounds[2] + dlon, bounds[3] + dlat]
+        self._bbox = tuple(self.bounds) if self.bounds is not None else self._extent_degrees()
 
     def __repr__(self) -> str:
         return (f"NetworkCoverage({self.crs}, {len(self._tree)} segments + {self.buffer_m:g} m, "
@@ -60,6 +74,9 @@ class NetworkCoverage:
         lat = np.asarray(lat, dtype=np.float64)
         inside = np.zeros(len(lon), dtype=bool)
         valid = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+        if self.bounds is not None:
+            w, s_, e, n = self.bounds
+            valid &= (lon >= w) & (lon <= e) & (lat >= s_) & (lat <= n)
         if not valid.any():
             return inside
         x, y = self._to_xy.transform(lon[valid], lat[valid])
@@ -82,8 +99,9 @@ class NetworkCoverage:
         return inside
 
     def bbox_degrees(self) -> list[float]:
-        """``[min_lon, min_lat, max_lon, max_lat]`` (degrees) enclosing :attr:`extent`: the default
-        bounding box of a city that configures none."""
+        """``[min_lon, min_lat, max_lon, max_lat]`` (degrees): :attr:`bounds` if the extract declares
+        its box, else the box enclosing :attr:`extent`; the default bounding box of a city that
+        configures none."""
         return list(self._bbox)
 
     def _extent_degrees(self) -> tuple[float, float, float, float]:
@@ -95,7 +113,37 @@ class NetworkCoverage:
         return (float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat)))
 
 
-def network_coverage(segments: pd.DataFrame, crs: str, buffer_m: float) -> NetworkCoverage:
+def osm_bounds(path: Path) -> list[float] | None:
+    """The ``<bounds minlat= minlon= maxlat= maxlon=/>`` an OSM XML extract declares, or None.
+
+    Reads only the start of the file (before the first element after the header); ``.osm``,
+    ``.osm.bz2`` and ``.osm.gz`` are read, anything else (e.g. ``.pbf``) gives None.
+
+    Returns:
+        ``[min_lon, min_lat, max_lon, max_lat]`` (degrees) or None.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    opener = bz2.open if name.endswith(".bz2") else gzip.open if name.endswith(".gz") else open
+    if not (name.endswith(".osm") or name.endswith(".osm.bz2") or name.endswith(".osm.gz") or name.endswith(".xml")):
+        return None
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(1 << 14).decode("utf-8", errors="replace")
+    except (OSError, EOFError):
+        return None
+    m = re.search(r"<bounds\b([^>]*)/?>", head)
+    if not m:
+        return None
+    attrs = dict(re.findall(r'(\w+)\s*=\s*["\']([^"\']*)["\']', m.group(1)))
+    try:
+        return [float(attrs["minlon"]), float(attrs["minlat"]), float(attrs["maxlon"]), float(attrs["maxlat"])]
+    except (KeyError, ValueError):
+        return None
+
+
+def network_coverage(segments: pd.DataFrame, crs: str, buffer_m: float, bounds: list[float] | None = None
+                     ) -> NetworkCoverage:
     """The area within ``buffer_m`` metres of a road network's segments.
 
     Args:
@@ -103,6 +151,7 @@ def network_coverage(segments: pd.DataFrame, crs: str, buffer_m: float) -> Netwo
             (:func:`trajzoo.roads.network.build_road_network`).
         crs: the projected CRS of the geometries.
         buffer_m: metres a fix may lie from the nearest segment (>= 0).
+        bounds: the extract's declared box (:func:`osm_bounds`), grown by ``buffer_m``; None: none.
 
     Returns:
         A :class:`NetworkCoverage`.
@@ -110,9 +159,12 @@ def network_coverage(segments: pd.DataFrame, crs: str, buffer_m: float) -> Netwo
     Raises:
         ValueError: no segments, or a negative buffer.
     """
-    return NetworkCoverage(shapely.from_wkt(segments["geometry_wkt"].to_numpy()), crs, buffer_m)
+    return NetworkCoverage(shapely.from_wkt(segments["geometry_wkt"].to_numpy()), crs, buffer_m, bounds)
 
 
-def read_network_coverage(segments_path: Path, crs: str, buffer_m: float) -> NetworkCoverage:
-    """:func:`network_coverage` of a ``segments.parquet`` (reads its geometry column only)."""
-    return network_coverage(pd.read_parquet(segments_path, columns=["geometry_wkt"]), crs, buffer_m)
+def read_network_coverage(segments_path: Path, crs: str, buffer_m: float, osm_file: Path | None = None
+                          ) -> NetworkCoverage:
+    """:func:`network_coverage` of a ``segments.parquet`` (reads its geometry column only), with
+    the declared box of ``osm_file`` (:func:`osm_bounds`) when given."""
+    bounds = osm_bounds(osm_file) if osm_file is not None else None
+    return network_coverage(pd.read_parquet(segments_path, columns=["geometry_wkt"]), crs, buffer_m, bounds)
