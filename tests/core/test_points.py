@@ -202,6 +202,7 @@ def test_collate_points_relative_truncated_and_padded(features):
     assert batch.xy[0, 3, 0].item() == pytest.approx(r["x"][3] - r["x"][0], abs=1e-3)
     assert batch.t_minutes[0, 3].item() == pytest.approx(0.75)  # Porto: 15 s sampling
     assert batch.departure[0].item() == r["t"][0]
+    assert batch.origin.dtype == torch.float64 and batch.origin[0].tolist() == [r["x"][0], r["y"][0]]  # city frame
     assert batch.context[0, 2, 1].item() == pytest.approx(r["road_km"][2], rel=1e-6)
     assert batch.has_context[~batch.padding_mask].all() and not batch.has_context[batch.padding_mask].any()
     assert not batch.spatial_mask.any() and not batch.temporal_mask.any()

@@ -114,13 +114,24 @@ def test_ablations_run(ablation):
         assert model.expert_usage().shape == (0, 8) and model.auxiliary_loss().item() == 0.0
 
 
-def test_absolute_position_ablation_depends_on_absolute_position():
+def test_without_trie_the_encoding_is_absolute_in_the_city_frame():
+    """"w/o TRIE" (paper's ablation): the same trajectory elsewhere in the city is encoded
+    differently; with TRIE it is not (relative positions only)."""
+    batch = build_batch([9, 6], seed=0)
+    moved = replace(batch, origin=batch.origin + torch.tensor([1234.0, -777.0], dtype=torch.float64))
     torch.manual_seed(0)
-    model = TransferTraj(TransferTrajConfig(d_model=32, ffn_dim=32, max_len=32, use_trie=False)).eval()
-    batch = build_batch([9], seed=0)
-    ref = model.predict(batch)["xy"]
-    shifted = model.predict(replace(batch, xy=batch.xy + 2000.0))["xy"] - 2000.0
-    assert (ref - shifted).abs().max() > 1e-3
+    absolute = TransferTraj(TransferTrajConfig(d_model=32, ffn_dim=32, max_len=32, use_trie=False)).eval()
+    assert (absolute.predict(batch)["xy"] - absolute.predict(moved)["xy"]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="origin"):
+        absolute.predict(replace(batch, origin=None))
+    # the encoding reads exactly origin + reference position (float64 city-frame metres)
+    seen = {}
+    absolute.absolute_xy.register_forward_pre_hook(lambda m, a: seen.update(pos=a[0]))
+    absolute.predict(batch)
+    assert torch.allclose(seen["pos"][:, 0], batch.origin) and seen["pos"].dtype == torch.float64
+    torch.manual_seed(0)
+    relative = TransferTraj(TransferTrajConfig(d_model=32, ffn_dim=32, max_len=32)).eval()
+    assert torch.equal(relative.predict(batch)["xy"], relative.predict(moved)["xy"])
 
 
 def test_invalid_batches_raise(small_config):

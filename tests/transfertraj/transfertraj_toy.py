@@ -15,7 +15,8 @@ from trajzoo.data.points import MAX_LANES, MAXSPEED_BUCKETS_KMH, POI_CATEGORIES,
 def build_batch(lengths: Sequence[int], max_len: int | None = None, seed: int = 0, city: str = "toy",
                 has_poi: bool = True, has_road: bool = True) -> PointBatch:
     """Smooth random-walk trajectories (x, y metres from the origin, ~10 m/s, 15 s sampling)
-    with random context, padded to ``max_len``; masks all False."""
+    with random context and random absolute origins (UTM-like metres), padded to ``max_len``;
+    masks all False."""
     gen = torch.Generator().manual_seed(seed)
     lens = torch.tensor(list(lengths))
     b = len(lengths)
@@ -49,17 +50,20 @@ def build_batch(lengths: Sequence[int], max_len: int | None = None, seed: int = 
         spatial_mask=torch.zeros(b, l, dtype=torch.bool), temporal_mask=torch.zeros(b, l, dtype=torch.bool),
         padding_mask=pad, lengths=lens, departure=torch.full((b,), 1.4e9, dtype=torch.float64),
         trip_ids=[f"{city}-{i}" for i in range(b)], city=city,
+        origin=torch.stack([5.0e5 + 2e4 * torch.rand(b, generator=gen, dtype=torch.float64),
+                            4.5e6 + 2e4 * torch.rand(b, generator=gen, dtype=torch.float64)], dim=1),
     )
 
 
 def batch_to_rows(batch: PointBatch) -> list[dict]:
-    """Per-trip dicts in the points-table row format of the contract (x, y here relative)."""
+    """Per-trip dicts in the points-table row format of the contract (x, y absolute: origin + xy)."""
     rows = []
     for i in range(batch.batch_size):
         n = int(batch.lengths[i])
         rows.append({
             "trip_id": batch.trip_ids[i], "start_time": float(batch.departure[i]), "n_points": n,
-            "x": batch.xy[i, :n, 0].tolist(), "y": batch.xy[i, :n, 1].tolist(),
+            "x": (batch.xy[i, :n, 0].double() + float(batch.origin[i, 0])).tolist(),
+            "y": (batch.xy[i, :n, 1].double() + float(batch.origin[i, 1])).tolist(),
             "t": (float(batch.departure[i]) + batch.t_minutes[i, :n].double() * 60).tolist(),
             "minute_of_day": batch.minute_of_day[i, :n].tolist(), "day_of_week": batch.day_of_week[i, :n].tolist(),
             "road_class": batch.road_class[i, :n].tolist(), "road_lanes": batch.road_lanes[i, :n].tolist(),
@@ -77,7 +81,7 @@ def pad_batch(batch: PointBatch, extra: int) -> PointBatch:
     out = {}
     for f in fields(batch):
         v = getattr(batch, f.name)
-        if isinstance(v, torch.Tensor) and v.dim() >= 2:
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and f.name != "origin":
             shape = list(v.shape)
             shape[1] = extra
             fill = torch.ones if f.name == "padding_mask" else torch.zeros

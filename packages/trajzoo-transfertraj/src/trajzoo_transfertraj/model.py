@@ -5,7 +5,7 @@ Input-Output Scheme". Pipeline for a :class:`~trajzoo.data.points.PointBatch`::
 
     tokens  = PointModalityExtractor(batch)                 (B, L, 4, d)   hidden modalities -> mask tokens
     h0      = ModalityMixing(tokens) + IndexEncoding(i)     (B, L, d)
-              [+ AbsoluteXYEncoding(P) when use_trie=False]
+              [+ AbsoluteXYEncoding(origin + P) when use_trie=False: absolute city-frame x, y]
     H       = RTTE(h0, P)                                   (B, L, d)  SC-MoE routes on the tokens
     xy_hat  = P + spatial_scale_m * W_xy H                  (B, L, 2) metres
     t_hat   = T + time_scale_min * W_t H                    (B, L)    minutes
@@ -108,7 +108,7 @@ class TransferTraj(nn.Module):
 
         Raises:
             ValueError: inconsistent shapes, more than ``max_len`` points, an empty trajectory,
-                or category ids outside their vocabularies.
+                category ids outside their vocabularies, or (``use_trie=False``) no ``origin``.
         """
         self._validate(batch)
         batch = batch.visible()
@@ -119,7 +119,9 @@ class TransferTraj(nn.Module):
         h = self.mixing(self.modalities(batch), pad)
         h = h + self.index_encoding[: h.shape[1]]
         if self.absolute_xy is not None:
-            h = h + self.absolute_xy(pos)
+            if batch.origin is None:
+                raise ValueError(f"use_trie=False encodes absolute positions: the batch needs origin (city {batch.city})")
+            h = h + self.absolute_xy(pos.double() + batch.origin.to(pos.device).double().unsqueeze(1))
         h = h.masked_fill(pad.unsqueeze(-1), 0.0)
         return self.encoder(h, pos, pad), pos, ref_t
 

@@ -32,8 +32,9 @@ class TransferTrajConfig(ConfigClass):
         experts: number C of SC-MoE experts (paper: 8).
         top_k: experts active per point (paper: 4).
         dropout: dropout probability (0 on CPU: it roughly doubles the cost).
-        use_trie: False -> ablation "w/o TRIE": plain attention plus an absolute sinusoidal
-            encoding of the points' x, y.
+        use_trie: False -> ablation "w/o TRIE" (paper): plain attention plus the standard
+            sinusoidal positional encoding of the points' ABSOLUTE x, y in the city frame
+            (``PointBatch.origin`` + relative x, y, metres in the city's projected CRS).
         use_moe: False -> ablation "w/o SC-MoE": one feed-forward network per block.
         moe_dispatch: ``"dense"`` (every expert computes every point, outputs combined with the
             sparse gate weights; no Python loop over experts) or ``"sparse"`` (each expert computes

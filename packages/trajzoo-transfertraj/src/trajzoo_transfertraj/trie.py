@@ -25,8 +25,10 @@ is carried forward (e.g. trajectory prediction); before the first visible one, t
 position is carried backward (cannot happen when point 0, the origin, is visible). The model's
 x, y predictions are residuals added to these reference positions.
 
-The ``use_trie=False`` ablation replaces the rotation by :class:`AbsoluteXYEncoding`, a
-sinusoidal encoding of the (reference) x, y added to the point tokens.
+The ``use_trie=False`` ablation ("w/o TRIE", paper's ablation study) replaces the rotation by
+:class:`AbsoluteXYEncoding`, the standard sinusoidal positional encoding of the ABSOLUTE x, y in
+the city frame (``PointBatch.origin`` + the reference positions, metres in the city's projected
+CRS) added to the point tokens: translating a trajectory in the city changes its encoding.
 """
 from __future__ import annotations
 
@@ -217,7 +219,7 @@ class TrieAttention(nn.Module):
 
 
 class AbsoluteXYEncoding(nn.Module):
-    """Ablation "w/o TRIE": absolute sinusoidal encoding of x, y added to the point tokens.
+    """Ablation "w/o TRIE": sinusoidal encoding of absolute city-frame x, y added to the tokens.
 
     Features ``[sin(w_f x), cos(w_f x), sin(w_f y), cos(w_f y)]`` for F = max(1, d/4) fixed
     frequencies (wavelengths log-spaced in ``[min_wavelength_m, max_wavelength_m]``), projected
@@ -239,7 +241,7 @@ class AbsoluteXYEncoding(nn.Module):
         self.proj.reset_parameters()
 
     def forward(self, pos_m: Tensor) -> Tensor:
-        """``(B, L, 2)`` metres -> ``(B, L, d)``."""
+        """``(B, L, 2)`` absolute metres (city CRS; float64 advised) -> ``(B, L, d)``."""
         a = (pos_m.double() / 1000.0).unsqueeze(-1) * self.freq  # (B, L, 2, F)
         feats = torch.cat([torch.sin(a[..., 0, :]), torch.cos(a[..., 0, :]),
                            torch.sin(a[..., 1, :]), torch.cos(a[..., 1, :])], dim=-1)

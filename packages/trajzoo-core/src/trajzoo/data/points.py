@@ -69,6 +69,10 @@ class PointBatch:
         departure: ``(B,)`` float64 unix seconds (UTC) of the first point.
         trip_ids: B trip ids (strings).
         city: city key from ``config.yaml``.
+        origin: ``(B, 2)`` float64 absolute x, y in metres of each trajectory's first point in the
+            city's projected CRS (the city frame), or None when unknown. The first point is never
+            hidden, so this is always visible; ``xy + origin`` are the absolute positions (used
+            by absolute-position models, e.g. TransferTraj's "w/o TRIE" ablation).
     """
 
     xy: Tensor
@@ -88,6 +92,7 @@ class PointBatch:
     departure: Tensor
     trip_ids: list
     city: str
+    origin: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -187,7 +192,7 @@ def collate_points(rows: list[dict], city: str, max_len: int) -> PointBatch:
     A trip longer than ``max_len`` keeps its FIRST ``max_len`` points (the rest is dropped from
     this batch; tasks then see the truncated trip, e.g. TP predicts the last 5 of the kept points).
     x, y become metres relative to the first point and t minutes since it; ``departure`` keeps the
-    first point's Unix time. ``context`` = [poi_log_count, road_km] and ``has_context`` =
+    first point's Unix time and ``origin`` its absolute x, y (metres, city CRS). ``context`` = [poi_log_count, road_km] and ``has_context`` =
     [has_poi, has_road] at real points (False/0 at padding). Masks are all False.
 
     Args:
@@ -216,6 +221,7 @@ def collate_points(rows: list[dict], city: str, max_len: int) -> PointBatch:
     has = np.zeros((b, length, 2), dtype=bool)
     pad = np.ones((b, length), dtype=bool)
     departure = np.zeros(b, dtype=np.float64)
+    origin = np.zeros((b, 2), dtype=np.float64)
     for i, r in enumerate(rows):
         n = int(lens[i])
         x = np.asarray(r["x"][:n], dtype=np.float64)
@@ -225,6 +231,7 @@ def collate_points(rows: list[dict], city: str, max_len: int) -> PointBatch:
         xy[i, :n, 1] = y - y[0]
         tmin[i, :n] = (t - t[0]) / 60.0
         departure[i] = t[0]
+        origin[i] = (x[0], y[0])
         for c, arr in ints.items():
             arr[i, :n] = r[c][:n]
         context[i, :n, 0] = r["poi_log_count"][:n]
@@ -239,7 +246,7 @@ def collate_points(rows: list[dict], city: str, max_len: int) -> PointBatch:
         context=torch.from_numpy(context), has_context=torch.from_numpy(has),
         spatial_mask=no_mask, temporal_mask=no_mask.clone(), padding_mask=torch.from_numpy(pad),
         lengths=torch.from_numpy(lens), departure=torch.from_numpy(departure),
-        trip_ids=[str(r["trip_id"]) for r in rows], city=city,
+        trip_ids=[str(r["trip_id"]) for r in rows], city=city, origin=torch.from_numpy(origin),
     )
 
 
