@@ -11,7 +11,7 @@ from trajzoo.data.points import MAX_LANES, MAXSPEED_BUCKETS_KMH, POI_CATEGORIES,
 from trajzoo.tasks.od_tte import ODTravelTime
 from trajzoo.tasks.tp import TrajectoryPrediction
 from trajzoo.tasks.tr import TrajectoryRecovery
-from trajzoo_transfertraj.masking import unified_masks
+from trajzoo_transfertraj.masking import config_masks
 from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.parameters import TransferTrajConfig
 
@@ -123,9 +123,7 @@ def test_pretraining_masks_do_not_leak(train):
     model = _model(train)
     batch = build_batch([40, 31, 22, 9, 5], seed=6)
     cfg = model.config
-    spatial, temporal, _ = unified_masks(batch.padding_mask, cfg.mask_kind_probs,
-                                         (cfg.modality_ratio_min, cfg.modality_ratio_max),
-                                         (cfg.span_ratio_min, cfg.span_ratio_max), torch.Generator().manual_seed(0))
+    spatial, temporal, _ = config_masks(cfg, batch.padding_mask, torch.Generator().manual_seed(0))
     assert spatial.any() and temporal.any()
     query = batch.with_masks(spatial, temporal)
     noisy = perturb(batch, spatial, temporal).with_masks(spatial, temporal)

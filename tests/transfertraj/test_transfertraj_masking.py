@@ -1,48 +1,62 @@
-"""Unified pretraining masks: origin and padding never masked, kinds, sizes, determinism."""
+"""Unified pretraining masks (paper and its public code): a span AND per-point feature masks in
+the same trajectory; origin and padding never masked; sizes; determinism."""
 import pytest
 import torch
 
-from trajzoo_transfertraj.masking import SPAN, SPATIAL, TEMPORAL, unified_masks
+from trajzoo_transfertraj.masking import config_masks, unified_masks
+from trajzoo_transfertraj.parameters import TransferTrajConfig
 
 
 def _pad(lengths, l):
     return torch.arange(l)[None, :] >= torch.tensor(lengths)[:, None]
 
 
-def _draw(pad, seed=0, probs=(1 / 3, 1 / 3, 1 / 3), mr=(0.2, 0.9), sr=(0.1, 0.5)):
-    return unified_masks(pad, probs, mr, sr, torch.Generator().manual_seed(seed))
+def _draw(pad, seed=0, span_prob=0.5, share=0.5, mr=(0.1, 0.5), sr=(0.1, 0.5)):
+    return unified_masks(pad, span_prob, share, mr, sr, torch.Generator().manual_seed(seed))
 
 
-def test_origin_and_padding_never_masked_and_every_kind_occurs():
-    lengths = [int(x) for x in torch.randint(2, 40, (300,), generator=torch.Generator().manual_seed(1))]
-    pad = _pad(lengths, 40)
-    s, t, kind = _draw(pad)
-    assert not (s[:, 0] | t[:, 0]).any()
-    assert not ((s | t) & pad).any()
-    counts = torch.bincount(kind, minlength=3)
-    assert (counts > 60).all(), counts
-    n = torch.tensor(lengths)
-    for i in range(len(lengths)):
-        cand = n[i] - 1
-        if kind[i] == SPATIAL:
-            assert not t[i].any() and 1 <= s[i].sum() <= cand
-        elif kind[i] == TEMPORAL:
-            assert not s[i].any() and 1 <= t[i].sum() <= cand
+def _runs(row):
+    """Maximal runs of True of a 1-D bool tensor, as (start, length)."""
+    idx = row.nonzero().flatten().tolist()
+    runs = []
+    for i in idx:
+        if runs and runs[-1][0] + runs[-1][1] == i:
+            runs[-1][1] += 1
         else:
-            assert torch.equal(s[i], t[i])
-            idx = s[i].nonzero().flatten()
-            assert len(idx) >= 1 and torch.equal(idx, torch.arange(int(idx[0]), int(idx[0]) + len(idx)))
+            runs.append([i, 1])
+    return runs
+
+
+def test_span_and_feature_masks_in_the_same_trajectory():
+    lengths = [int(x) for x in torch.randint(12, 40, (300,), generator=torch.Generator().manual_seed(1))]
+    pad = _pad(lengths, 40)
+    s, t, has_span = _draw(pad)
+    assert not (s[:, 0] | t[:, 0]).any() and not ((s | t) & pad).any()
+    assert 0.35 < has_span.float().mean() < 0.65
+    both = s & t
+    only = s ^ t  # per-point feature masks: exactly one modality hidden
+    for i in range(len(lengths)):
+        assert only[i].any(), i  # every trajectory has feature masks
+        if has_span[i]:
+            assert len(_runs(both[i])) == 1  # exactly one contiguous span with both modalities
+        else:
+            assert not both[i].any()
+    # spans and feature masks occur together in the same trajectories, both modalities appear
+    assert (has_span & only.any(dim=1)).sum() > 100
+    assert (s & ~t).any() and (t & ~s).any()
 
 
 def test_ratio_bounds_respected():
     pad = _pad([101] * 50, 101)  # 100 candidates
-    s, t, kind = _draw(pad, probs=(1, 1, 0), mr=(0.3, 0.4))
+    s, t, has_span = _draw(pad, span_prob=0.0, mr=(0.3, 0.4))
     hidden = (s | t).sum(dim=1)
-    assert ((hidden >= 30) & (hidden <= 40)).all()
-    s, t, kind = _draw(pad, probs=(0, 0, 1), sr=(0.1, 0.1))
-    assert (kind == SPAN).all() and (s.sum(dim=1) == 10).all()
-    ends = torch.tensor([int(row.nonzero().max()) for row in s])
-    assert (ends <= 100).all()
+    assert not has_span.any() and ((hidden >= 30) & (hidden <= 40)).all() and not (s & t).any()
+    s, t, has_span = _draw(pad, span_prob=1.0, sr=(0.1, 0.1), mr=(0.5, 0.5))
+    both = (s & t).sum(dim=1)
+    assert has_span.all() and (both == 10).all()
+    assert ((s ^ t).sum(dim=1) == 45).all()  # half of the 90 candidates outside the span
+    s, t, _ = _draw(pad, share=1.0)
+    assert torch.equal(s | t, s)  # share 1: feature masks are all spatial
 
 
 def test_short_trajectories_and_determinism():
@@ -55,12 +69,17 @@ def test_short_trajectories_and_determinism():
     c = _draw(_pad([20] * 10, 20), seed=5)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
+    cfg = TransferTrajConfig()
+    d = config_masks(cfg, _pad([20] * 10, 20), torch.Generator().manual_seed(4))
+    e = unified_masks(_pad([20] * 10, 20), cfg.p_span, cfg.spatial_share, (cfg.modality_ratio_min, cfg.modality_ratio_max),
+                      (cfg.span_ratio_min, cfg.span_ratio_max), torch.Generator().manual_seed(4))
+    assert all(torch.equal(x, y) for x, y in zip(d, e))
 
 
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="suffix"):
         _draw(torch.tensor([[False, True, False]]))
-    with pytest.raises(ValueError, match="kind_probs"):
-        _draw(_pad([3], 3), probs=(0, 0, 0))
+    with pytest.raises(ValueError, match="span_prob"):
+        _draw(_pad([3], 3), span_prob=1.5)
     with pytest.raises(ValueError, match="modality_ratio"):
         _draw(_pad([3], 3), mr=(0.0, 0.5))

@@ -11,7 +11,7 @@ from trajzoo.tasks.od_tte import ODTravelTime
 from trajzoo.tasks.tp import TrajectoryPrediction
 from trajzoo.tasks.tr import TrajectoryRecovery
 from trajzoo.training.loop import RunContext
-from trajzoo_transfertraj.masking import unified_masks
+from trajzoo_transfertraj.masking import config_masks
 from trajzoo_transfertraj.model import TransferTraj
 from trajzoo_transfertraj.objective import context_dropout
 from trajzoo_transfertraj.parameters import TransferTrajConfig
@@ -48,8 +48,7 @@ def _used_on_target(model, target):
     names, params = zip(*model.named_parameters())
     used = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in zip(names, params)}
     cfg = model.config
-    s, t, _ = unified_masks(target.padding_mask, cfg.mask_kind_probs, (cfg.modality_ratio_min, cfg.modality_ratio_max),
-                            (cfg.span_ratio_min, cfg.span_ratio_max), torch.Generator().manual_seed(3))
+    s, t, _ = config_masks(cfg, target.padding_mask, torch.Generator().manual_seed(3))
     queries = [task.make_query(target) for task in (TrajectoryPrediction(), TrajectoryRecovery(), ODTravelTime())]
     queries.append(target.with_masks(s, t))
     g = torch.Generator().manual_seed(1)

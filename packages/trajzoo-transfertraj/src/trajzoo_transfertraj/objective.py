@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from trajzoo.data.points import PointBatch
 
-from .masking import KIND_NAMES, unified_masks
+from .masking import config_masks
 from .parameters import TransferTrajConfig
 
 
@@ -97,19 +97,16 @@ def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tu
     Returns:
         ``(loss, stats)``: recovery loss + ``model.auxiliary_loss()``; stats as
         :func:`recovery_loss` plus ``loss``, ``recovery``, ``load_balance`` (unweighted LB) and
-        the fraction of trajectories of each mask kind (``kind_spatial`` ...).
+        ``span_fraction`` (fraction of trajectories with a masked span).
     """
     cfg: TransferTrajConfig = model.config
     if model.training:
         batch = context_dropout(batch, cfg.context_dropout, generator)
-    spatial, temporal, kind = unified_masks(
-        batch.padding_mask, cfg.mask_kind_probs, (cfg.modality_ratio_min, cfg.modality_ratio_max),
-        (cfg.span_ratio_min, cfg.span_ratio_max), generator)
+    spatial, temporal, has_span = config_masks(cfg, batch.padding_mask, generator)
     masked = batch.with_masks(spatial, temporal)
     pred = model.predict(masked.visible())
     rec, stats = recovery_loss(pred, masked, cfg.spatial_loss_weight, cfg.temporal_loss_weight)
     total = rec + model.auxiliary_loss()
     stats.update(loss=float(total.detach()), recovery=float(rec.detach()), load_balance=float(model.load_balance().detach()))
-    for k, name in enumerate(KIND_NAMES):
-        stats[f"kind_{name}"] = float((kind == k).float().mean()) if kind.numel() else 0.0
+    stats["span_fraction"] = float(has_span.float().mean()) if has_span.numel() else 0.0
     return total, stats

@@ -50,10 +50,13 @@ class TransferTrajConfig(ConfigClass):
             output (1000: kilometres).
         time_scale_min: minutes per unit of the elapsed-time modality input and of the time
             head output.
-        p_spatial, p_temporal, p_span: probabilities of the three pretraining mask kinds (spatial
-            modality, temporal modality, sub-sequence); normalised to sum to 1.
-        modality_ratio_min, modality_ratio_max: range of the per-trajectory fraction of points
-            (excluding the origin) whose spatial or temporal modality is hidden.
+        p_span: probability that a pretraining trajectory gets a hidden sub-sequence (span, both
+            modalities); every trajectory also gets per-point feature masks outside the span
+            (:mod:`~trajzoo_transfertraj.masking`).
+        p_spatial, p_temporal: relative weights of hiding the spatial vs the temporal modality of
+            a feature-masked point (normalised: :attr:`spatial_share`).
+        modality_ratio_min, modality_ratio_max: range of the per-trajectory fraction of the points
+            outside the span (excluding the origin) that get a feature mask.
         span_ratio_min, span_ratio_max: range of the per-trajectory fraction of points covered by
             the hidden sub-sequence.
         spatial_loss_weight: weight of the x, y recovery MSE (km^2).
@@ -92,11 +95,11 @@ class TransferTrajConfig(ConfigClass):
     trie_learnable: bool = True
     spatial_scale_m: float = ranged(1000.0, gt=0)
     time_scale_min: float = ranged(10.0, gt=0)
-    p_spatial: float = ranged(1.0 / 3.0, ge=0)
-    p_temporal: float = ranged(1.0 / 3.0, ge=0)
-    p_span: float = ranged(1.0 / 3.0, ge=0)
-    modality_ratio_min: float = ranged(0.2, gt=0, le=1)
-    modality_ratio_max: float = ranged(0.9, gt=0, le=1)
+    p_spatial: float = ranged(0.5, ge=0)
+    p_temporal: float = ranged(0.5, ge=0)
+    p_span: float = ranged(0.5, ge=0, le=1)
+    modality_ratio_min: float = ranged(0.1, gt=0, le=1)
+    modality_ratio_max: float = ranged(0.5, gt=0, le=1)
     span_ratio_min: float = ranged(0.1, gt=0, le=1)
     span_ratio_max: float = ranged(0.5, gt=0, le=1)
     spatial_loss_weight: float = ranged(1.0, ge=0)
@@ -106,23 +109,22 @@ class TransferTrajConfig(ConfigClass):
 
     def check(self) -> None:
         """Constraints between fields: heads divide d_model into even head sizes (TRIE rotates
-        pairs), top_k <= experts, a positive total mask-kind probability, and ordered ranges."""
+        pairs), top_k <= experts, a positive p_spatial + p_temporal, and ordered ranges."""
         check_divisible(self, "d_model", "heads")
         if (self.d_model // self.heads) % 2:
             raise ValueError(f"head size d_model/heads={self.d_model // self.heads} must be even (TRIE rotates pairs)")
         if self.top_k > self.experts:
             raise ValueError(f"top_k={self.top_k} exceeds experts={self.experts}")
-        if self.p_spatial + self.p_temporal + self.p_span <= 0:
-            raise ValueError("p_spatial + p_temporal + p_span must be > 0")
+        if self.p_spatial + self.p_temporal <= 0:
+            raise ValueError("p_spatial + p_temporal must be > 0")
         for low, high in (("trie_min_wavelength_m", "trie_max_wavelength_m"), ("modality_ratio_min", "modality_ratio_max"),
                           ("span_ratio_min", "span_ratio_max")):
             check_ordered(self, low, high)
 
     @property
-    def mask_kind_probs(self) -> tuple[float, float, float]:
-        """(spatial, temporal, span) mask-kind probabilities, normalised to sum to 1."""
-        total = self.p_spatial + self.p_temporal + self.p_span
-        return (self.p_spatial / total, self.p_temporal / total, self.p_span / total)
+    def spatial_share(self) -> float:
+        """Probability that a feature-masked point hides its spatial (not temporal) modality."""
+        return self.p_spatial / (self.p_spatial + self.p_temporal)
 
     @classmethod
     def paper(cls, **overrides: Any) -> "TransferTrajConfig":
