@@ -21,12 +21,21 @@ def standardise(x: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
+#: Fixed unit scaling of the structural vector s (MetaTRL eq. 5), the same in every city: the
+#: four neighbour-distance statistics (metres, variance in m^2) in units of 100 m (variance in
+#: (100 m)^2), the two latitude / longitude differences (degrees) in millidegrees. s feeds the
+#: SHARED MKF (eq. 6), so it must mean the same thing in every city: no per-city standardisation.
+STRUCTURAL_SCALE = np.array([1e-2, 1e-2, 1e-2, 1e-4, 1e3, 1e3])
+
+
 def road_graph_from_tables(city: str, structural: pd.DataFrame, attributes: pd.DataFrame,
                            transitions: pd.DataFrame) -> RoadGraph:
     """Build a :class:`RoadGraph` from the road-features stage's tables.
 
-    ``structural`` and the numeric columns of ``attributes`` are standardised within the city
-    (one-hot and 0/1 flags are left as they are).
+    ``structural`` (s, eq. 5) is multiplied by the fixed :data:`STRUCTURAL_SCALE` (hectometres,
+    hectometres^2, millidegrees; identical in every city, never standardised per city). The numeric
+    columns of ``attributes`` are standardised within the city (one-hot and 0/1 flags are left as
+    they are).
 
     Raises:
         ValueError: if the tables do not cover segment ids 0..N-1 in order.
@@ -35,7 +44,7 @@ def road_graph_from_tables(city: str, structural: pd.DataFrame, attributes: pd.D
     for name, table in (("structural", structural), ("attributes", attributes)):
         if not np.array_equal(table["segment_id"].to_numpy(), np.arange(n)):
             raise ValueError(f"{city}: {name} table must list segment ids 0..{n - 1} in order")
-    s = standardise(structural[STRUCTURAL_COLUMNS].to_numpy())
+    s = (structural[STRUCTURAL_COLUMNS].to_numpy(dtype=np.float64) * STRUCTURAL_SCALE).astype(np.float32)
     attr = attributes.drop(columns=["segment_id"])
     numeric = [c for c in attr.columns if not c.startswith("class_") and not attr[c].isin([0, 1]).all()]
     u = attr.to_numpy(dtype=np.float64)
