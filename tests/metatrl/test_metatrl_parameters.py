@@ -66,17 +66,55 @@ def test_every_parameter_classified(disabled: str | None, small_config: MetaTRLC
     assert private, "the heads and the GAT are always private"
 
 
-def test_expected_components_shared_or_private(small_config: MetaTRLConfig) -> None:
+def _names(model) -> tuple[set[str], set[str]]:
+    return set(shared_parameters(model)), set(private_parameters(model))
+
+
+def test_paper_assignment_of_shared_and_private(small_config: MetaTRLConfig) -> None:
+    """The paper's split (eqs. 6-20): GAT road encoder, period embeddings, value view and value
+    projection, heads private; MKF, interval encoder, shared view, Q/K shared."""
     model = MetaTRLPretrainer(10, 5, small_config)
-    shared = shared_parameters(model)
-    private = private_parameters(model)
-    for fragment in ["shared_mkf", "shared_interval_mlp", "shared_bucket_embedding", "shared_time_mask",
-                     "shared_road_mask_token", "shared_view", "shared_w_q", "shared_w_k"]:
-        assert any(fragment in n for n in shared), fragment
-    for fragment in ["private_naf", "private_layers.0.private_w1", "private_layers.1.private_w4",
-                     "private_day_embedding", "private_minute_embedding", "private_view", "private_w_v",
-                     "private_out", "private_ffn", "private_road_head", "private_time_head"]:
-        assert any(fragment in n for n in private), fragment
+    shared, private = _names(model)
+    paper_shared = ["encoder.road_encoder.shared_mkf.", "encoder.temporal_encoder.shared_interval_mlp.",
+                    "encoder.temporal_encoder.shared_bucket_embedding", "encoder.trajectory_encoder.layers.0.shared_view.",
+                    "encoder.trajectory_encoder.layers.0.shared_w_q.", "encoder.trajectory_encoder.layers.1.shared_w_k."]
+    paper_private = ["encoder.road_encoder.private_naf.", "encoder.road_encoder.private_layers.0.private_w1.",
+                     "encoder.road_encoder.private_layers.0.private_w2", "encoder.road_encoder.private_layers.1.private_w3",
+                     "encoder.road_encoder.private_layers.1.private_w4",
+                     "encoder.temporal_encoder.private_day_embedding.", "encoder.temporal_encoder.private_minute_embedding.",
+                     "encoder.trajectory_encoder.layers.0.private_view.", "encoder.trajectory_encoder.layers.1.private_w_v.",
+                     "private_road_head.", "private_time_head."]
+    for prefix in paper_shared:
+        assert any(n.startswith(prefix) for n in shared), prefix
+    for prefix in paper_private:
+        assert any(n.startswith(prefix) for n in private), prefix
+    # every parameter of the road encoder but MKF is private (eqs. 7-10)
+    road = [n for n in shared if n.startswith("encoder.road_encoder.")]
+    assert road and all(n.startswith("encoder.road_encoder.shared_mkf.") for n in road)
+    # every parameter of the value path and of the period embeddings is private
+    assert not [n for n in shared if "w_v" in n or "private_view" in n or "day_embedding" in n or "head" in n]
+
+
+@pytest.mark.parametrize("unclassified_shared", [True, False])
+def test_unclassified_components_follow_the_config(small_config: MetaTRLConfig, unclassified_shared: bool) -> None:
+    """Output projection, layer norms, feed-forward and the two mask vectors: shared by default,
+    private with unclassified_shared=False; the paper's components do not move."""
+    cfg = dataclasses.replace(small_config, unclassified_shared=unclassified_shared)
+    model = MetaTRLPretrainer(10, 5, cfg)
+    shared, private = _names(model)
+    side = shared if unclassified_shared else private
+    other = private if unclassified_shared else shared
+    for layer in (0, 1):
+        for part in ("out", "norm1", "ffn", "norm2"):
+            prefix = "shared_" if unclassified_shared else "private_"
+            assert any(n.startswith(f"encoder.trajectory_encoder.layers.{layer}.{prefix}{part}.") for n in side), part
+            assert not any(f".{part}." in n or f"_{part}." in n for n in other), part
+    assert any(n.endswith("road_mask_token") for n in side)
+    assert any(n.endswith("time_mask") for n in side)
+    default_shared, default_private = _names(MetaTRLPretrainer(10, 5, small_config))
+    paper = {n for n in default_shared if any(k in n for k in ("mkf", "interval", "bucket", "shared_view", "w_q", "w_k"))}
+    assert paper <= shared
+    assert {n for n in default_private if n in private} == default_private
 
 
 def test_shared_state_dict_is_detached_clone(small_config: MetaTRLConfig) -> None:

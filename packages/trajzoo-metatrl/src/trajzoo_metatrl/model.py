@@ -42,6 +42,10 @@ class MetaTRLConfig(ConfigClass):
         use_interval: False -> no interval embedding (T = T^P).
         use_knowledge_fusion: False -> plain Transformer trajectory encoder.
         use_time_mask: False -> no time masking in pre-training (loss = road CE only).
+        unclassified_shared: side of the components the paper does not classify (attention
+            output projection, layer norms, feed-forward blocks, [MASK] road vector, time-mask
+            vector): True = shared across cities (default), False = private
+            (:mod:`trajzoo_metatrl.parameters`).
 
     Build from the config's ``hparams`` section with ``MetaTRLConfig.from_dict(d, key=...)``
     (:meth:`trajzoo.config.ConfigClass.from_dict`).
@@ -68,6 +72,7 @@ class MetaTRLConfig(ConfigClass):
     use_interval: bool = True
     use_knowledge_fusion: bool = True
     use_time_mask: bool = True
+    unclassified_shared: bool = True
 
     def check(self) -> None:
         """``d_model`` divisible by ``heads`` (multi-head attention of eq. 18)."""
@@ -107,10 +112,12 @@ class MetaTRLEncoder(nn.Module):
             attribute_dim, cfg.d_model, cfg.gat_layers, use_meta_knowledge=cfg.use_meta_knowledge
         )
         self.temporal_encoder = TransferableTemporalEncoder(
-            cfg.d_model, cfg.num_buckets, use_time_encoder=cfg.use_time_encoder, use_interval=cfg.use_interval
+            cfg.d_model, cfg.num_buckets, use_time_encoder=cfg.use_time_encoder, use_interval=cfg.use_interval,
+            unclassified_shared=cfg.unclassified_shared,
         )
         self.trajectory_encoder = KnowledgeFusionTrajectoryEncoder(
-            cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.use_knowledge_fusion
+            cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.use_knowledge_fusion,
+            cfg.unclassified_shared,
         )
 
     def reset_parameters(self) -> None:

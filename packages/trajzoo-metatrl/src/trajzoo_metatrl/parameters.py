@@ -10,6 +10,24 @@ across cities has an attribute name starting with ``shared_``; a PRIVATE one sta
 ``private_``. A parameter is classified by the components of its dotted name
 (``"road_encoder.shared_mkf.fc1.weight"`` is shared because of ``shared_mkf``). Every parameter
 must be exactly one of the two; :func:`classify_or_raise` checks it.
+
+The assignment follows the paper:
+
+* PRIVATE (city-specific): the GAT road encoder of eqs. 7-10 (NAF and W_1..W_4 of every
+  layer), the period embeddings t^d, t^m of eq. 11, the private view MLP^private and the value
+  projection W_V of eqs. 16-17, and the prediction heads W_fm, W_tm of eq. 19;
+* SHARED (cloned across cities): MKF of eq. 6, the interval encoder of eqs. 12-13 (its MLP and
+  the bucket matrix W_BE), the shared view MLP^shared of eq. 16 and the projections W_Q, W_K of
+  eq. 17;
+* NOT CLASSIFIED by the paper: the attention output projection, the layer norms and the
+  feed-forward block of every trajectory-encoder layer ("other components ... are not elaborated
+  here"), and the two learned stand-ins of the masking (the [MASK] road vector and the
+  time-mask vector). They are SHARED by default; ``MetaTRLConfig.unclassified_shared = False``
+  makes them private. Their attribute names are built with :func:`side_prefix`, so the name
+  still says on which side a parameter is.
+
+The plain ablations (``use_meta_knowledge=False``: GATConv road encoder; ``use_knowledge_fusion
+=False``: Q, K, V from H) replace paper components by private ones.
 """
 from __future__ import annotations
 
@@ -20,6 +38,18 @@ from torch import Tensor, nn
 
 SHARED_PREFIX = "shared_"
 PRIVATE_PREFIX = "private_"
+
+
+def side_prefix(shared: bool) -> str:
+    """The attribute-name prefix of a component whose side is chosen by configuration.
+
+    Args:
+        shared: True for the shared side.
+
+    Returns:
+        ``"shared_"`` or ``"private_"``.
+    """
+    return SHARED_PREFIX if shared else PRIVATE_PREFIX
 
 
 def is_shared(param_name: str) -> bool:

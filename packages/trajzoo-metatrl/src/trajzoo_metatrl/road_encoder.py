@@ -1,20 +1,22 @@
-"""Meta-knowledge enhanced road encoder of MetaTRL (paper eqs. 6-10).
+"""Meta-knowledge enhanced road encoder of MetaTRL (paper eqs. 6-10), with the paper's shapes.
 
-Reading of the paper's loose shapes used here (eq. 10 gives W_2 in R^{1 x d} but needs
-W_{i,j} in R^{2d x d}):
-
-* MKF(s) = MLP^shared(s) in R^d (eq. 6); MKF(e_ij) = MKF(s_i) || MKF(s_j) in R^{2d} (eq. 9);
-* m_ij = MKF(e_ij) W_2 with W_2 in R^{2d x 2d};
-* the edge-specific transform (h_i || h_j) W_ij is ((h_i || h_j) ⊙ m_ij) W_5 with
-  W_5 in R^{2d x d}, i.e. W_ij = diag(m_ij) W_5, a low-cost parametrisation of the per-edge
-  2d x d matrix;
-* e_ij = ((h_i || h_j) W_ij + p_ij W_3) W_4^T with W_3, W_4 in R^{1 x d};
+* MKF(s) = MLP^shared(s) in R^d (eq. 6), s the structural vector of eq. 5 (N, 6);
+* MKF(e_ij) = MKF(s_i) || MKF(s_j) in R^{2d} (eq. 9), read as a column vector (2d x 1);
+* W_ij = MKF(e_ij) W_2 with W_2 in R^{1 x d}, so W_ij in R^{2d x d} (eq. 10), the outer product
+  of MKF(e_ij) and W_2;
+* e_ij = ((h_i || h_j) W_ij + p_ij W_3) W_4^T with W_3, W_4 in R^{1 x d}: a scalar;
 * alpha_ij = softmax over j in N_i of LeakyReLU(e_ij) (negative slope 0.2);
-* h_i^(l+1) = ELU(sum_j alpha_ij h_j W_1) (eq. 8), h^(0) = NAF(u) = MLP^private(u) (eq. 7).
+* h_i^(l+1) = ELU(sum_j alpha_ij h_j W_1) (eq. 8) with W_1 in R^{d x d}, h^(0) = NAF(u) =
+  MLP^private(u) (eq. 7).
+
+Because W_ij is an outer product, (h_i || h_j) W_ij = ((h_i || h_j) . MKF(e_ij)) W_2: the layer
+computes the dot product per edge and never materialises the (E, 2d, d) tensor. There is no
+parameter beyond W_1..W_4 and the MLPs.
 
 Neighbourhood: N_i is the set of downstream successors j of segment i (``edge_index[0] = i``,
 ``edge_index[1] = j``, ``p_ij = transition_prob``) plus a self-loop with p_ii = 0, so messages
-flow from j to i along each edge. W_1..W_5 of every layer are private; MKF is shared.
+flow from j to i along each edge. NAF and W_1..W_4 of every layer are private; MKF is shared
+(:mod:`trajzoo_metatrl.parameters`).
 """
 from __future__ import annotations
 
@@ -31,9 +33,9 @@ from trajzoo.nn.mlp import MLP
 class MetaKnowledgeGATLayer(MessagePassing):
     """One graph-attention layer with meta-knowledge and transition-probability attention.
 
-    Source: MetaTRL eqs. 8-10 (see the module docstring for the reading of the shapes).
-    All parameters are private: ``private_w1`` (d x d), ``private_w2`` (2d x 2d),
-    ``private_w5`` (2d x d), ``private_w3`` and ``private_w4`` (1 x d).
+    Source: MetaTRL eqs. 8-10 (module docstring). All parameters are private:
+    ``private_w1`` (``Linear(d, d)`` without bias, W_1 in R^{d x d}), ``private_w2``, ``private_w3``
+    and ``private_w4`` (each ``(1, d)``: W_2, W_3, W_4 in R^{1 x d}).
 
     Args:
         d_model: hidden size d.
@@ -47,22 +49,33 @@ class MetaKnowledgeGATLayer(MessagePassing):
         self.d_model = d_model
         self.negative_slope = negative_slope
         self.private_w1 = nn.Linear(d_model, d_model, bias=False)
-        self.private_w2 = nn.Linear(2 * d_model, 2 * d_model, bias=False)
-        self.private_w5 = nn.Linear(2 * d_model, d_model, bias=False)
+        self.private_w2 = nn.Parameter(torch.empty(1, d_model))
         self.private_w3 = nn.Parameter(torch.empty(1, d_model))
         self.private_w4 = nn.Parameter(torch.empty(1, d_model))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform initialisation of W_1..W_5."""
-        for weight in (
-            self.private_w1.weight,
-            self.private_w2.weight,
-            self.private_w5.weight,
-            self.private_w3,
-            self.private_w4,
-        ):
+        """Xavier-uniform initialisation of W_1..W_4."""
+        for weight in (self.private_w1.weight, self.private_w2, self.private_w3, self.private_w4):
             nn.init.xavier_uniform_(weight)
+
+    def edge_scores(self, h_i: Tensor, h_j: Tensor, mkf_i: Tensor, mkf_j: Tensor, p: Tensor) -> Tensor:
+        """e_ij of eq. 10 for every edge, before the LeakyReLU and the softmax.
+
+        Args:
+            h_i, h_j: ``(E', d)`` embeddings of the aggregating road i and of its neighbour j.
+            mkf_i, mkf_j: ``(E', d)`` MKF(s_i), MKF(s_j) (eq. 6).
+            p: ``(E',)`` transition probabilities p_ij (dimensionless, in [0, 1]).
+
+        Returns:
+            ``(E',)`` scores e_ij = ((h_i || h_j) W_ij + p_ij W_3) W_4^T with
+            W_ij = MKF(e_ij) W_2 (2d x d).
+        """
+        mkf_edge = torch.cat([mkf_i, mkf_j], dim=-1)  # MKF(e_ij), eq. 9, (E', 2d)
+        hh = torch.cat([h_i, h_j], dim=-1)  # h_i || h_j, (E', 2d)
+        # (h_i || h_j) W_ij = ((h_i || h_j) . MKF(e_ij)) W_2, (E', d)
+        edge_hidden = (hh * mkf_edge).sum(dim=-1, keepdim=True) * self.private_w2
+        return ((edge_hidden + p.unsqueeze(-1) * self.private_w3) * self.private_w4).sum(dim=-1)
 
     def forward(self, h: Tensor, mkf: Tensor, edge_index: Tensor, p: Tensor) -> Tensor:  # type: ignore[override]
         """Compute h^(l+1) from h^(l) (eq. 8).
@@ -94,9 +107,7 @@ class MetaKnowledgeGATLayer(MessagePassing):
         size_i: int | None,
     ) -> Tensor:
         """Per-edge message alpha_ij h_j W_1 (eqs. 8-10); all tensors are per edge ``(E', ...)``."""
-        m = self.private_w2(torch.cat([mkf_i, mkf_j], dim=-1))  # MKF(e_ij) W_2, (E', 2d)
-        edge_hidden = self.private_w5(torch.cat([h_i, h_j], dim=-1) * m)  # (h_i||h_j) W_ij, (E', d)
-        score = ((edge_hidden + p.unsqueeze(-1) * self.private_w3) * self.private_w4).sum(dim=-1)  # e_ij
+        score = self.edge_scores(h_i, h_j, mkf_i, mkf_j, p)  # e_ij
         alpha = softmax(F.leaky_relu(score, self.negative_slope), index, ptr, size_i)  # (E',)
         return alpha.unsqueeze(-1) * hw_j
 

@@ -7,8 +7,9 @@
   matrix W_BE in R^{N_B x d} (eq. 13);
 * T = T^P + T^I (eq. 14).
 
-Where ``time_known`` is False the whole T is replaced by a learned, shared (city-independent)
-time-mask vector, so a hidden timestamp cannot reach the model.
+Where ``time_known`` is False the whole T is replaced by a learned time-mask vector, so a hidden
+timestamp cannot reach the model. The paper does not classify that vector; it is shared unless
+``unclassified_shared`` is False (:mod:`trajzoo_metatrl.parameters`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from torch import Tensor, nn
 
 from trajzoo.data.batch import TrajectoryBatch
 from trajzoo.nn.mlp import MLP
+
+from .parameters import side_prefix
 
 DAYS_PER_WEEK = 7
 MINUTES_PER_DAY = 1440
@@ -47,7 +50,8 @@ class TransferableTemporalEncoder(nn.Module):
         private_minute_embedding: ``Embedding(1440, d)``, t^m (eq. 11), private.
         shared_interval_mlp: MLP ``1 -> d -> N_B`` over log1p(Delta seconds) (eq. 13), shared.
         shared_bucket_embedding: ``(N_B, d)`` virtual-bucket matrix W_BE (eq. 13), shared.
-        shared_time_mask: ``(d,)`` vector used wherever the time is unknown, shared.
+        time_mask: ``(d,)`` vector used wherever the time is unknown, registered as
+            ``shared_time_mask`` or ``private_time_mask`` (see ``unclassified_shared``).
 
     Args:
         d_model: embedding size d.
@@ -55,6 +59,7 @@ class TransferableTemporalEncoder(nn.Module):
         use_time_encoder: False (ablation "w/o time encoder") makes ``forward`` return zeros
             and the module has no parameters.
         use_interval: False (ablation "w/o interval encoder") gives T = T^P.
+        unclassified_shared: side of the time-mask vector, which the paper does not classify.
 
     Raises:
         ValueError: if ``d_model`` or ``num_buckets`` is not positive.
@@ -66,6 +71,7 @@ class TransferableTemporalEncoder(nn.Module):
         num_buckets: int = 32,
         use_time_encoder: bool = True,
         use_interval: bool = True,
+        unclassified_shared: bool = True,
     ) -> None:
         super().__init__()
         if d_model <= 0 or num_buckets <= 0:
@@ -78,11 +84,11 @@ class TransferableTemporalEncoder(nn.Module):
         self.private_minute_embedding: nn.Embedding | None = None
         self.shared_interval_mlp: MLP | None = None
         self.shared_bucket_embedding: nn.Parameter | None = None
-        self.shared_time_mask: nn.Parameter | None = None
+        self._time_mask_name = side_prefix(unclassified_shared) + "time_mask"
         if use_time_encoder:
             self.private_day_embedding = nn.Embedding(DAYS_PER_WEEK, d_model)
             self.private_minute_embedding = nn.Embedding(MINUTES_PER_DAY, d_model)
-            self.shared_time_mask = nn.Parameter(torch.empty(d_model))
+            self.register_parameter(self._time_mask_name, nn.Parameter(torch.empty(d_model)))
             if self.use_interval:
                 self.shared_interval_mlp = MLP(1, d_model, num_buckets)
                 self.shared_bucket_embedding = nn.Parameter(torch.empty(num_buckets, d_model))
@@ -93,11 +99,16 @@ class TransferableTemporalEncoder(nn.Module):
         for table in (self.private_day_embedding, self.private_minute_embedding):
             if table is not None:
                 nn.init.normal_(table.weight, std=0.02)
-        for tensor in (self.shared_bucket_embedding, self.shared_time_mask):
+        for tensor in (self.shared_bucket_embedding, self.time_mask):
             if tensor is not None:
                 nn.init.normal_(tensor, std=0.02)
         if self.shared_interval_mlp is not None:
             self.shared_interval_mlp.reset_parameters()
+
+    @property
+    def time_mask(self) -> nn.Parameter | None:
+        """The ``(d,)`` time-mask vector (None without the time encoder)."""
+        return getattr(self, self._time_mask_name, None)
 
     def forward(self, batch: TrajectoryBatch) -> Tensor:
         """Time embeddings of every position.
@@ -117,7 +128,7 @@ class TransferableTemporalEncoder(nn.Module):
         b, length = batch.roads.shape
         if self.private_day_embedding is None or self.private_minute_embedding is None:
             return torch.zeros(b, length, self.d_model, device=batch.roads.device)
-        assert self.shared_time_mask is not None
+        assert self.time_mask is not None
         pad = batch.padding_mask
         day = batch.day_of_week.masked_fill(pad, 0)
         minute = batch.minute_of_day.masked_fill(pad, 0)
@@ -127,8 +138,8 @@ class TransferableTemporalEncoder(nn.Module):
             raise ValueError("minute_of_day must lie in 0..1439 at real positions")
         time = self.private_day_embedding(day) + self.private_minute_embedding(minute)  # T^P, eq. 11
         if self.shared_interval_mlp is not None and self.shared_bucket_embedding is not None:
-            delta = torch.log1p(interval_deltas(batch.seconds.to(time.dtype), pad))  # eq. 12, scaled
+            delta = torch.log1p(interval_deltas(batch.seconds.to(time.dtype), pad))  # eq. 12, log1p(s)
             weights = torch.softmax(self.shared_interval_mlp(delta.unsqueeze(-1)), dim=-1)  # (B, L, N_B)
             time = time + weights @ self.shared_bucket_embedding  # + T^I, eqs. 13-14
         unknown = (~batch.time_known).unsqueeze(-1)
-        return torch.where(unknown, self.shared_time_mask.expand_as(time), time)
+        return torch.where(unknown, self.time_mask.expand_as(time), time)

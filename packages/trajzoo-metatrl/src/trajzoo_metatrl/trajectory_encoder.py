@@ -1,15 +1,20 @@
 """Knowledge-fusion trajectory encoder of MetaTRL (paper eqs. 15-18).
 
 Input (eq. 15): x_i = h_{road_i} + T_i + pe_i, with pe a fixed sinusoidal position encoding and
-a learned shared [MASK] road vector in place of h at span-masked positions.
+a learned [MASK] road vector in place of h at span-masked positions.
 
 Each layer (eqs. 16-18), for the layer input H:
 X^private = MLP^private(H), X^shared = MLP^shared(H);
 Q = X^shared W_Q^shared, K = X^shared W_K^shared, V = X^private W_V^private;
-multi-head softmax(Q K^T / sqrt(d_head)) V over the real (non-padded) keys, private output
-projection, residual + LayerNorm (private), private feed-forward block (d -> ffn_dim -> d, ReLU),
-residual + LayerNorm (private). The paper writes sqrt(d) for a single head; with several heads
-each head is scaled by sqrt(d / n_heads), the usual multi-head convention.
+multi-head softmax(Q K^T / sqrt(d_head)) V over the real (non-padded) keys (eq. 18), output
+projection, residual + LayerNorm, feed-forward block (d -> ffn_dim -> d, ReLU), residual +
+LayerNorm. The paper writes sqrt(d) for a single head; with several heads each head is scaled by
+sqrt(d / n_heads), the usual multi-head convention.
+
+The views, W_Q, W_K (shared) and W_V (private) are classified by the paper. The output
+projection, the layer norms, the feed-forward block and the [MASK] road vector are not; they
+are shared unless ``unclassified_shared`` is False, and their attribute names carry the chosen
+side (``shared_out`` / ``private_out``, ...; :mod:`trajzoo_metatrl.parameters`).
 
 The ablation ``use_knowledge_fusion=False`` is a plain post-LayerNorm Transformer encoder whose
 Q, K, V all come from H through private projections.
@@ -23,14 +28,17 @@ from trajzoo.nn.attention import attention_weights, split_heads
 from trajzoo.nn.mlp import MLP
 from trajzoo.nn.positional import sinusoidal_position_encoding
 
+from .parameters import side_prefix
+
 
 class KnowledgeFusionLayer(nn.Module):
     """One knowledge-fusion Transformer layer (MetaTRL eqs. 16-18), or a plain one.
 
     Attributes (knowledge fusion): ``private_view`` / ``shared_view`` (MLPs of eq. 16),
-    ``shared_w_q``, ``shared_w_k``, ``private_w_v`` (eq. 17), ``private_out`` (output projection),
-    ``private_norm1``, ``private_ffn``, ``private_norm2``. Plain (ablation): ``private_w_q``,
-    ``private_w_k``, ``private_w_v`` applied directly to H, the rest as above.
+    ``shared_w_q``, ``shared_w_k``, ``private_w_v`` (eq. 17); ``out`` (output projection),
+    ``norm1``, ``ffn``, ``norm2``, registered as ``<side>out``, ``<side>norm1``, ... with
+    ``<side>`` = ``shared_`` or ``private_`` per ``unclassified_shared``. Plain (ablation):
+    ``private_w_q``, ``private_w_k``, ``private_w_v`` applied directly to H, the rest as above.
 
     Args:
         d_model: model size d (divisible by ``n_heads``).
@@ -38,6 +46,8 @@ class KnowledgeFusionLayer(nn.Module):
         ffn_dim: hidden size of the feed-forward block.
         dropout: dropout on attention weights and on both residual branches.
         use_knowledge_fusion: False for the plain Transformer layer.
+        unclassified_shared: side of the output projection, layer norms and feed-forward block
+            (not classified by the paper): True = shared (default), False = private.
 
     Raises:
         ValueError: if ``d_model`` is not divisible by ``n_heads`` or a size is not positive.
@@ -50,6 +60,7 @@ class KnowledgeFusionLayer(nn.Module):
         ffn_dim: int,
         dropout: float = 0.0,
         use_knowledge_fusion: bool = True,
+        unclassified_shared: bool = True,
     ) -> None:
         super().__init__()
         if d_model <= 0 or n_heads <= 0 or ffn_dim <= 0:
@@ -70,16 +81,38 @@ class KnowledgeFusionLayer(nn.Module):
             self.private_w_q = nn.Linear(d_model, d_model)
             self.private_w_k = nn.Linear(d_model, d_model)
         self.private_w_v = nn.Linear(d_model, d_model)
-        self.private_out = nn.Linear(d_model, d_model)
-        self.private_norm1 = nn.LayerNorm(d_model)
-        self.private_ffn = nn.Sequential(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, d_model))
-        self.private_norm2 = nn.LayerNorm(d_model)
+        self._side = side_prefix(unclassified_shared)
+        self.add_module(self._side + "out", nn.Linear(d_model, d_model))
+        self.add_module(self._side + "norm1", nn.LayerNorm(d_model))
+        self.add_module(self._side + "ffn", nn.Sequential(nn.Linear(d_model, ffn_dim), nn.ReLU(),
+                                                          nn.Linear(ffn_dim, d_model)))
+        self.add_module(self._side + "norm2", nn.LayerNorm(d_model))
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
+    @property
+    def out(self) -> nn.Linear:
+        """Output projection of the attention (not classified by the paper)."""
+        return getattr(self, self._side + "out")
+
+    @property
+    def norm1(self) -> nn.LayerNorm:
+        """LayerNorm after the attention residual (not classified by the paper)."""
+        return getattr(self, self._side + "norm1")
+
+    @property
+    def ffn(self) -> nn.Sequential:
+        """Feed-forward block d -> ffn_dim -> d (not classified by the paper)."""
+        return getattr(self, self._side + "ffn")
+
+    @property
+    def norm2(self) -> nn.LayerNorm:
+        """LayerNorm after the feed-forward residual (not classified by the paper)."""
+        return getattr(self, self._side + "norm2")
+
     def reset_parameters(self) -> None:
         """Xavier-uniform projections with zero bias; default init for MLPs, FFN and LayerNorms."""
-        projections = [self.private_w_v, self.private_out]
+        projections = [self.private_w_v, self.out]
         if self.use_knowledge_fusion:
             projections += [self.shared_w_q, self.shared_w_k]
             self.private_view.reset_parameters()
@@ -89,7 +122,7 @@ class KnowledgeFusionLayer(nn.Module):
         for linear in projections:
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
-        for module in (self.private_norm1, self.private_norm2, self.private_ffn[0], self.private_ffn[2]):
+        for module in (self.norm1, self.norm2, self.ffn[0], self.ffn[2]):
             module.reset_parameters()
 
     def _query_key_value(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -133,15 +166,16 @@ class KnowledgeFusionLayer(nn.Module):
         q, k, v = self._query_key_value(h)
         attention = self.dropout(self._softmax_scores(q, k, padding_mask))  # eq. 18
         context = (attention @ v).transpose(1, 2).reshape(h.shape)
-        h = self.private_norm1(h + self.dropout(self.private_out(context)))
-        return self.private_norm2(h + self.dropout(self.private_ffn(h)))
+        h = self.norm1(h + self.dropout(self.out(context)))
+        return self.norm2(h + self.dropout(self.ffn(h)))
 
 
 class KnowledgeFusionTrajectoryEncoder(nn.Module):
     """Stack of :class:`KnowledgeFusionLayer` plus the input embedding of eq. 15.
 
     Attributes:
-        shared_road_mask_token: ``(d,)`` learned [MASK] road vector, shared.
+        road_mask_token: ``(d,)`` learned [MASK] road vector, registered as
+            ``shared_road_mask_token`` or ``private_road_mask_token`` (``unclassified_shared``).
         layers: the ``n_layers`` :class:`KnowledgeFusionLayer` (the container is neither shared
             nor private; each layer classifies its own parameters by attribute name, and the
             plain ablation's layers have only private ones).
@@ -153,6 +187,8 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         ffn_dim: feed-forward hidden size.
         dropout: dropout probability (default 0).
         use_knowledge_fusion: False for a plain Transformer encoder (ablation).
+        unclassified_shared: side of the components the paper does not classify (see
+            :class:`KnowledgeFusionLayer`) and of the [MASK] road vector.
 
     Raises:
         ValueError: on invalid sizes (see :class:`KnowledgeFusionLayer`) or ``n_layers < 1``.
@@ -166,20 +202,28 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         ffn_dim: int = 128,
         dropout: float = 0.0,
         use_knowledge_fusion: bool = True,
+        unclassified_shared: bool = True,
     ) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         self.d_model = d_model
-        self.shared_road_mask_token = nn.Parameter(torch.empty(d_model))
+        self._mask_token_name = side_prefix(unclassified_shared) + "road_mask_token"
+        self.register_parameter(self._mask_token_name, nn.Parameter(torch.empty(d_model)))
         self.layers = nn.ModuleList(
-            KnowledgeFusionLayer(d_model, n_heads, ffn_dim, dropout, use_knowledge_fusion) for _ in range(n_layers)
+            KnowledgeFusionLayer(d_model, n_heads, ffn_dim, dropout, use_knowledge_fusion, unclassified_shared)
+            for _ in range(n_layers)
         )
         self.reset_parameters()
 
+    @property
+    def road_mask_token(self) -> nn.Parameter:
+        """The ``(d,)`` [MASK] road vector of span-masked positions."""
+        return getattr(self, self._mask_token_name)
+
     def reset_parameters(self) -> None:
         """[MASK] vector ~ N(0, 0.02^2); every layer re-initialised."""
-        nn.init.normal_(self.shared_road_mask_token, std=0.02)
+        nn.init.normal_(self.road_mask_token, std=0.02)
         for layer in self.layers:
             layer.reset_parameters()
 
@@ -209,7 +253,7 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         if road_mask is not None:
             if road_mask.shape != roads.shape:
                 raise ValueError(f"road_mask has shape {tuple(road_mask.shape)}, roads {tuple(roads.shape)}")
-            h = torch.where(road_mask.unsqueeze(-1), self.shared_road_mask_token.expand_as(h), h)
+            h = torch.where(road_mask.unsqueeze(-1), self.road_mask_token.expand_as(h), h)
         pe = sinusoidal_position_encoding(roads.shape[1], self.d_model, device=roads.device).to(h.dtype)
         return h + time_embeddings + pe
 
