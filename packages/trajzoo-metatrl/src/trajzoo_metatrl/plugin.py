@@ -36,6 +36,6 @@ class MetaTRLPlugin(RoadModelPlugin):
         """Eqs. 1-4 (see :func:`trajzoo_metatrl.meta_learning.meta_pretrain`); returns the
         target encoder. ``section`` = ``{"hparams": model config, "pretrain": schedule}``;
         with no sources the meta phase is skipped (in-city)."""
-        config = MetaTRLConfig.from_dict(section.get("hparams", {}))
-        schedule = PretrainSchedule.from_dict(section.get("pretrain", {}))
-        return meta_pretrain(target, sources, config, schedule, context).encoder
+        config = MetaTRLConfig.from_dict(section.get("hparams", {}), key="models.metatrl.hparams")
+        schedule = PretrainSchedule.from_dict(section.get("pretrain", {}), key="models.metatrl.pretrain")
+        return meta_pretrain(target, sources, config, schedule, context).target.encoder
