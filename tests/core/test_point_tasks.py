@@ -70,14 +70,15 @@ def test_tp_hides_xy_of_the_last_five_points():
         TrajectoryPrediction().make_query(batch_of(6))
 
 
-def test_tr_keeps_every_eighth_point():
-    b = batch_of(9, 18)
+def test_tr_keeps_every_eighth_point_and_the_last():
+    b = batch_of(9, 18, 13)
     q = TrajectoryRecovery().make_query(b)
     hidden = q.spatial_mask
-    assert [i for i in range(18) if not hidden[1, i]] == [0, 8, 16]
+    assert [i for i in range(18) if not hidden[1, i]] == [0, 8, 16, 17]  # the last point is kept
     assert [i for i in range(9) if not hidden[0, i]] == [0, 8]
+    assert [i for i in range(13) if not hidden[2, i]] == [0, 8, 12]
     assert not hidden[0, 9:].any()  # padding never hidden
-    assert hidden.sum().item() == 7 + 15
+    assert hidden.sum().item() == 7 + 14 + 10
     assert not q.temporal_mask.any()
 
 

@@ -141,3 +141,38 @@ def test_invalid_batches_raise(small_config):
     bad = build_batch([4], seed=0)
     with pytest.raises(ValueError, match="road_class"):
         model.predict(replace(bad, road_class=bad.road_class + 100))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_causal_attention_over_points(causal):
+    """Default (paper's public code): point i attends to points 0..i, so changing a later point
+    leaves the earlier representations unchanged; without ``causal`` it does not."""
+    torch.manual_seed(0)
+    model = TransferTraj(TransferTrajConfig(d_model=32, ffn_dim=32, max_len=32, causal=causal)).eval()
+    assert model.config.causal is causal and TransferTrajConfig().causal
+    batch = build_batch([10, 10], seed=1)
+    later = replace(batch, xy=batch.xy + 500.0 * (torch.arange(10) >= 7)[None, :, None],
+                    poi_category=torch.where(torch.arange(10) >= 7, (batch.poi_category + 1) % 14, batch.poi_category))
+    a, b = model(batch), model(later)
+    change_before = (a[:, :7] - b[:, :7]).abs().max()
+    assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-4
+    if causal:
+        assert change_before == 0
+    else:
+        assert change_before > 1e-4
+
+
+@pytest.mark.parametrize("use_moe", [True, False])
+def test_ffn_dim_sizes_every_feed_forward_layer(use_moe):
+    cfg = TransferTrajConfig(d_model=32, ffn_dim=24, max_len=32, use_moe=use_moe)
+    model = TransferTraj(cfg)
+    assert (model.mixing.ffn[0].out_features, model.mixing.ffn[2].in_features) == (24, 24)
+    for block in model.encoder.blocks:
+        if use_moe:
+            assert block.ffn.w1.shape == (cfg.experts, 32, 24) and block.ffn.w2.shape == (cfg.experts, 24, 32)
+        else:
+            assert (block.ffn.net[0].out_features, block.ffn.net[3].in_features) == (24, 24)
+    hidden = {m.out_features for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "ffn" in n
+              and "gate" not in n
+              and m.out_features != 32}
+    assert hidden == {24}

@@ -30,7 +30,7 @@ class RTTEBlock(nn.Module):
         rotary = (TrieRotary(d // cfg.heads, cfg.trie_min_wavelength_m, cfg.trie_max_wavelength_m, cfg.trie_learnable)
                   if cfg.use_trie else None)
         self.norm_attn = nn.LayerNorm(d)
-        self.attn = TrieAttention(d, cfg.heads, cfg.dropout, rotary)
+        self.attn = TrieAttention(d, cfg.heads, cfg.dropout, rotary, causal=cfg.causal)
         self.norm_ffn = nn.LayerNorm(d)
         if cfg.use_moe:
             self.ffn: nn.Module = SCMoE(d, cfg.ffn_dim, cfg.experts, cfg.top_k, cfg.gate_hidden, cfg.gate_noise,

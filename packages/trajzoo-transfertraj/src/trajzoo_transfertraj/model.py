@@ -62,7 +62,7 @@ class TransferTraj(nn.Module):
         cfg = self.config
         self.d_model = cfg.d_model
         self.modalities = PointModalityExtractor(cfg.d_model, cfg.spatial_scale_m, cfg.time_scale_min)
-        self.mixing = ModalityMixingLayer(cfg.d_model, cfg.heads, 2 * cfg.d_model, cfg.dropout)
+        self.mixing = ModalityMixingLayer(cfg.d_model, cfg.heads, cfg.ffn_dim, cfg.dropout)
         self.register_buffer("index_encoding", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False)
         self.absolute_xy = (AbsoluteXYEncoding(cfg.d_model, cfg.trie_min_wavelength_m, cfg.trie_max_wavelength_m)
                             if not cfg.use_trie else None)

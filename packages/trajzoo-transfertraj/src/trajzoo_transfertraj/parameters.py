@@ -27,8 +27,10 @@ class TransferTrajConfig(ConfigClass):
         layers: number L of RTTE blocks (TRIE attention + SC-MoE; paper: 2).
         heads: attention heads (d_model must be divisible by heads; the head size must be even
             for the TRIE rotation).
-        ffn_dim: hidden size of each expert feed-forward network (and of the single FFN of the
-            ``use_moe=False`` ablation, and of the point FFN after modality mixing).
+        ffn_dim: hidden size of every feed-forward layer of the model: each SC-MoE expert, the
+            single FFN of the ``use_moe=False`` ablation, and the point FFN of modality mixing.
+        causal: causal self-attention over the points (point i attends to points 0..i), as the
+            paper's public code masks its sequence model.
         experts: number C of SC-MoE experts (paper: 8).
         top_k: experts active per point (paper: 4).
         dropout: dropout probability (0 on CPU: it roughly doubles the cost).
@@ -84,6 +86,7 @@ class TransferTrajConfig(ConfigClass):
     experts: int = ranged(8, ge=1)
     top_k: int = ranged(4, ge=1)
     dropout: float = ranged(0.0, ge=0, lt=1)
+    causal: bool = True
     use_trie: bool = True
     use_moe: bool = True
     moe_dispatch: str = ranged("sparse", choices=("dense", "sparse"))

@@ -152,16 +152,21 @@ class TrieRotary(nn.Module):
 class TrieAttention(nn.Module):
     """Multi-head self-attention over the points of a trajectory, with TRIE-rotated q and k.
 
-    ``Attn(H) = softmax(Q' K'^T / sqrt(dh)) V`` with ``Q'_i = R(p_i) Q_i``, ``K'_j = R(p_j) K_j``
-    per head (the rotation is shared by the heads); padded keys are excluded.
+    ``Attn(H) = softmax(Q' K'^T / sqrt(dh) + M) V`` with ``Q'_i = R(p_i) Q_i``, ``K'_j = R(p_j) K_j``
+    per head (the rotation is shared by the heads); padded keys are excluded (M = -inf) and, with
+    ``causal`` (the paper's public code: a causal mask on the sequence model), so are the keys
+    after the query (j > i): point i attends to points 0..i.
 
     Args:
         d_model: d. heads: h (dh = d / h even). dropout: on attention weights and output.
         rotary: a :class:`TrieRotary` of size dh, or None for plain attention (ablation).
+        causal: mask the keys after each query.
     """
 
-    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, rotary: TrieRotary | None = None) -> None:
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, rotary: TrieRotary | None = None,
+                 causal: bool = False) -> None:
         super().__init__()
+        self.causal = bool(causal)
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
         self.d_model, self.heads, self.head_dim = d_model, heads, d_model // heads
@@ -195,11 +200,20 @@ class TrieAttention(nn.Module):
             q, k = self.rotary.rotate(q, cos, sin), self.rotary.rotate(k, cos, sin)
         return q, k, v
 
+    def allowed(self, padding_mask: Tensor) -> Tensor:
+        """``(B, 1, L, L)`` bool, True where query i may attend to key j (real key, and j <= i
+        when causal)."""
+        l = padding_mask.shape[1]
+        attend = ~padding_mask[:, None, None, :]
+        if self.causal:
+            attend = attend & torch.ones(l, l, dtype=torch.bool, device=padding_mask.device).tril()
+        return attend
+
     def scores(self, h: Tensor, pos_m: Tensor | None, padding_mask: Tensor) -> Tensor:
-        """Pre-softmax attention logits ``(B, heads, L, L)``, -inf at padded keys."""
+        """Pre-softmax attention logits ``(B, heads, L, L)``, -inf where not :meth:`allowed`."""
         q, k, _ = self.project(h, pos_m)
         s = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
-        return s.masked_fill(padding_mask[:, None, None, :], float("-inf"))
+        return s.masked_fill(~self.allowed(padding_mask), float("-inf"))
 
     def forward(self, h: Tensor, pos_m: Tensor | None, padding_mask: Tensor) -> Tensor:
         """Attention output.
@@ -212,7 +226,7 @@ class TrieAttention(nn.Module):
         """
         b, l, d = h.shape
         q, k, v = self.project(h, pos_m)
-        attend = ~padding_mask[:, None, None, :]  # True = may attend
+        attend = self.allowed(padding_mask)  # True = may attend (a real point always sees itself)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
                                            dropout_p=self.p_drop if self.training else 0.0)
         return self.dropout(self.out(o.transpose(1, 2).reshape(b, l, d)))

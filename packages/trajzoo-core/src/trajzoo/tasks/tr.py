@@ -7,14 +7,14 @@ import torch
 
 from trajzoo.data.points import PointBatch
 from trajzoo.metrics import displacement_metrics
-from trajzoo.tasks.point_base import PointTask, positions
+from trajzoo.tasks.point_base import PointTask, last_index, positions
 
 
 class TrajectoryRecovery(PointTask):
-    """TR: keep points with index % ``keep_every`` (8) == 0 visible, hide x, y of all others (their
-    times stay visible). Trips need ``keep_every + 1`` (9) points, so that at least two points are
-    kept. Note the last point is hidden unless its index is a multiple of 8 (the rule of the task
-    statement, kept as is). Metrics: MAE and RMSE (metres) of the Euclidean error, pooled over every
+    """TR: keep points with index % ``keep_every`` (8) == 0 and the last point visible, hide x, y of
+    all others (their times stay visible): the sparse trajectory keeps its end, so every hidden
+    point lies between two kept ones (recovery, not prediction). Trips need ``keep_every + 1`` (9)
+    points. Metrics: MAE and RMSE (metres) of the Euclidean error, pooled over every
     recovered point (:func:`trajzoo.metrics.displacement_metrics`).
     """
 
@@ -29,8 +29,10 @@ class TrajectoryRecovery(PointTask):
         self.min_points = keep_every + 1
 
     def make_query(self, batch: PointBatch) -> PointBatch:
-        """Spatial mask True at real positions whose index is not a multiple of ``keep_every``."""
-        spatial = (positions(batch) % self.keep_every != 0) & ~batch.padding_mask
+        """Spatial mask True at real positions whose index is not a multiple of ``keep_every``,
+        except the last real point (always kept)."""
+        pos = positions(batch)
+        spatial = (pos % self.keep_every != 0) & (pos != last_index(batch).unsqueeze(1)) & ~batch.padding_mask
         return batch.with_masks(spatial, torch.zeros_like(spatial))
 
     def metrics(self, y_true, y_pred):
