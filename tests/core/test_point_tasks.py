@@ -128,3 +128,44 @@ def test_select_rejects_wrong_shapes():
         TrajectoryRecovery().select(q, {"xy": torch.zeros(1, 3, 2)})
     with pytest.raises(KeyError):
         TrajectoryRecovery().select(q, {"t_minutes": torch.zeros(1, 9)})
+
+
+def test_interpolation_baseline_exact_on_constant_velocity_and_by_hand():
+    from trajzoo.tasks.point_base import interpolate_positions, interpolation_baseline
+    from trajzoo.training.point_tasks import evaluate_point_task
+
+    rows = [row("a", 20), row("b", 13, x0=0.0, step_s=30)]
+    for task in (TrajectoryPrediction(), TrajectoryRecovery()):
+        out = interpolation_baseline(task, rows, "toy", max_len=400)
+        assert set(out) == {"MAE", "RMSE", "n", "n_predictions"} and out["n"] == 2
+        assert out["MAE"] == pytest.approx(0.0, abs=1e-6)  # straight line at constant speed
+    assert interpolation_baseline(TrajectoryPrediction(), rows, "toy", 400)["n_predictions"] == 10
+    # by hand: a turn with uneven sampling
+    r = row("c", 10)
+    r["x"] = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], dtype=float)
+    r["y"] = np.array([0, 0, 0, 0, 0, 10, 20, 30, 40, 50], dtype=float)
+    r["t"] = 1_400_000_000 + np.array([0, 60, 120, 180, 240, 300, 360, 420, 600, 660])
+    q = TrajectoryRecovery(keep_every=4).make_query(collate_points([r], "toy", 400))  # keeps 0, 4, 8, 9
+    p = interpolate_positions(q)[0]
+    assert p[2].tolist() == pytest.approx([20.0, 0.0])
+    assert p[6].tolist() == pytest.approx([40 + 40 * 120 / 360, 40 * 120 / 360])  # time-linear, not index-linear
+    q = TrajectoryPrediction(n_predict=3).make_query(collate_points([r], "toy", 400))  # last visible 6 (t=360)
+    p = interpolate_positions(q)[0]
+    assert p[8].tolist() == pytest.approx([60 + 240 / 60 * 10, 20 + 240 / 60 * 10])  # constant velocity
+    # reads only visible values: hidden x, y zeroed in the query give the same baseline
+    assert torch.equal(interpolate_positions(q), interpolate_positions(q.visible()))
+    # the same numbers through the model loop with the baseline as a "model"
+
+    class Baseline(torch.nn.Module):
+        def predict(self, query):
+            return {"xy": interpolate_positions(query).float(), "t_minutes": query.t_minutes}
+
+    curvy = [r, row("d", 30, step_s=15)]
+    for task in (TrajectoryPrediction(), TrajectoryRecovery(keep_every=4)):
+        a = interpolation_baseline(task, curvy, "toy", 400)
+        b = evaluate_point_task(Baseline(), task, curvy, 8, "cpu", "toy", 400)
+        assert a == pytest.approx(b) and a["MAE"] >= 0
+    with pytest.raises(ValueError, match="recovers"):
+        interpolation_baseline(ODTravelTime(), rows, "toy")
+    with pytest.raises(ValueError, match="no trajectory"):
+        interpolation_baseline(TrajectoryPrediction(), [], "toy")

@@ -116,3 +116,92 @@ def last_index(batch: PointBatch) -> Tensor:
 def positions(batch: PointBatch) -> Tensor:
     """``(B, L)`` int64 point index along each trajectory."""
     return torch.arange(batch.max_len, device=batch.xy.device).expand(batch.batch_size, -1)
+
+
+def interpolate_positions(query: PointBatch) -> Tensor:
+    """Linear-interpolation baseline positions of every point of a query, from visible values only.
+
+    A point whose x, y are hidden gets, from the visible points a (the last visible before it)
+    and b (the first visible after it), the position linear in TIME between them
+    ``xy_a + (t_i - t_a) / (t_b - t_a) (xy_b - xy_a)``; after the last visible point, the linear
+    extrapolation at the velocity of the last two visible points
+    ``xy_a + (t_i - t_a) (xy_a - xy_a') / (t_a - t_a')`` (a' the visible point before a; the
+    position of a is carried when there is no a' or no time elapsed). Time is
+    ``t_minutes`` when the query hides no time, else the point index. Visible points keep their
+    position; padding is 0.
+
+    Args:
+        query: ``(B, L)`` query batch (its hidden values are not read: ``query.visible()``).
+
+    Returns:
+        ``(B, L, 2)`` float64 metres relative to the first point.
+    """
+    v = query.visible()
+    b, l = v.padding_mask.shape
+    xy = v.xy.double()
+    vis = ~v.spatial_mask & ~v.padding_mask
+    idx = torch.arange(l, device=xy.device).expand(b, l)
+    t = idx.double() if bool(v.temporal_mask.any()) else v.t_minutes.double()
+    prev = torch.where(vis, idx, torch.full_like(idx, -1)).cummax(dim=1).values  # last visible <= i
+    nxt = torch.where(vis, idx, torch.full_like(idx, l)).flip(1).cummin(dim=1).values.flip(1)  # first visible >= i
+    prev_strict = torch.cat([torch.full_like(idx[:, :1], -1), prev[:, :-1]], dim=1)  # last visible < i
+    a = prev.clamp(min=0)
+    a2 = prev_strict.gather(1, a)  # the visible point before a
+    has_a, has_b, has_a2 = prev >= 0, nxt < l, a2 >= 0
+    bb, a2c = nxt.clamp(max=l - 1), a2.clamp(min=0)
+
+    def at(x, i):
+        return x.gather(1, i) if x.dim() == 2 else x.gather(1, i.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+    xa, xb, xa2 = at(xy, a), at(xy, bb), at(xy, a2c)
+    ta, tb, ta2 = at(t, a), at(t, bb), at(t, a2c)
+    span = tb - ta
+    w = torch.where(span > 0, (t - ta) / span.where(span > 0, torch.ones_like(span)), torch.full_like(span, 0.5))
+    inside = xa + w.unsqueeze(-1) * (xb - xa)
+    dt = ta - ta2
+    ok = has_a2 & (dt > 0)
+    vel = torch.where(ok.unsqueeze(-1), (xa - xa2) / dt.where(ok, torch.ones_like(dt)).unsqueeze(-1), torch.zeros_like(xa))
+    beyond = xa + (t - ta).unsqueeze(-1) * vel
+    out = torch.where((has_a & has_b).unsqueeze(-1), inside, torch.where(has_a.unsqueeze(-1), beyond, xb))
+    out = torch.where(vis.unsqueeze(-1), xy, out)
+    return out.masked_fill(v.padding_mask.unsqueeze(-1), 0.0)
+
+
+def interpolation_baseline(task: PointTask, rows: list[dict], city: str, max_len: int = 128,
+                           batch_size: int = 256) -> dict:
+    """Score the linear-interpolation baseline (:func:`interpolate_positions`) on a point task
+    that recovers x, y (TP: constant-velocity extrapolation of the last visible points; TR:
+    time-linear interpolation between the kept points), so that the learnt part of a model's
+    TP / TR error is visible next to it.
+
+    Args:
+        task: a :class:`PointTask` with ``recovered == "xy"`` (TP, TR).
+        rows: ELIGIBLE point rows (:func:`trajzoo.data.points.point_rows`, filter with
+            ``task.eligible``). city: city key. max_len: points kept per trajectory by the
+            collate (as for the model). batch_size: trajectories per collated batch.
+
+    Returns:
+        The dict of :func:`trajzoo.training.point_tasks.evaluate_point_task`:
+        ``{**task.metrics(y_true, y_pred), "n": trajectories, "n_predictions": recovered points}``
+        (MAE, RMSE in metres for TP and TR).
+
+    Raises:
+        ValueError: the task does not recover x, y, or no rows.
+    """
+    from trajzoo.data.points import iterate_point_batches
+
+    if task.recovered != "xy":
+        raise ValueError(f"interpolation_baseline: task {task.name} recovers {task.recovered}, not xy")
+    if not rows:
+        raise ValueError(f"task {task.name} on {city}: no trajectory to evaluate")
+    truths, preds = [], []
+    for batch in iterate_point_batches(rows, batch_size, city, max_len):
+        query = task.make_query(batch)
+        y_true, y_pred = task.select(query, {"xy": interpolate_positions(query).to(query.xy.dtype)})
+        truths.append(y_true.double())
+        preds.append(y_pred.double())
+    y_true = torch.cat(truths).numpy()
+    y_pred = torch.cat(preds).numpy()
+    out = dict(task.metrics(y_true, y_pred))
+    out.update(n=len(rows), n_predictions=int(y_true.shape[0]))
+    return out
