@@ -46,6 +46,9 @@ def workflow_run(repo, data_root, tmp_path_factory):
     """The base run: a working directory in which the default target (every table, summary,
     transfer matrix and figure) was built on the slice. Tests read it and never write into it
     (they copy it, see ``e2e_support.copy_run``)."""
+    reuse = os.environ.get("TRAJZOO_E2E_BASE")  # a finished base run to reuse (development only)
+    if reuse:
+        return Path(reuse)
     work = tmp_path_factory.mktemp("e2e")
     (work / "config.yaml").write_text(yaml.safe_dump(small_config(repo, data_root)))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
