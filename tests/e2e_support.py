@@ -41,7 +41,7 @@ def small_config(repo, data_root):
         if "epochs" in model.get("pretrain", {}):
             model["pretrain"] = {**model["pretrain"], "epochs": 1}
     m = cfg["models"]["metatrl"]
-    m["pretrain"].update(meta_epochs=1, source_steps=3, query_batches=1, target_epochs=1)
+    m["pretrain"].update(meta_epochs=1, episodes=2, source_steps=3, query_batches=1, target_epochs=1)
     tt = cfg["models"]["transfertraj"]  # a small TransferTraj (still C = 8 experts, top-4)
     tt["hparams"].update(gate_hidden=16, max_len=64)
     tt["pretrain"]["max_trips_per_city"] = 200
