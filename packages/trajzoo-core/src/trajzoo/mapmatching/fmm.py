@@ -206,7 +206,7 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
         piece, ``n_no_candidate`` / ``no_candidate_fixes`` (0-based input-fix indices as text,
         e.g. ``"4-6,9"``) fixes with no road within the radius, ``split_after`` input-fix indices
         after which the trip was cut, ``route_m`` / ``gps_m`` / ``route_gps_ratio`` /
-        ``n_revisited`` of the kept piece (NaN / -1 when nothing was matched).
+        ``n_revisited`` of the longest matched piece (the kept one; NaN / -1 when nothing matched).
     """
     import fastmm
 
