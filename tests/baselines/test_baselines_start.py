@@ -1,5 +1,7 @@
-"""START (ICDE 2023): TPE-GAT uses p_ij, TAT-Enc's interval bias, augmentations, NT-Xent,
-span masks, shapes and padding invariance."""
+"""START (ICDE 2023): TPE-GAT over predecessors with in-normalised p_ij, TAT-Enc's interval
+bias, the [CLS] token and pooler, the paper's augmentations (trimming 5-15 % from one end,
+shifting ~15 % of travel times by 15-30 % toward their mean), NT-Xent, span masks, shapes and
+padding invariance."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,12 +12,13 @@ import torch
 from baselines_toy import ATTRIBUTE_DIM, NUM_SEGMENTS, append_padding, build_batch, build_graph
 from baselines_toy import single_thread  # noqa: F401  (autouse fixture)
 from trajzoo.data.batch import hide_times
-from trajzoo_baselines.start.augmentation import shift_times, trim_trajectories
+from trajzoo_baselines.start.augmentation import (road_mean_travel_seconds, shift_times, travel_times,
+                                                  trim_trajectories)
 from trajzoo_baselines.start.config import STARTConfig, STARTSchedule
 from trajzoo_baselines.start.model import STARTEncoder
 from trajzoo.nn.contrastive import nt_xent
 from trajzoo_baselines.start.objective import STARTPretrainer
-from trajzoo_baselines.start.road_encoder import TPEGATRoadEncoder
+from trajzoo_baselines.start.road_encoder import TPEGATRoadEncoder, out_counts_from_trips, transfer_probability_edges
 from trajzoo_baselines.start.trajectory_encoder import TimeIntervalBias, TimeAwareSelfAttention
 
 CONFIG = STARTConfig(d_model=16, gat_layers=2, gat_heads=2, layers=2, heads=2, ffn_dim=32, dropout=0.0,
@@ -56,24 +59,8 @@ def test_tpe_gat_output_depends_on_transfer_probability():
         h, h_other = gat(graph), gat(other)
     assert h.shape == (NUM_SEGMENTS, 16)
     assert not torch.allclose(h, h_other, atol=1e-6)
-    # p_ij only steers the attention of segment i over its successors: the sink 9 (only a self
-    # loop) depends on nothing but its own features in the first layer
     changed = (h - h_other).abs().sum(dim=1) > 1e-6
-    assert changed.sum() >= NUM_SEGMENTS - 2
-
-
-def test_tpe_gat_aggregates_downstream_successors():
-    """Segment 9 has no successor: changing only segment 0's features (9's only upstream is 4,
-    0 is not downstream of 9) must leave 9's representation unchanged."""
-    graph = build_graph()
-    torch.manual_seed(0)
-    gat = TPEGATRoadEncoder(ATTRIBUTE_DIM, 16, layers=2, heads=2).eval()
-    attrs = graph.attributes.clone()
-    attrs[4] += 5.0
-    with torch.no_grad():
-        h, h2 = gat(graph), gat(replace(graph, attributes=attrs))
-    assert torch.allclose(h[9], h2[9])
-    assert not torch.allclose(h[3], h2[3])  # 3 -> 4: segment 3 attends over its successor 4
+    assert changed[[3, 5, 7, 8]].all()  # the segments entered from two predecessors
 
 
 def test_interval_bias_changes_attention_when_times_change():
@@ -105,45 +92,6 @@ def test_unknown_times_are_not_read():
     with torch.no_grad():
         assert torch.allclose(enc(a, graph), enc(b, graph), atol=1e-6)
         assert not torch.allclose(enc(a, graph), enc(batch, graph), atol=1e-6)
-
-
-def test_trimming_keeps_a_contiguous_window_of_at_least_60_percent():
-    batch = build_batch([12, 9, 5, 2, 1], max_len=14)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        view = trim_trajectories(batch, 0.6, gen)
-        assert view.roads.shape[1] <= 12
-        kept = view.lengths
-        assert torch.all(kept >= torch.ceil(batch.lengths * 0.6)) and torch.all(kept <= batch.lengths)
-        for r in range(5):
-            n, m = int(batch.lengths[r]), int(kept[r])
-            window = view.roads[r, :m].tolist()
-            starts = [s for s in range(n - m + 1) if batch.roads[r, s:s + m].tolist() == window]
-            assert starts, "not a contiguous window"
-            s = starts[0]
-            assert torch.allclose(view.seconds[r, :m], batch.seconds[r, s:s + m] - batch.seconds[r, s])
-            assert torch.equal(view.minute_of_day[r, :m], batch.minute_of_day[r, s:s + m])
-        assert not view.padding_mask[:, 0].any()
-        assert torch.all(view.roads[view.padding_mask] == 0)
-        assert not (view.time_known & view.padding_mask).any()
-
-
-def test_temporal_shifting_moves_clock_not_intervals():
-    batch = build_batch([12, 9, 5])
-    batch.minute_of_day[0, :12] = torch.arange(1430, 1442) % 1440  # crosses midnight
-    batch.day_of_week[0, :12] = torch.tensor([6] * 10 + [0, 0])
-    view = shift_times(batch, 30, torch.Generator().manual_seed(3))
-    real = ~batch.padding_mask
-    assert torch.equal(view.seconds, batch.seconds)
-    assert torch.equal(view.roads, batch.roads)
-    absolute = lambda b: b.day_of_week * 1440 + b.minute_of_day  # noqa: E731
-    delta = torch.remainder(absolute(view) - absolute(batch), 7 * 1440)
-    delta = torch.where(delta > 7 * 720, delta - 7 * 1440, delta)
-    for r in range(3):
-        d = delta[r][real[r]]
-        assert torch.all(d == d[0]) and abs(int(d[0])) <= 30
-    assert view.minute_of_day.max() < 1440 and view.day_of_week.max() < 7
-    assert torch.all(view.minute_of_day[batch.padding_mask] == 0)
 
 
 def test_contrastive_training_pulls_positive_views_together():
@@ -205,3 +153,139 @@ def test_config_and_schedule_reject_unknown_keys():
     with pytest.raises(ValueError, match="temperature"):
         STARTConfig.from_dict({"temperature": 0})
     assert STARTConfig.from_dict({"mask_weight": 0.3}).mask_weight == 0.3
+
+
+def test_tpe_gat_attends_over_predecessors():
+    """Paper direction: each segment aggregates the segments a trip enters it from. Segment 9 is
+    a sink (4 -> 9): changing 9 changes no other segment; changing 4 changes 9 but not 3
+    (3's predecessors within two hops are 2, 6, 1, 5)."""
+    graph = build_graph()
+    torch.manual_seed(0)
+    gat = TPEGATRoadEncoder(ATTRIBUTE_DIM, 16, layers=2, heads=2).eval()
+    with torch.no_grad():
+        h = gat(graph)
+        attrs = graph.attributes.clone()
+        attrs[9] += 5.0
+        h9 = gat(replace(graph, attributes=attrs))
+        attrs = graph.attributes.clone()
+        attrs[4] += 5.0
+        h4 = gat(replace(graph, attributes=attrs))
+    assert torch.allclose(h[:9], h9[:9]) and not torch.allclose(h[9], h9[9])
+    assert not torch.allclose(h[9], h4[9]) and torch.allclose(h[3], h4[3])
+    edge_index, _ = transfer_probability_edges(graph)
+    assert torch.equal(edge_index[:, :graph.edge_index.shape[1]], graph.edge_index)  # source i -> target j
+
+
+def test_transfer_probability_normalised_by_in_counts():
+    """counts 0->1: 3, 0->2: 1, 1->2: 2 (p by out-count: 3/4, 1/4, 1); by in-count of the
+    target: p_01 = 1, p_02 = 1/3, p_12 = 2/3."""
+    from trajzoo.data.batch import RoadGraph
+
+    trips = [[0, 1, 2], [0, 1, 2], [0, 1], [0, 2]]
+    graph = RoadGraph(city="t", num_segments=3, structural=torch.zeros(3, 6), attributes=torch.zeros(3, 2),
+                      edge_index=torch.tensor([[0, 0, 1], [1, 2, 2]]), transition_prob=torch.tensor([0.75, 0.25, 1.0]))
+    counts = out_counts_from_trips(trips, 3)
+    assert counts.tolist() == [4.0, 2.0, 0.0]
+    edge_index, p = transfer_probability_edges(graph, counts)
+    got = {(int(i), int(j)): float(v) for (i, j), v in zip(edge_index.t().tolist(), p[:, 0])}
+    assert got == pytest.approx({(0, 1): 1.0, (0, 2): 1 / 3, (1, 2): 2 / 3, (0, 0): 0.0, (1, 1): 0.0, (2, 2): 0.0})
+    into = torch.zeros(3).index_add_(0, edge_index[1], p[:, 0])
+    assert into[1:].tolist() == pytest.approx([1.0, 1.0])  # each entered segment's p sums to 1
+    # the encoder uses the fitted counts (persistent buffer) and the pretrainer fits them
+    torch.manual_seed(0)
+    model = STARTPretrainer(3, 2, CONFIG)
+    assert torch.all(model.encoder.road_encoder.out_counts == 0)
+    model.fit_to_trips([{"roads": torch.tensor(t), "seconds": torch.arange(len(t)) * 30.0} for t in trips])
+    assert model.encoder.road_encoder.out_counts.tolist() == [4.0, 2.0, 0.0]
+    assert "encoder.road_encoder.out_counts" in model.state_dict()
+    assert model.road_mean_seconds.tolist() == [30.0, 30.0, 0.0]
+
+
+def test_trimming_removes_5_to_15_percent_from_one_end():
+    batch = build_batch([40, 20, 12, 2, 1], max_len=40)
+    n = batch.lengths
+    starts, ends = 0, 0
+    for seed in range(30):
+        view = trim_trajectories(batch, (0.05, 0.15), torch.Generator().manual_seed(seed))
+        removed = n - view.lengths
+        assert torch.equal(removed[3:], torch.tensor([1, 0]))  # 2 points: 1 removed; 1 point: none
+        for r in range(3):
+            k, m = int(removed[r]), int(view.lengths[r])
+            assert max(1, round(0.05 * int(n[r]))) <= k <= max(1, round(0.15 * int(n[r]))), (r, k)
+            window = view.roads[r, :m]
+            at_start = torch.equal(window, batch.roads[r, k:k + m])
+            at_end = torch.equal(window, batch.roads[r, :m])
+            assert at_start or at_end
+            s = k if at_start and not at_end else 0
+            starts += int(at_start and not at_end)
+            ends += int(at_end and not at_start)
+            assert torch.allclose(view.seconds[r, :m], batch.seconds[r, s:s + m] - batch.seconds[r, s])
+            assert torch.equal(view.minute_of_day[r, :m], batch.minute_of_day[r, s:s + m])
+        assert not view.padding_mask[:, 0].any() and torch.all(view.roads[view.padding_mask] == 0)
+        assert not (view.time_known & view.padding_mask).any()
+    assert starts > 15 and ends > 15  # both ends, never a middle window
+
+
+def test_temporal_shifting_moves_15_percent_of_travel_times_toward_their_mean():
+    batch = build_batch([41, 21, 12])
+    tt, defined = travel_times(batch)
+    road_mean = torch.full((NUM_SEGMENTS,), 100.0, dtype=torch.float64)
+    view = shift_times(batch, 0.15, (0.15, 0.3), torch.Generator().manual_seed(3), road_mean)
+    tt2, defined2 = travel_times(view)
+    assert torch.equal(defined, defined2) and torch.equal(view.roads, batch.roads)
+    changed = (tt2 - tt).abs() > 1e-3
+    assert changed.sum(dim=1).tolist() == [6, 3, 2]  # round(0.15 m) of m = 40, 20, 11 travel times
+    r = (tt2 - tt)[changed] / (100.0 - tt[changed])  # fraction of the way toward the mean
+    assert torch.all(r >= 0.15 - 1e-4) and torch.all(r <= 0.3 + 1e-4)
+    assert torch.all(view.seconds[:, 0] == 0) and torch.all(view.seconds[batch.padding_mask] == 0)
+    # the intervals the time-interval bias reads do change, and the clock follows the entry times
+    assert not torch.allclose(view.seconds, batch.seconds)
+    shift_min = torch.round((view.seconds - batch.seconds) / 60.0).long()
+    absolute = lambda b: b.day_of_week * 1440 + b.minute_of_day  # noqa: E731
+    real = ~batch.padding_mask
+    assert torch.equal(torch.remainder(absolute(view) - absolute(batch) - shift_min, 7 * 1440)[real],
+                       torch.zeros(int(real.sum()), dtype=torch.long))
+    # without road means: toward the trajectory's mean travel time
+    view = shift_times(batch, 0.15, (0.3, 0.3), torch.Generator().manual_seed(3))
+    tt3, _ = travel_times(view)
+    mean = (tt.sum(1, keepdim=True) / defined.sum(1, keepdim=True)).expand_as(tt)
+    ch = (tt3 - tt).abs() > 1e-3
+    assert torch.allclose(tt3[ch], tt[ch] + 0.3 * (mean[ch] - tt[ch]), atol=1e-3)
+
+
+def test_road_mean_travel_seconds():
+    means = road_mean_travel_seconds([[0, 1, 2], [1, 0]], [[0, 10, 40], [0, 20]], 4)
+    assert means.tolist() == [10.0, 25.0, 0.0, 0.0]
+
+
+def test_cls_token_and_pooler_give_the_representation():
+    batch, graph = build_batch([12, 9, 5]), build_graph()
+    enc = _encoder()
+    with torch.no_grad():
+        roads = enc.road_embeddings(graph)
+        tokens, cls = enc.trajectory_encoder.forward_with_cls(roads, batch)
+        e = enc.embed(batch, graph)
+        assert torch.allclose(e, torch.tanh(enc.pooler[0](cls)), atol=1e-6)
+        assert not torch.allclose(e, tokens.sum(1) / batch.lengths[:, None])  # not mean pooling
+        assert torch.allclose(enc(batch, graph), tokens)
+        # the [CLS] input is learned and changes the representation
+        enc.trajectory_encoder.cls_vector.add_(torch.randn(16))
+        assert not torch.allclose(enc.embed(batch, graph), e, atol=1e-5)
+    model = STARTPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM, CONFIG)
+    calls = []
+    real = model.encoder.encode_trajectory
+    model.encoder.encode_trajectory = lambda r, b: calls.append(b) or real(r, b)
+    model.loss(batch, graph, torch.Generator().manual_seed(0))
+    assert len(calls) == 2  # both contrastive views use the pooled [CLS] representation
+
+
+def test_schedule_is_a_config_class():
+    from trajzoo.config import ConfigClass
+    from trajzoo_baselines.training import PretrainSchedule
+
+    assert issubclass(PretrainSchedule, ConfigClass) and issubclass(STARTSchedule, ConfigClass)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        STARTSchedule.from_dict({"batch_size": 0})
+    with pytest.raises(ValueError, match="unknown start pretrain key"):
+        STARTSchedule.from_dict({"epoch": 2})
+    assert STARTSchedule.from_dict({"epochs": 2}).to_dict()["epochs"] == 2

@@ -16,7 +16,7 @@ ignored.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -29,7 +29,7 @@ from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss
 
-from .common import strict_from_dict
+from trajzoo.config import ConfigClass, ranged
 
 PHASE = "pretrain"
 """Checkpoint phase name: files ``pretrain-epoch-<k>.pt`` in ``context.checkpoint_dir``."""
@@ -39,7 +39,7 @@ VALIDATION_SEED_OFFSET = 7
 
 
 @dataclass(frozen=True)
-class PretrainSchedule:
+class PretrainSchedule(ConfigClass):
     """Pretraining schedule of a single-city baseline.
 
     Attributes:
@@ -52,39 +52,35 @@ class PretrainSchedule:
             learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
 
     Raises:
-        ValueError: (on construction) a value out of range; (``from_dict``) unknown keys.
+        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
+            unknown keys, naming them.
     """
 
     model_name: ClassVar[str] = "baseline"
 
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    warmup_steps: int = 0
+    epochs: int = ranged(3, ge=0)
+    batch_size: int = ranged(32, ge=1)
+    lr: float = ranged(1e-3, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    grad_clip: float = ranged(1.0, ge=0)
+    warmup_steps: int = ranged(0, ge=0)
     cosine: bool = False
 
-    def __post_init__(self) -> None:
-        if int(self.epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not float(self.lr) > 0.0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if float(self.weight_decay) < 0.0 or float(self.grad_clip) < 0.0:
-            raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
-        if int(self.warmup_steps) < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PretrainSchedule":
+    def from_dict(cls, d: dict[str, Any] | None = None, key: str | None = None) -> "PretrainSchedule":
         """Build from the config's ``pretrain`` section; missing keys take defaults.
 
         Raises:
-            ValueError: naming every unknown key, or a value out of range.
+            ValueError: naming every unknown key (``unknown <model> pretrain key(s) ...``), or a
+                value out of range.
         """
-        return strict_from_dict(cls, d, f"{cls.model_name} pretrain")
+        d = dict(d or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {cls.model_name} pretrain key(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(known)})")
+        return super().from_dict(d, key)
 
 
 class Pretrainer(Protocol):
@@ -146,6 +142,9 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
         raise ValueError(f"target city {target.name}: empty train split")
     graph = target.graph.to(device)
     model.to(device)
+    fit = getattr(model, "fit_to_trips", None)
+    if callable(fit):  # train-split statistics of the model (e.g. START's mean travel times)
+        fit(train_rows)
     store = CheckpointStore(ctx.checkpoint_dir, run_fingerprint(model_name, config, schedule, ctx.seed, target))
     gen = ctx.generator(offset=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)

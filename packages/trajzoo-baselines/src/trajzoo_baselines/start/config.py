@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trajzoo.config import ConfigClass, check_divisible, ranged
+from trajzoo.config import ConfigClass, check_divisible, check_ordered, ranged
 
 from ..training import PretrainSchedule
 
@@ -28,11 +28,12 @@ class STARTConfig(ConfigClass):
         mean_span_length: mean length (segments) of a masked span, >= 1.
         temperature: tau of the NT-Xent contrastive loss, > 0.
         mask_weight: lambda of the total loss lambda * L_mask + (1 - lambda) * L_con, in [0, 1].
-        min_keep_fraction: trajectory trimming keeps at least this fraction of the real
-            positions (a contiguous window), in (0, 1].
-        max_shift_minutes: temporal shifting moves a trajectory's minute-of-day (and day of week
-            on wrap-around) by an integer offset drawn uniformly from
-            [-max_shift_minutes, max_shift_minutes], >= 0.
+        trim_ratio_min, trim_ratio_max: trajectory trimming removes a fraction r ~ U(min, max)
+            of the trajectory from its start or its end (paper: 5-15 %).
+        shift_fraction: temporal shifting changes the travel times of this share of the
+            segments (paper: about 15 %).
+        shift_ratio_min, shift_ratio_max: ... by r ~ U(min, max) of the way toward their mean
+            travel time, ``t' = t + r (t_mean - t)`` (paper: 15-30 %).
 
     Build from the config's ``hparams`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
 
@@ -54,13 +55,19 @@ class STARTConfig(ConfigClass):
     mean_span_length: float = ranged(2.0, ge=1)
     temperature: float = ranged(0.05, gt=0)
     mask_weight: float = ranged(0.6, ge=0, le=1)
-    min_keep_fraction: float = ranged(0.6, gt=0, le=1)
-    max_shift_minutes: int = ranged(60, ge=0)
+    trim_ratio_min: float = ranged(0.05, gt=0, lt=1)
+    trim_ratio_max: float = ranged(0.15, gt=0, lt=1)
+    shift_fraction: float = ranged(0.15, gt=0, le=1)
+    shift_ratio_min: float = ranged(0.15, gt=0, le=1)
+    shift_ratio_max: float = ranged(0.3, gt=0, le=1)
 
     def check(self) -> None:
-        """``d_model`` divisible by ``heads`` (TAT-Enc) and by ``gat_heads`` (TPE-GAT)."""
+        """``d_model`` divisible by ``heads`` (TAT-Enc) and by ``gat_heads`` (TPE-GAT); ordered
+        trimming and shifting ranges."""
         for name in ("heads", "gat_heads"):
             check_divisible(self, "d_model", name)
+        check_ordered(self, "trim_ratio_min", "trim_ratio_max")
+        check_ordered(self, "shift_ratio_min", "shift_ratio_max")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""The START encoder (Jiang et al., ICDE 2023): TPE-GAT road representations fed to TAT-Enc,
-trajectory representation = mean pooling over real positions."""
+"""The START encoder (Jiang et al., ICDE 2023): TPE-GAT road representations fed to TAT-Enc;
+trajectory representation = the pooler of the [CLS] token, ``tanh(W h_cls + b)`` (BERT's pooler,
+START's ``pooling: cls``)."""
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.batch_checks import validate_road_batch
-from trajzoo.nn.pooling import mean_pool
 
 from .config import STARTConfig
 from .road_encoder import TPEGATRoadEncoder
@@ -21,7 +21,8 @@ class STARTEncoder(nn.Module):
         num_segments: N.
         attribute_dim: F_u.
         road_encoder: :class:`TPEGATRoadEncoder` (TPE-GAT).
-        trajectory_encoder: :class:`TimeAwareTrajectoryEncoder` (TAT-Enc).
+        trajectory_encoder: :class:`TimeAwareTrajectoryEncoder` (TAT-Enc, with the [CLS] token).
+        pooler: ``Linear(d, d)`` + tanh on the final [CLS] state.
 
     Args:
         num_segments: N, road segments of the city.
@@ -42,9 +43,10 @@ class STARTEncoder(nn.Module):
         self.num_segments = num_segments
         self.attribute_dim = attribute_dim
         self.road_encoder = TPEGATRoadEncoder(attribute_dim, cfg.d_model, cfg.gat_layers, cfg.gat_heads,
-                                              cfg.use_structural, cfg.dropout)
+                                              cfg.use_structural, cfg.dropout, num_segments=num_segments)
         self.trajectory_encoder = TimeAwareTrajectoryEncoder(cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim,
                                                              cfg.dropout, cfg.interval_hidden)
+        self.pooler = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.Tanh())
 
     def road_embeddings(self, graph: RoadGraph) -> Tensor:
         """``(N, d)`` TPE-GAT representations of the graph's segments.
@@ -75,6 +77,16 @@ class STARTEncoder(nn.Module):
         validate_road_batch(batch, self.num_segments, road_mask)
         return self.trajectory_encoder(road_embeddings, batch, road_mask)
 
+    def encode_trajectory(self, road_embeddings: Tensor, batch: TrajectoryBatch) -> Tensor:
+        """``(B, d)`` trajectory representations over precomputed road representations: the
+        pooler of the final [CLS] state.
+
+        Raises:
+            ValueError: as :meth:`encode`.
+        """
+        validate_road_batch(batch, self.num_segments, None)
+        return self.pooler(self.trajectory_encoder.forward_with_cls(road_embeddings, batch)[1])
+
     def forward(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None = None) -> Tensor:
         """Encode every position: TPE-GAT over the graph, then TAT-Enc.
 
@@ -92,9 +104,9 @@ class STARTEncoder(nn.Module):
         return self.encode(self.road_embeddings(graph), batch, road_mask)
 
     def embed(self, batch: TrajectoryBatch, graph: RoadGraph) -> Tensor:
-        """``(B, d)`` trajectory representations: mean of :meth:`forward` over real positions.
+        """``(B, d)`` trajectory representations: the pooled [CLS] state (:meth:`encode_trajectory`).
 
         Raises:
             ValueError: as :meth:`forward`.
         """
-        return mean_pool(self.forward(batch, graph), batch.padding_mask)
+        return self.encode_trajectory(self.road_embeddings(graph), batch)

@@ -7,7 +7,8 @@
    [MASK] road vector and hidden times; a linear head predicts the masked road ids among the N
    segments (cross-entropy, L_mask).
 2. Trajectory contrastive learning: two views of every trajectory, view 1 by trajectory
-   trimming and view 2 by temporal shifting (:mod:`.augmentation`), are encoded and mean-pooled;
+   trimming and view 2 by temporal shifting (:mod:`.augmentation`), are encoded into their pooled
+   [CLS] representations (:meth:`.model.STARTEncoder.encode_trajectory`);
    NT-Xent (:func:`trajzoo.nn.contrastive.nt_xent`) with temperature tau pulls each trajectory's two views together and pushes the other
    2B - 2 views of the batch away (L_con).
 
@@ -21,10 +22,9 @@ from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
 from trajzoo.nn.contrastive import nt_xent
-from trajzoo.nn.pooling import mean_pool
 from trajzoo.nn.span_mask import span_mask
 
-from .augmentation import shift_times, trim_trajectories
+from .augmentation import road_mean_travel_seconds, shift_times, trim_trajectories
 from .config import STARTConfig
 from .model import STARTEncoder
 
@@ -36,6 +36,8 @@ class STARTPretrainer(nn.Module):
         encoder: the START encoder.
         road_head: ``Linear(d, N)``, road-id logits at masked positions.
         config: hyper-parameters.
+        road_mean_seconds: ``(N,)`` float64 buffer, mean travel time of each road over the TRAIN
+            trips (0 = unknown), the mean temporal shifting moves toward (:meth:`fit_to_trips`).
 
     Args:
         num_segments: N. attribute_dim: F_u. config: hyper-parameters (defaults if None).
@@ -46,12 +48,25 @@ class STARTPretrainer(nn.Module):
         self.config = config if config is not None else STARTConfig()
         self.encoder = STARTEncoder(num_segments, attribute_dim, self.config)
         self.road_head = nn.Linear(self.config.d_model, num_segments)
+        self.num_segments = num_segments
+        self.register_buffer("road_mean_seconds", torch.zeros(num_segments, dtype=torch.float64))
+
+    def fit_to_trips(self, rows: list[dict]) -> None:
+        """Statistics of the TRAIN trips (rows with ``roads`` and ``seconds``): the per-road mean
+        travel times of temporal shifting and the out-counts of TPE-GAT's in-normalised transfer
+        probabilities (:meth:`.road_encoder.TPEGATRoadEncoder.fit_transfer_counts`)."""
+        roads = [r["roads"] for r in rows]
+        device = self.road_head.weight.device
+        self.road_mean_seconds = road_mean_travel_seconds(roads, [r["seconds"] for r in rows],
+                                                          self.num_segments).to(device)
+        self.encoder.road_encoder.fit_transfer_counts(roads, self.num_segments)
 
     def views(self, batch: TrajectoryBatch, generator: torch.Generator) -> tuple[TrajectoryBatch, TrajectoryBatch]:
         """The two contrastive views: (trimmed, time-shifted)."""
         cfg = self.config
-        return (trim_trajectories(batch, cfg.min_keep_fraction, generator),
-                shift_times(batch, cfg.max_shift_minutes, generator))
+        return (trim_trajectories(batch, (cfg.trim_ratio_min, cfg.trim_ratio_max), generator),
+                shift_times(batch, cfg.shift_fraction, (cfg.shift_ratio_min, cfg.shift_ratio_max), generator,
+                            self.road_mean_seconds))
 
     def loss(self, batch: TrajectoryBatch, graph: RoadGraph, generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
@@ -84,8 +99,8 @@ class STARTPretrainer(nn.Module):
         else:
             mask_ce, acc = z.sum() * 0.0, 0.0
         view1, view2 = self.views(batch, generator)
-        z1 = mean_pool(self.encoder.encode(roads, view1), view1.padding_mask)
-        z2 = mean_pool(self.encoder.encode(roads, view2), view2.padding_mask)
+        z1 = self.encoder.encode_trajectory(roads, view1)
+        z2 = self.encoder.encode_trajectory(roads, view2)
         contrastive = nt_xent(z1, z2, cfg.temperature)
         total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
         return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),

@@ -1,7 +1,13 @@
 """TAT-Enc: the time-aware trajectory encoder of START (Jiang et al., ICDE 2023, Section
 "Time-Aware Trajectory Encoder").
 
-Input embedding (START's travel-semantics + temporal-regularity input): for position i,
+A learned [CLS] token is prepended at position 0 (START and its public code: ``add_cls``,
+``pooling: cls``); its final hidden state, through the pooler of :class:`~.model.STARTEncoder`,
+is the trajectory representation. The [CLS] input is ``c + pe_0`` (no road, no time); its time is
+"unknown", so its pairs get the learned unknown-time bias below.
+
+Input embedding (START's travel-semantics + temporal-regularity input): for position i (at
+sequence index i + 1 after the [CLS] token),
 x_i = r_i + M[minute_of_day_i] + W[day_of_week_i] + pe_i, with r_i the TPE-GAT representation of
 the road (a learned [MASK] vector at span-masked positions), M (1440 minutes) and W (7 days)
 learned embeddings and pe the fixed sinusoidal position encoding; LayerNorm and dropout.
@@ -140,6 +146,7 @@ class TimeAwareTrajectoryEncoder(nn.Module):
     """TAT-Enc of START: input embedding + ``layers`` :class:`TATEncoderLayer`.
 
     Attributes:
+        cls_vector: ``(d,)`` learned [CLS] input.
         mask_vector: ``(d,)`` learned [MASK] road representation.
         minute_embedding: ``Embedding(1441, d)``; row 1440 = unknown time.
         day_embedding: ``Embedding(8, d)``; row 7 = unknown time.
@@ -156,6 +163,7 @@ class TimeAwareTrajectoryEncoder(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.mask_vector = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.cls_vector = nn.Parameter(torch.randn(d_model) * 0.02)
         self.minute_embedding = nn.Embedding(MINUTES_PER_DAY + 1, d_model)
         self.day_embedding = nn.Embedding(DAYS_PER_WEEK + 1, d_model)
         self.interval_bias = TimeIntervalBias(heads, interval_hidden)
@@ -182,7 +190,8 @@ class TimeAwareTrajectoryEncoder(nn.Module):
 
     def embed_inputs(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None
                      ) -> Tensor:
-        """TAT-Enc input x_i = r_i + M[minute_i] + W[day_i] + pe_i (LayerNorm, dropout).
+        """TAT-Enc input: ``[c + pe_0, x_1 + pe_1, ..., x_L + pe_L]`` with
+        x_i = r_i + M[minute_i] + W[day_i] (LayerNorm, dropout).
 
         Args:
             road_embeddings: ``(N, d)`` TPE-GAT outputs.
@@ -190,7 +199,7 @@ class TimeAwareTrajectoryEncoder(nn.Module):
             road_mask: optional ``(B, L)`` bool, True where r_i is the [MASK] vector.
 
         Returns:
-            ``(B, L, d)``.
+            ``(B, L + 1, d)``, index 0 the [CLS] token.
         """
         roads = batch.roads.masked_fill(batch.padding_mask, 0)
         r = road_embeddings[roads]  # (B, L, d)
@@ -198,11 +207,14 @@ class TimeAwareTrajectoryEncoder(nn.Module):
             r = torch.where(road_mask.unsqueeze(-1), self.mask_vector.to(r.dtype), r)
         minute, day = self.time_indices(batch)
         x = r + self.minute_embedding(minute) + self.day_embedding(day)
-        x = x + sinusoidal_position_encoding(roads.shape[1], self.d_model, roads.device)
+        cls = self.cls_vector.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1)
+        x = x + sinusoidal_position_encoding(x.shape[1], self.d_model, roads.device)
         return self.input_dropout(self.input_norm(x))
 
-    def forward(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None) -> Tensor:
-        """Encode every position.
+    def forward_with_cls(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None
+                         ) -> tuple[Tensor, Tensor]:
+        """Encode every position and the [CLS] token.
 
         Args:
             road_embeddings: ``(N, d)`` TPE-GAT outputs.
@@ -210,14 +222,25 @@ class TimeAwareTrajectoryEncoder(nn.Module):
             road_mask: optional ``(B, L)`` bool span mask.
 
         Returns:
-            ``(B, L, d)``, zero at padded positions.
+            ``(tokens, cls)``: ``(B, L, d)`` (zero at padded positions) and ``(B, d)`` the final
+            [CLS] hidden state.
 
         Raises:
             ValueError: as :meth:`time_indices`.
         """
         pad = batch.padding_mask
+        b = pad.shape[0]
+        no = torch.zeros(b, 1, dtype=torch.bool, device=pad.device)
+        pad1 = torch.cat([no, pad], dim=1)
         x = self.embed_inputs(road_embeddings, batch, road_mask)
-        bias = self.interval_bias(batch.seconds.masked_fill(pad, 0.0), batch.time_known & ~pad)
+        seconds = torch.cat([torch.zeros(b, 1, dtype=batch.seconds.dtype, device=pad.device),
+                             batch.seconds.masked_fill(pad, 0.0)], dim=1)
+        known = torch.cat([no, batch.time_known & ~pad], dim=1)  # [CLS] has no time
+        bias = self.interval_bias(seconds, known)
         for layer in self.layers:
-            x = layer(x, bias, pad)
-        return x.masked_fill(pad.unsqueeze(-1), 0.0)
+            x = layer(x, bias, pad1)
+        return x[:, 1:].masked_fill(pad.unsqueeze(-1), 0.0), x[:, 0]
+
+    def forward(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None) -> Tensor:
+        """``(B, L, d)`` per-position outputs of :meth:`forward_with_cls` (zero at padding)."""
+        return self.forward_with_cls(road_embeddings, batch, road_mask)[0]
