@@ -103,3 +103,19 @@ def test_plugin_is_registered(tmp_path):
     assert len(hist) == 1 and hist[0]["train_loss"] > 0
     plugin.save(tmp_path / "p.pt", model, None, {"seed": 0})
     assert plugin.load(tmp_path / "p.pt", None, "cpu").config == model.config
+
+
+def test_pretrain_and_finetune_configs_are_config_classes():
+    from trajzoo.config import ConfigClass
+    from trajzoo.training.point_tasks import PointFineTuneConfig
+
+    for cls in (PretrainConfig, PointFineTuneConfig):
+        assert issubclass(cls, ConfigClass)
+        with pytest.raises(ValueError, match="epochz"):
+            cls.from_dict({"epochz": 1})
+        with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+            cls.from_dict({"batch_size": 0})
+        assert cls.from_dict(cls().to_dict()) == cls()
+    with pytest.raises(ValueError, match="max_trips_per_city must be >= 1"):
+        PretrainConfig(max_trips_per_city=0)
+    assert PretrainConfig.from_dict({"max_trips_per_city": None}).max_trips_per_city is None

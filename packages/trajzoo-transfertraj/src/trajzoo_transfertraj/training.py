@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajzoo.config import strict_from_dict
+from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
@@ -45,7 +45,7 @@ each epoch's history row."""
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(ConfigClass):
     """Pretraining schedule.
 
     Attributes:
@@ -58,31 +58,23 @@ class PretrainConfig:
         max_steps_per_epoch: stop an epoch after this many steps (None = full pass); for quick runs.
         warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
             learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
+
+    Build from the config's ``pretrain`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
+
+    Raises:
+        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
+            unknown keys, naming them.
     """
 
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    max_trips_per_city: int | None = None
-    max_steps_per_epoch: int | None = None
-    warmup_steps: int = 0
+    epochs: int = ranged(3, ge=0)
+    batch_size: int = ranged(64, ge=1)
+    lr: float = ranged(1e-3, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    grad_clip: float = ranged(1.0, ge=0)
+    max_trips_per_city: int | None = ranged(None, ge=1)
+    max_steps_per_epoch: int | None = ranged(None, ge=1)
+    warmup_steps: int = ranged(0, ge=0)
     cosine: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
-            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0, warmup_steps >= 0; got {self.epochs}, "
-                             f"{self.batch_size}, {self.lr}, {self.warmup_steps}")
-        for name in ("max_trips_per_city", "max_steps_per_epoch"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"{name} must be >= 1 or null, got {v}")
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "PretrainConfig":
-        """Build from config; unknown keys raise ValueError naming them."""
-        return strict_from_dict(cls, d, "transfertraj pretrain parameter")
 
 
 def cap_rows(rows: list[dict], cap: int | None, seed: int) -> list[dict]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trajzoo.config import strict_from_dict
+from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
@@ -33,7 +33,7 @@ from trajzoo.training.loop import RunContext, progress, tensor_digest
 
 
 @dataclass(frozen=True)
-class PointFineTuneConfig:
+class PointFineTuneConfig(ConfigClass):
     """Fine-tuning hyper-parameters of a point task.
 
     Attributes:
@@ -46,29 +46,22 @@ class PointFineTuneConfig:
         use_auxiliary_loss: add ``model.auxiliary_loss()`` (if the model has it) to the train loss.
         warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
             learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
+
+    Raises:
+        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
+            unknown keys, naming them.
     """
 
-    epochs: int = 3
-    lr: float = 1e-3
-    batch_size: int = 64
-    patience: int = 2
-    weight_decay: float = 0.0
-    max_len: int = 128
-    grad_clip: float = 1.0
+    epochs: int = ranged(3, ge=0)
+    lr: float = ranged(1e-3, gt=0)
+    batch_size: int = ranged(64, ge=1)
+    patience: int = ranged(2, ge=1)
+    weight_decay: float = ranged(0.0, ge=0)
+    max_len: int = ranged(128, ge=1)
+    grad_clip: float = ranged(1.0, ge=0)
     use_auxiliary_loss: bool = True
-    warmup_steps: int = 0
+    warmup_steps: int = ranged(0, ge=0)
     cosine: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.epochs < 0 or self.batch_size < 1 or self.patience < 1 or self.max_len < 1 or self.lr <= 0
-                or self.warmup_steps < 0):
-            raise ValueError(f"invalid point fine-tuning config {asdict(self)}: need epochs, warmup_steps >= 0, "
-                             "batch_size, patience, max_len >= 1 and lr > 0")
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "PointFineTuneConfig":
-        """Build from config; unknown keys raise ValueError naming them."""
-        return strict_from_dict(cls, d, "point fine-tuning parameter")
 
 
 def _aux(model: nn.Module) -> torch.Tensor | None:
