@@ -95,3 +95,29 @@ def test_bad_graph_raises(graph: RoadGraph) -> None:
         enc(replace(graph, attributes=torch.zeros(graph.num_segments, 3)))
     with pytest.raises(ValueError, match="transition_prob"):
         enc(replace(graph, transition_prob=graph.transition_prob[:-1]))
+
+
+def test_structural_vector_has_fixed_units_in_every_city() -> None:
+    """Eq. 5's s feeds the SHARED MKF: the same road shape gives the same s in any city (a fixed
+    unit scaling, no per-city standardisation)."""
+    import numpy as np
+    import pandas as pd
+
+    from trajzoo.data.city import STRUCTURAL_SCALE, road_graph_from_tables
+    from trajzoo.roads.features import STRUCTURAL_COLUMNS
+
+    def tables(rows):
+        s = pd.DataFrame(rows, columns=STRUCTURAL_COLUMNS)
+        s.insert(0, "segment_id", np.arange(len(rows)))
+        a = pd.DataFrame({"segment_id": np.arange(len(rows)), "length": np.arange(len(rows)) + 10.0,
+                          "lanes": np.arange(len(rows)) % 3 + 1})
+        t = pd.DataFrame({"src": [0], "dst": [1], "prob": [1.0]})
+        return s, a, t
+
+    shared_row = [150.0, 40.0, 90.0, 2500.0, 0.0008, -0.0011]  # metres, m^2, degrees
+    city_a = road_graph_from_tables("a", *tables([shared_row, [10.0, 5.0, 7.0, 4.0, 0.0, 0.0]]))
+    city_b = road_graph_from_tables("b", *tables([shared_row, [900.0, 300.0, 600.0, 9e4, 0.01, 0.02],
+                                                  [500.0, 100.0, 250.0, 3e4, -0.005, 0.003]]))
+    expected = torch.tensor(np.array(shared_row) * STRUCTURAL_SCALE, dtype=torch.float32)
+    assert torch.allclose(city_a.structural[0], expected) and torch.allclose(city_b.structural[0], expected)
+    assert torch.allclose(expected, torch.tensor([1.5, 0.4, 0.9, 0.25, 0.8, -1.1]))
