@@ -6,7 +6,8 @@ Source: TransferTraj paper, section "Region-Transferable Trajectory Encoder". Bl
     H' = H + TRIEAttn(LN(H), P)          (P: (B, L, 2) reference positions, metres)
     H  = H' + SCMoE(LN(H'))              (the gate routes on the token LN(H'))
 
-followed by a final LayerNorm. Ablations: ``use_trie=False`` uses plain attention (the absolute
+followed by a final LayerNorm. The attention is causal when ``causal`` (point i attends to points
+0..i, the paper's public code). Ablations: ``use_trie=False`` uses plain attention (the absolute
 x, y encoding is added to the tokens by the model, :class:`~trajzoo_transfertraj.trie.AbsoluteXYEncoding`);
 ``use_moe=False`` uses one :class:`~trajzoo_transfertraj.sc_moe.FeedForward` per block. The
 expert FFNs run on the real points only (padding is skipped).

@@ -25,7 +25,10 @@ target was trained on the sources. With ``context_dropout`` the "missing" tokens
 when every source city has the context.
 
 The model reads only visible values: :meth:`TransferTraj.forward` applies
-:meth:`PointBatch.visible` itself, so a caller cannot leak hidden x, y or times.
+:meth:`PointBatch.visible` itself, so a caller cannot leak hidden x, y, times, or the context
+(road class, lanes, maxspeed, POI category and count, road km) computed at a hidden location;
+hidden points get the learned "masked context" tokens. The attention is causal by default
+(``causal``, the paper's public code).
 """
 from __future__ import annotations
 

@@ -9,6 +9,11 @@ itself at the masked positions. Labels therefore never travel separately from th
 Model contract (used by :mod:`trajzoo.training.point_tasks`):
 ``model.predict(query.visible()) -> {"xy": (B, L, 2) metres relative to the first point,
 "t_minutes": (B, L) minutes since the first point}``.
+
+Reference rows: :func:`interpolation_baseline` scores the linear-interpolation baseline
+(:func:`interpolate_positions`: time-linear between kept points, constant velocity after the last
+one) of TP and TR with the same metrics dict as ``evaluate_point_task``, so the learnt part of a
+model's error is visible next to it.
 """
 from __future__ import annotations
 
