@@ -119,25 +119,70 @@ def _finish_trips(trips: pd.DataFrame) -> pd.DataFrame:
     return trips[TRIP_COLUMNS + extra]
 
 
+@dataclass
+class ReaderRequest:
+    """What a trajectory reader (a ``trajzoo.readers`` entry point) is asked to read.
+
+    A reader is ``reader(request) -> Iterator[(trips, parse_rejections)]``: blocks of kept trips
+    (at least :data:`TRIP_COLUMNS` minus ``n_points``/``start_time`` as the readers give them,
+    plus a 1-based ``row``) and of rejections (:data:`REJECTION_COLUMNS`), in input order.
+
+    Attributes:
+        path: the file or folder (``data_root / trajectories.path``).
+        source: the city's ``trajectories`` config section (format-specific keys included).
+        max_trips: read at most this many records (None = all).
+        fix_counts: per-fix counts a reader may fill (Cabspotting), see :data:`FIX_OUTCOMES`.
+        block_bytes: bytes of text per block, for readers that read in byte blocks.
+        block_points: GPS fixes per block, for readers that read in fix blocks.
+    """
+
+    path: Path
+    source: dict
+    max_trips: int | None
+    fix_counts: dict
+    block_bytes: int = PORTO_BLOCK_BYTES
+    block_points: int = CAB_BLOCK_POINTS
+
+
 def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_bytes: int,
                    cab_block_points: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Dispatch on ``trajectories.format``: the reader's ``(trips, parse_rejections)`` blocks."""
+    """The ``(trips, parse_rejections)`` blocks of the reader named by ``trajectories.format``,
+    found through the ``trajzoo.readers`` entry points.
+
+    Raises:
+        ValueError: no installed reader of that name (listing the installed ones).
+    """
+    from trajzoo.registry import get_reader
+
     src = city["trajectories"]
-    path = Path(data_root) / src["path"]
-    cap = city.get("caps", {}).get("max_trips")
-    if src["format"] == "porto_csv":
-        yield from read_porto_trips(path, max_trips=cap, block_size=porto_block_bytes)
-    elif src["format"] == "cabspotting":
-        occ = src.get("occupied_runs", {})
-        yield from iter_cabspotting_blocks(
-            path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
-            max_trips=cap, fix_counts=tally.fix_counts, block_points=cab_block_points)
-        log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", tally.fix_counts)
-    elif src["format"] == "deeptte_jsonl":
-        yield from read_deeptte_trips(path, max_trips=cap)
-    else:
-        raise ValueError(f"unknown trajectory format {src['format']!r} "
-                         "(expected porto_csv, cabspotting or deeptte_jsonl)")
+    try:
+        reader = get_reader(src["format"])
+    except KeyError as exc:
+        raise ValueError(f"unknown trajectory format {src['format']!r}: {exc.args[0]}") from None
+    request = ReaderRequest(Path(data_root) / src["path"], src, city.get("caps", {}).get("max_trips"),
+                            tally.fix_counts, porto_block_bytes, cab_block_points)
+    yield from reader(request)
+
+
+def read_porto_csv(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Reader ``porto_csv`` (ECML/PKDD 2015 train.csv): :func:`trajzoo.ingest.porto.read_porto_trips`."""
+    yield from read_porto_trips(request.path, max_trips=request.max_trips, block_size=request.block_bytes)
+
+
+def read_cabspotting(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Reader ``cabspotting`` (the cabspottingdata folder or a tarball of it): occupied runs of
+    :func:`trajzoo.ingest.cabspotting.iter_cabspotting_blocks` (``occupied_runs`` keys of the
+    source section); fills ``request.fix_counts``."""
+    occ = request.source.get("occupied_runs", {})
+    yield from iter_cabspotting_blocks(
+        request.path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
+        max_trips=request.max_trips, fix_counts=request.fix_counts, block_points=request.block_points)
+    log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", request.fix_counts)
+
+
+def read_deeptte_jsonl(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Reader ``deeptte_jsonl`` (DeepTTE Chengdu JSON lines): :func:`trajzoo.ingest.deeptte.read_deeptte_trips`."""
+    yield from read_deeptte_trips(request.path, max_trips=request.max_trips)
 
 
 def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = None,
