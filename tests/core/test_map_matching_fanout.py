@@ -147,9 +147,9 @@ def test_workflow_scatter_gather_equals_unchunked(repo, data_root, tmp_path):
     """The rules: build_ubodt once, map_match_chunk x 3 (--set-scatter), map_match gathers."""
     cfg = yaml.safe_load((repo / "config.yaml").read_text())
     cfg["data_root"] = str(data_root)
-    # only the two road-network cities the models use; nothing else concerns map matching
-    cfg["cities"] = {c: cfg["cities"][c] for c in ("porto", "sanfrancisco")}
-    cfg.pop("transfertraj", None)
+    # only Porto and one experiment on it; nothing else concerns map matching
+    cfg["cities"] = {"porto": cfg["cities"]["porto"]}
+    cfg["experiments"]["runs"] = [{"models": ["metatrl"], "targets": ["porto"], "settings": ["in-city"]}]
     cfg["cities"]["porto"]["caps"]["max_trips"] = 300
     cfg["cities"]["porto"]["map_matching"]["ubodt_delta"] = 1000
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
