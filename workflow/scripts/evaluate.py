@@ -3,21 +3,16 @@
 import pandas as pd
 import torch
 
-from trajzoo.data.prepared import load_prepared
-from trajzoo.evaluation import evaluate_task
-from trajzoo.registry import get_model, get_task
+from trajzoo.evaluation import evaluate_task, load_city_and_model
+from trajzoo.registry import get_task
 from trajzoo.runlog import setup_rule_logging
-from trajzoo.training.loop import RunContext, resolve_device, seed_everything
+from trajzoo.training.loop import RunContext, seed_everything
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 job = snakemake.params.job
 seed_everything(job["seed"])
-city = load_prepared(job["city"], job["timezone"], job["inputs"],
-                     {k: v for k, v in snakemake.input.items() if k != "model"})
-plugin = get_model(job["model"])
-device = resolve_device(job["device"])
-model = plugin.load(snakemake.input.model, city, device)
+city, plugin, model, device = load_city_and_model(job, dict(snakemake.input.items()))
 task = get_task(snakemake.wildcards.task, **job["task_options"])
 ctx = RunContext(device, job["seed"], snakemake.params.checkpoint_dir, log)
 result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx)

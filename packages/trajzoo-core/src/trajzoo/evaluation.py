@@ -112,3 +112,28 @@ def _evaluate_point_task(model, task, city, fraction, finetune, ctx) -> Evaluati
     metrics = {m: result[m] for m in task.metric_names}
     return EvaluationResult(metrics, len(train), len(eligible["test"]), pd.concat(qcs, ignore_index=True),
                             list(history))
+
+
+def load_city_and_model(job: dict, files: dict):
+    """What the ``evaluate`` and ``embed`` rules start from: the target city's prepared views and
+    the model of the job's pretraining, on the job's device.
+
+    Args:
+        job: the rule's ``params.job`` (model, city, timezone, inputs, device).
+        files: the rule's inputs: ``model`` (the pretraining's ``model.pt``) and the city's
+            prepared files (keys of :data:`trajzoo.data.prepared.INPUT_FILES`).
+
+    Returns:
+        ``(city, plugin, model, device)``.
+
+    Raises:
+        KeyError: the model is not installed, or a prepared file is missing.
+    """
+    from trajzoo.data.prepared import load_prepared
+    from trajzoo.registry import get_model
+    from trajzoo.training.loop import resolve_device
+
+    city = load_prepared(job["city"], job["timezone"], job["inputs"], {k: v for k, v in files.items() if k != "model"})
+    plugin = get_model(job["model"])
+    device = resolve_device(job["device"])
+    return city, plugin, plugin.load(files["model"], city, device), device
