@@ -17,7 +17,7 @@ from e2e_support import copy_run, snakemake
 pytestmark = pytest.mark.e2e
 
 TARGET = "results/models/metatrl/full/in-porto/seed0/model.pt"
-OVERRIDE = "models:\n  metatrl:\n    pretrain:\n      target_epochs: 6\n"
+OVERRIDE = "models:\n  metatrl:\n    pretrain:\n      target_epochs: 4\n"
 
 
 def test_sigkill_mid_pretraining_resumes_to_identical_weights(repo, workflow_run, tmp_path):

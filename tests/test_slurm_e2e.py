@@ -1,10 +1,10 @@
-"""End to end on a real SLURM cluster: the small real-data DAG of results/porto/start.csv
-(Porto ingest, road network, UBODT, map-matching chunks and gather, split, road features,
-pretraining, four evaluation tasks, table: 13 jobs) submitted with sbatch through
+"""End to end on a real SLURM cluster: the small real-data DAG of START's Porto pretraining and one
+evaluation (Porto ingest, road network, UBODT, map-matching chunks and gather, split, road
+features, pretraining, the TTE evaluation: 10 jobs) submitted with sbatch through
 `--profile profiles/slurm` (threads and resources from the workflow profile profiles/default
 underneath it), in a fresh working directory with the slice config of the local base run
 (`workflow_run`). Then sacct must show every job COMPLETED under SLURM, and the table must equal
-the local run's byte for byte.
+the local run's bit for bit (weights) and byte for byte (the TTE result).
 
 Needs a running cluster with accounting (.ci/setup_local_slurm.sh sets one up on this
 machine, as root). Skipped without one, unless TRAJZOO_REQUIRE_SLURM=1 (CI), then it fails."""
@@ -22,7 +22,8 @@ import yaml
 
 from e2e_support import small_config
 
-TARGET = "results/porto/start.csv"
+TARGETS = ["results/models/start/full/in-porto/seed0/model.pt",
+           "results/porto/eval/start/full/in-city/seed0/tte.csv"]
 SLURM_PROFILE = "profiles/slurm"
 pytestmark = pytest.mark.slurm
 REQUIRED = os.environ.get("TRAJZOO_REQUIRE_SLURM") == "1"
@@ -120,7 +121,7 @@ def slurm_run(slurm, repo, data_root, tmp_path_factory):
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(small_config(repo, data_root)))
     profile = profile_for(repo, work, node_memory_mb())
-    proc = snakemake_slurm(repo, work, profile, TARGET, "--configfile", str(work / "config.yaml"))
+    proc = snakemake_slurm(repo, work, profile, *TARGETS, "--configfile", str(work / "config.yaml"))
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(work.rglob("*.log"))
@@ -160,7 +161,7 @@ def test_every_job_ran_under_slurm_and_completed(slurm_run):
         rules[m[1]] += 1
     planned = planned_jobs(out)
     assert rules == planned, f"sacct: {dict(rules)}, planned: {dict(planned)}"
-    assert {"ingest_trajectories", "map_match_chunk", "pretrain", "evaluate", "model_table"} <= set(rules)
+    assert {"ingest_trajectories", "map_match_chunk", "pretrain", "evaluate"} <= set(rules)
     # each SLURM job ran the rule on the cluster, not in this process
     assert len(set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))) == sum(planned.values())
 
@@ -179,9 +180,14 @@ def test_sbatch_calls_carry_the_profiles_resources(slurm_run, repo):
         assert "--gpus" not in call, f"device cpu must not ask for a GPU: {call}"
 
 
-def test_table_equals_the_local_run(slurm_run, workflow_run):
+def test_weights_and_result_equal_the_local_run(slurm_run, workflow_run):
     work = slurm_run[0]
-    assert (work / TARGET).read_bytes() == (workflow_run / TARGET).read_bytes()
+    import torch
+
+    a = torch.load(work / TARGETS[0], weights_only=True)["state_dict"]
+    b = torch.load(workflow_run / TARGETS[0], weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (work / TARGETS[1]).read_bytes() == (workflow_run / TARGETS[1]).read_bytes()
 
 
 def test_cuda_config_asks_slurm_for_a_gpu(slurm_run, repo):

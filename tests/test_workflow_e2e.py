@@ -21,7 +21,6 @@ pytestmark = pytest.mark.e2e
 ROAD_METRICS = {
     "tte": {"MAE", "MAPE", "RMSE"},
     "dp": {"Micro-F1", "Macro-F1", "Recall@5"},
-    "cla_taxi": {"Micro-F1", "Macro-F1", "Recall@5"},
     "cla_calltype": {"Micro-F1", "Macro-F1"},
 }
 POINT_METRICS = {"tp": {"MAE", "RMSE"}, "tr": {"MAE", "RMSE"}, "od_tte": {"MAE", "RMSE", "MAPE"}}
@@ -85,8 +84,8 @@ def test_accounting_on_the_real_slice(workflow_run):
 
 def test_qc_report_balances_every_stage(workflow_run):
     text = (workflow_run / "results/porto/qc.md").read_text()
-    stages = ("ingest", "map_matching", "split", "points", "task:tte", "task:dp", "task:cla_taxi",
-              "task:cla_calltype", "task:tp", "task:tr", "task:od_tte")
+    stages = ("ingest", "map_matching", "split", "points", "task:tte", "task:dp", "task:cla_calltype",
+              "task:tp", "task:tr", "task:od_tte")
     for stage in stages:
         assert f"| {stage} |" in text, stage
     assert "**NO**" not in text
