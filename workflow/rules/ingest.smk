@@ -11,7 +11,9 @@ rule ingest_trajectories:
         rejections="results/{city}/qc/ingest_rejections.parquet",
         qc="results/{city}/qc/ingest.csv",
     params:
-        city=lambda wc: {k: config["cities"][wc.city].get(k) for k in ("trajectories", "bbox", "filters", "caps", "crs", "osm")},
+        # only what ingest reads: the split caps (max_train_trips, ...) do not rerun it
+        city=lambda wc: {**{k: config["cities"][wc.city].get(k) for k in ("trajectories", "bbox", "filters", "crs", "osm")},
+                         "caps": {"max_trips": config["cities"][wc.city]["caps"]["max_trips"]}},
         data_root=config["data_root"],
     log:
         "logs/{city}/ingest_trajectories.log",
