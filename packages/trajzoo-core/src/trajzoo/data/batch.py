@@ -21,8 +21,9 @@ class RoadGraph:
         num_segments: N, the number of road segments (directed OSM edges after cleaning).
         structural: ``(N, 6)`` float32, the MetaTRL structural vector s of paper eq. 5
             (max, min, mean, variance of the pairwise distances in metres among the segment's
-            direct neighbours; start-to-end latitude and longitude differences in degrees),
-            standardised per column within the city.
+            direct neighbours; start-to-end latitude and longitude differences), in the fixed
+            units of :data:`trajzoo.data.city.STRUCTURAL_SCALE` (100 m, (100 m)^2, millidegrees),
+            the same in every city: no per-city standardisation, since s feeds MetaTRL's shared MKF.
         attributes: ``(N, F_u)`` float32, the attribute vector u (road class one-hot, lanes,
             maxspeed km/h, length m, in/out degree), numeric columns standardised.
         edge_index: ``(2, E)`` int64 segment-to-segment adjacency: ``edge_index[0, e] = i`` is the
