@@ -36,7 +36,7 @@ def city_experiments(city, default=True):
 rule summary:
     input:
         parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0],
-        qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in DATA_QC_STAGES(wc.city)],
+        qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)],
     output:
         summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
         table="results/{city}/summary.csv",
@@ -109,7 +109,7 @@ rule transfer_table:
         "../scripts/transfer_table.py"
 
 
-def DATA_QC_STAGES(city):
+def data_qc_stages(city):
     """The data stages' QC tables of a city (those every requested view needs)."""
     stages = ["ingest", "split"]
     views = {i for e in EXPERIMENTS if e.target == city or city in e.sources for i in PLUGINS[e.model].inputs}
@@ -132,7 +132,7 @@ def task_qc_files(city):
 
 rule qc_report:
     input:
-        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in DATA_QC_STAGES(wc.city)],
+        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)],
         tasks=lambda wc: task_qc_files(wc.city),
     output:
         qc=report("results/{city}/qc.md", category="Data accounting", caption="../report/qc.rst"),
