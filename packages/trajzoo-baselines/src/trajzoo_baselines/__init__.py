@@ -8,9 +8,9 @@
   gensim skip-gram) initialising the ``transformer-mlm`` encoder's road table;
   :mod:`trajzoo_baselines.node2vec`, :class:`trajzoo_baselines.plugin.Node2VecPlugin`.
 
-Shared pieces: :mod:`trajzoo_baselines.common` (batch checks) and
-:mod:`trajzoo_baselines.training` (the single-city pretraining loop with per-epoch checkpoints);
-pooling, position encodings, masks, graph checks and NT-Xent come from :mod:`trajzoo.nn`, config
+Shared pieces: :mod:`trajzoo_baselines.training` (the single-city pretraining loop, through the
+core engine); pooling, position encodings, masks, graph and batch checks and NT-Xent come from
+:mod:`trajzoo.nn`, config
 classes from :mod:`trajzoo.config`. No other model package is imported.
 
 Nothing is imported here so that importing the package stays cheap.
