@@ -8,9 +8,60 @@
 #   results/<city>/qc.md                   the data accounting of every stage and task
 
 
+# Linear-interpolation reference rows of the point tasks that recover x, y (TP, TR), so the learnt
+# part of a point model's error is visible: model "linear-interpolation", setting "reference",
+# scored on the same test trajectories with the same points per trajectory as the point model.
+REFERENCE_METHOD = "linear-interpolation"
+
+
+def interpolation_parts(city, model):
+    """(parts, keys) of the interpolation rows shown beside ``model`` on ``city`` (none for a road
+    model or a city without TP/TR)."""
+    if "points" not in PLUGINS[model].inputs:
+        return [], []
+    tasks = [t for t in tasks_of(city) if getattr(task_class(t), "recovered", None) == "xy"]
+    parts = [f"results/{city}/eval/{model}/reference/{REFERENCE_METHOD}/{t}.csv" for t in tasks]
+    keys = [{"city": city, "model": REFERENCE_METHOD, "variant": f"{model}-points", "setting": "reference",
+             "train_fraction": 0.0, "sources": "none"}] * len(tasks)
+    return parts, keys
+
+
+def city_interpolation_parts(city):
+    """Interpolation rows of every point model on the city's default experiments."""
+    parts, keys = [], []
+    for model in sorted({e.model for e in city_experiments(city)}):
+        p, k = interpolation_parts(city, model)
+        parts += p
+        keys += k
+    return parts, keys
+
+
+def point_max_len(model):
+    """Points per trajectory the point model's collate keeps (its ``max_len`` hyperparameter)."""
+    return int(PLUGINS[model].hparams_cls.from_dict(model_section(model, "full")["hparams"]).max_len)
+
+
+rule interpolation_baseline:
+    input:
+        splits="results/{city}/splits.parquet",
+        points="results/{city}/points.parquet",
+    output:
+        metrics="results/{city}/eval/{model}/reference/linear-interpolation/{task}.csv",
+    params:
+        job=lambda wc: {"city": wc.city, "timezone": config["cities"][wc.city]["timezone"],
+                        "task_options": config["tasks"].get(wc.task, {}), "max_len": point_max_len(wc.model),
+                        "seed": SEEDS[0]},
+    log:
+        "logs/{city}/eval/{model}/reference/linear-interpolation/{task}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/interpolation_baseline.py"
+
+
 def model_table_inputs(wc):
     exp = model_default_experiment(wc.model, wc.city)
-    return experiment_parts(exp)
+    return experiment_parts(exp) + interpolation_parts(wc.city, wc.model)[0]
 
 
 rule model_table:
@@ -19,7 +70,8 @@ rule model_table:
     output:
         table="results/{city}/{model}.csv",
     params:
-        part_keys=lambda wc: parts_and_keys([model_default_experiment(wc.model, wc.city)])[1],
+        part_keys=lambda wc: parts_and_keys([model_default_experiment(wc.model, wc.city)])[1]
+        + interpolation_parts(wc.city, wc.model)[1],
         digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
     log:
         "logs/{city}/model_table/{model}.log",
@@ -35,13 +87,13 @@ def city_experiments(city, default=True):
 
 rule summary:
     input:
-        parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0],
+        parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0] + city_interpolation_parts(wc.city)[0],
         qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)],
     output:
         summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
         table="results/{city}/summary.csv",
     params:
-        part_keys=lambda wc: parts_and_keys(city_experiments(wc.city))[1],
+        part_keys=lambda wc: parts_and_keys(city_experiments(wc.city))[1] + city_interpolation_parts(wc.city)[1],
         digest=lambda wc: digest_of(city_experiments(wc.city)),
         reference_model=REFERENCE_MODEL,
     log:
