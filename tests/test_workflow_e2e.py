@@ -38,10 +38,39 @@ def test_model_table_is_the_default_setting_with_every_metric(workflow_run):
     assert set(table["setting"]) == {"cross-city"} and set(table["sources"]) == {"sanfrancisco"}
     assert set(table["city"]) == {"porto"} and set(table["variant"]) == {"full"}
     assert table["config_digest"].nunique() == 1 and table["seed"].eq(0).all()
-    point = pd.read_csv(workflow_run / "results/porto/transfertraj.csv")  # its default setting: zero-shot
+    table = pd.read_csv(workflow_run / "results/porto/transfertraj.csv")  # its default setting: zero-shot
+    point = table[table["model"] == "transfertraj"]
     assert set(point["setting"]) == {"zero-shot"} and set(point["sources"]) == {"chengdu+sanfrancisco"}
     assert {t: set(g["metric"]) for t, g in point.groupby("task")} == POINT_METRICS
     assert (point["n_train"] == 0).all()
+
+
+def test_point_model_table_has_the_linear_interpolation_rows(workflow_run):
+    """TP / TR rows of the linear-interpolation reference beside the point model: the same test
+    trajectories and points per trajectory, values equal to the core baseline recomputed here."""
+    from trajzoo.data.prepared import load_prepared
+    from trajzoo.registry import get_task
+    from trajzoo.tasks.point_base import interpolation_baseline
+
+    table = pd.read_csv(workflow_run / "results/porto/transfertraj.csv")
+    ref = table[table["model"] == "linear-interpolation"]
+    assert set(ref["setting"]) == {"reference"} and set(ref["variant"]) == {"transfertraj-points"}
+    assert {t: set(g["metric"]) for t, g in ref.groupby("task")} == {"tp": {"MAE", "RMSE"}, "tr": {"MAE", "RMSE"}}
+    assert (ref["n_train"] == 0).all()
+    model_rows = table[table["model"] == "transfertraj"]
+    city = load_prepared("porto", "Europe/Lisbon", {"points"},
+                         {"splits": workflow_run / "results/porto/splits.parquet",
+                          "points": workflow_run / "results/porto/points.parquet"})
+    for task_name in ("tp", "tr"):
+        task = get_task(task_name)
+        rows, _ = task.eligible(city.points["test"])
+        expected = interpolation_baseline(task, rows, "porto", max_len=64)  # the slice's TransferTraj max_len
+        got = ref[ref["task"] == task_name].set_index("metric")["value"]
+        assert got["MAE"] == pytest.approx(expected["MAE"], rel=1e-5)
+        assert got["RMSE"] == pytest.approx(expected["RMSE"], rel=1e-5)
+        assert set(ref.loc[ref["task"] == task_name, "n_test"]) == set(model_rows.loc[model_rows["task"] == task_name, "n_test"])
+    summary = pd.read_csv(workflow_run / "results/porto/summary.csv")
+    assert ("linear-interpolation", "reference") in set(zip(summary["model"], summary["setting"]))
 
 
 def test_summary_lists_every_model_and_setting_on_the_target(workflow_run):
@@ -49,7 +78,8 @@ def test_summary_lists_every_model_and_setting_on_the_target(workflow_run):
     got = set(zip(summary["model"], summary["setting"]))
     assert got == {("metatrl", "cross-city"), ("metatrl", "in-city"), ("metatrl", "untrained"),
                    ("start", "in-city"),
-                   ("transfertraj", "zero-shot"), ("transfertraj", "few-shot"), ("transfertraj", "in-city")}
+                   ("transfertraj", "zero-shot"), ("transfertraj", "few-shot"), ("transfertraj", "in-city"),
+                   ("linear-interpolation", "reference")}
     text = (workflow_run / "results/porto/summary.md").read_text()
     assert "improvement of metatrl" in text and "**" in text
     # every road model scores the same test trips of the same split
