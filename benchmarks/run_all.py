@@ -7,6 +7,8 @@
 2. Map matching (:func:`benchmark_pipeline.bench_map_matching`): the stage's points/s (its
    worker processes) over a bare single-process fastmm loop with the same UBODT, per city with
    ``results/<city>/trips.parquet``; target >= 0.9x.
+3. With ``--run-dir``: the start-up share of the fine-tuning jobs of a finished run
+   (:mod:`benchmark_finetune_startup`); target <= 1/4.
 
 Needs the pipeline's outputs for the cities (``snakemake --cores 2
 results/porto/roads/transitions.parquet results/sanfrancisco/matched.parquet``). Run from the
@@ -37,6 +39,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--no-training", action="store_true")
+    ap.add_argument("--run-dir", type=Path, help="a finished pipeline run: adds the fine-tuning start-up share")
     ap.add_argument("--no-whole-graph", action="store_true", help="skip the whole-graph training comparison rows")
     args = ap.parse_args()
     repo = HERE.parent
@@ -57,6 +60,10 @@ def main() -> None:
                       f"{m['bare_points_per_s']:,.0f}", "", ""))
         table.append((f"map matching {city} stage / bare", f"{m['ratio']:.2f}x", ">= 0.90x",
                       f"{m['ratio'] / 0.9:.2f}"))
+    if args.run_dir is not None:
+        import benchmark_finetune_startup
+
+        table += benchmark_finetune_startup.rows(args.run_dir)
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
     benchmark_training.print_table(table)
