@@ -34,7 +34,7 @@ def job_times(run: Path) -> list[tuple[str, float, float]]:
             continue
         total = float(tsv.read_text().splitlines()[-1].split("\t")[0])
         stamps = [s for s in (_stamp(l) for l in log.read_text().replace("\r", "\n").splitlines()) if s]
-        if not stamps:
+        if len(stamps) < 2:  # fine-tuning not bracketed by two log lines: not measurable this way
             continue
         out.append((str(tsv.relative_to(run / "benchmarks").with_suffix("")), total,
                     (stamps[-1] - stamps[0]).total_seconds()))
