@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bench_map_matching(city: str, cfg: dict, workers: int) -> None:
+def bench_map_matching(city: str, cfg: dict, workers: int) -> dict:
     import fastmm
 
     from trajzoo.mapmatching.fmm import MatchParams, build_matcher, match_trips, project_points
@@ -69,6 +69,8 @@ def bench_map_matching(city: str, cfg: dict, workers: int) -> None:
           f"({bare_total:.1f} s), {n_points / bare_match:,.0f} points/s matching only")
     print(f"  trajzoo stage, {workers} worker process(es), same setup included: {n_points / stage:,.0f} points/s "
           f"({stage:.1f} s) -> {bare_total / stage:.2f}x the bare loop (target >= 0.9x)")
+    return {"points": n_points, "bare_points_per_s": n_points / bare_total, "stage_points_per_s": n_points / stage,
+            "ratio": bare_total / stage}
 
 
 def bench_training(city: str, cfg: dict, threads: int) -> None:

@@ -50,3 +50,25 @@ def random_road_batch(lengths: Sequence[int], num_segments: int, max_len: int | 
     time_known = torch.ones(b, length, dtype=torch.bool) if time_known_at_padding else ~pad
     return TrajectoryBatch(roads=roads, padding_mask=pad, seconds=seconds, day_of_week=day.clone(),
                            minute_of_day=minute, time_known=time_known, trip_ids=[f"t{i}" for i in range(b)])
+
+
+def ring_road_graph(num_segments: int = 120, attribute_dim: int = 5, chords: int = 12, seed: int = 0):
+    """A sparse directed road graph for subgraph tests: a ring i -> i+1 plus ``chords`` random
+    shortcuts, random features and row-normalised p_ij. Its diameter is far above the encoders'
+    hop counts, so the L-hop subgraph of a few segments is a strict part of the graph and
+    dropping one hop changes the outputs."""
+    from trajzoo.data.batch import RoadGraph
+
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.arange(num_segments)
+    edges = [torch.stack([src, (src + 1) % num_segments])]
+    a = torch.randint(0, num_segments, (chords,), generator=gen)
+    b = (a + torch.randint(2, num_segments - 1, (chords,), generator=gen)) % num_segments
+    edges.append(torch.stack([a, b]))
+    edge_index = torch.unique(torch.cat(edges, dim=1), dim=1)
+    counts = torch.rand(edge_index.shape[1], generator=gen) + 0.1
+    totals = torch.zeros(num_segments).index_add_(0, edge_index[0], counts)
+    return RoadGraph(city="ring", num_segments=num_segments,
+                     structural=torch.randn(num_segments, 6, generator=gen),
+                     attributes=torch.randn(num_segments, attribute_dim, generator=gen),
+                     edge_index=edge_index, transition_prob=counts / totals[edge_index[0]])

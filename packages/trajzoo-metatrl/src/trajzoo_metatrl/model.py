@@ -1,18 +1,21 @@
 """MetaTRL configuration and full encoder (road, temporal and trajectory encoders, paper eqs. 6-18).
 
-The encoder of one city: the meta-knowledge road encoder runs over the whole road graph at every
-forward pass, its outputs are gathered along the trajectories, added to the temporal embeddings
+The encoder of one city: the meta-knowledge road encoder runs over the L-hop subgraph of the
+batch's roads in training (whole-graph outputs at those roads, :mod:`trajzoo.nn.graph`) and over
+the whole graph once at evaluation (cached); its outputs are gathered along the trajectories, added to the temporal embeddings
 and position encodings (eq. 15) and encoded by the knowledge-fusion trajectory encoder.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.batch_checks import validate_road_batch
+from trajzoo.nn.graph import batch_segments, scatter_rows
 from trajzoo.nn.pooling import mean_pool
 
 from .road_encoder import MetaKnowledgeRoadEncoder
@@ -132,6 +135,18 @@ class MetaTRLEncoder(nn.Module):
         # the road encoder's output is looked up at every position, padding included
         validate_road_batch(batch, self.num_segments, road_mask, ids_at_padding=True)
 
+    def road_embeddings(self, batch: TrajectoryBatch, graph: RoadGraph) -> Tensor:
+        """``(N, d)`` road encoder outputs, exact at every road id of ``batch`` (padding included).
+
+        In training (or with gradients on) only the batch's roads are encoded, through their
+        ``gat_layers``-hop subgraph, and the other rows are 0; at evaluation the cached
+        whole-graph output is returned (:meth:`MetaKnowledgeRoadEncoder.forward`).
+        """
+        if not self.training and not torch.is_grad_enabled():
+            return self.road_encoder(graph)
+        segments = batch_segments(batch.roads)
+        return scatter_rows(self.road_encoder(graph, segments), segments, graph.num_segments)
+
     def forward(self, batch: TrajectoryBatch, graph: RoadGraph, road_mask: Tensor | None = None) -> Tensor:
         """Encode every position of every trajectory.
 
@@ -151,7 +166,7 @@ class MetaTRLEncoder(nn.Module):
                 (:func:`trajzoo.nn.batch_checks.validate_road_batch`).
         """
         self._validate(batch, graph, road_mask)
-        road_embeddings = self.road_encoder(graph)  # (N, d)
+        road_embeddings = self.road_embeddings(batch, graph)  # (N, d), rows of the batch's roads
         time_embeddings = self.temporal_encoder(batch)  # (B, L, d)
         x = self.trajectory_encoder.embed_inputs(road_embeddings, batch.roads, time_embeddings, road_mask)
         return self.trajectory_encoder(x, batch.padding_mask)

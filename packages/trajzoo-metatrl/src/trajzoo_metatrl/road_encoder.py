@@ -27,7 +27,13 @@ from torch_geometric.nn import GATConv, MessagePassing
 from torch_geometric.utils import softmax
 
 from trajzoo.data.batch import RoadGraph
-from trajzoo.nn.graph import STRUCTURAL_DIM, successor_edges_with_self_loops, validate_graph
+from trajzoo.nn.graph import (
+    STRUCTURAL_DIM,
+    EvaluationCache,
+    receptive_subgraph,
+    successor_edges_with_self_loops,
+    validate_graph,
+)
 from trajzoo.nn.mlp import MLP
 
 class MetaKnowledgeGATLayer(MessagePassing):
@@ -168,24 +174,52 @@ class MetaKnowledgeRoadEncoder(nn.Module):
         for layer in self.private_layers:
             layer.reset_parameters()
 
-    def forward(self, graph: RoadGraph) -> Tensor:
-        """Embed every road of the graph.
+    def forward(self, graph: RoadGraph, segments: Tensor | None = None) -> Tensor:
+        """Embed the roads of the graph: all of them, or only ``segments`` through their
+        L-hop subgraph.
+
+        With ``segments`` the layers run on the ``n_layers``-hop receptive field of those roads
+        along eq. 8's neighbourhood (:func:`trajzoo.nn.graph.receptive_subgraph`): the outputs
+        equal the whole-graph outputs at those roads, at a fraction of the cost. At evaluation
+        (module not training, gradients off) the whole-graph output does not depend on the batch
+        and is computed once and cached until a parameter, buffer or graph tensor changes.
 
         Args:
             graph: road network with ``structural`` ``(N, 6)``, ``attributes`` ``(N, F_u)``,
                 ``edge_index`` ``(2, E)`` and ``transition_prob`` ``(E,)``.
+            segments: optional ``(S,)`` int64 road ids in ``[0, N)``.
 
         Returns:
-            ``(N, d)`` road embeddings h (output of the last graph layer).
+            ``(N, d)`` road embeddings h (output of the last graph layer), or ``(S, d)`` at
+            ``segments`` (in their order).
 
         Raises:
             ValueError: if the graph tensors have inconsistent shapes (see :func:`validate_graph`).
         """
         validate_graph(graph, self.attribute_dim)
+        if not self.training and not torch.is_grad_enabled():
+            cache = self.__dict__.setdefault("_evaluation_cache", EvaluationCache())
+            key = cache.key(self, graph)
+            h = cache.get(key)
+            if h is None:
+                h = self._encode(graph, None)
+                cache.put(key, h)
+            return h if segments is None else h[segments]
+        return self._encode(graph, segments)
+
+    def _encode(self, graph: RoadGraph, segments: Tensor | None) -> Tensor:
         edge_index, p = successor_edges_with_self_loops(graph)
-        h = self.private_naf(graph.attributes)
+        attributes, structural = graph.attributes, graph.structural
+        mapping = None
+        if segments is not None:
+            # node i aggregates its successors j = edge_index[1]: flow target_to_source
+            subset, edge_index, mapping, edge_mask = receptive_subgraph(
+                segments, edge_index, len(self.private_layers), graph.num_segments, "target_to_source")
+            p = p[edge_mask]
+            attributes, structural = attributes[subset], structural[subset]
+        h = self.private_naf(attributes)
         if self.shared_mkf is not None:
-            mkf = self.shared_mkf(graph.structural)
+            mkf = self.shared_mkf(structural)
             p = p.to(h.dtype)
             for layer in self.private_layers:
                 h = layer(h, mkf, edge_index, p)
@@ -194,4 +228,4 @@ class MetaKnowledgeRoadEncoder(nn.Module):
             flipped = edge_index.flip(0)
             for layer in self.private_layers:
                 h = F.elu(layer(h, flipped))
-        return h
+        return h if mapping is None else h[mapping]

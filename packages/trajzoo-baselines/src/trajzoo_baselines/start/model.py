@@ -3,10 +3,12 @@ trajectory representation = the pooler of the [CLS] token, ``tanh(W h_cls + b)``
 START's ``pooling: cls``)."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.batch_checks import validate_road_batch
+from trajzoo.nn.graph import batch_segments, scatter_rows
 
 from .config import STARTConfig
 from .road_encoder import TPEGATRoadEncoder
@@ -31,6 +33,9 @@ class STARTEncoder(nn.Module):
 
     Raises:
         ValueError: ``num_segments`` or ``attribute_dim`` not positive.
+
+    TPE-GAT runs on the L-hop subgraph of the batch's roads in training (the whole-graph outputs
+    at those roads, :mod:`trajzoo.nn.graph`) and once over the whole graph at evaluation (cached).
     """
 
     def __init__(self, num_segments: int, attribute_dim: int, config: STARTConfig | None = None) -> None:
@@ -48,15 +53,31 @@ class STARTEncoder(nn.Module):
                                                              cfg.dropout, cfg.interval_hidden)
         self.pooler = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.Tanh())
 
-    def road_embeddings(self, graph: RoadGraph) -> Tensor:
+    def road_embeddings(self, graph: RoadGraph, segments: Tensor | None = None) -> Tensor:
         """``(N, d)`` TPE-GAT representations of the graph's segments.
+
+        Args:
+            graph: the city's road graph.
+            segments: optional ``(S,)`` int64 ids (:meth:`batch_segments`): only those rows are
+                computed, through their ``gat_layers``-hop subgraph (equal to the whole-graph
+                rows), the other rows are 0. Ignored at evaluation (module not training,
+                gradients off), where the cached whole-graph output is returned.
 
         Raises:
             ValueError: a graph of another size or with inconsistent tensors.
         """
         if graph.num_segments != self.num_segments:
             raise ValueError(f"graph has {graph.num_segments} segments, encoder built for {self.num_segments}")
-        return self.road_encoder(graph)
+        if segments is None or (not self.training and not torch.is_grad_enabled()):
+            return self.road_encoder(graph)
+        return scatter_rows(self.road_encoder(graph, segments), segments, self.num_segments)
+
+    @staticmethod
+    def batch_segments(*batches: TrajectoryBatch) -> Tensor:
+        """``(S,)`` sorted ids of the roads TAT-Enc looks up for ``batches``: the real positions'
+        roads and 0 (what padding reads)."""
+        return batch_segments(torch.zeros(1, dtype=torch.long, device=batches[0].roads.device),
+                              *(b.roads.masked_fill(b.padding_mask, 0) for b in batches))
 
     def encode(self, road_embeddings: Tensor, batch: TrajectoryBatch, road_mask: Tensor | None = None) -> Tensor:
         """TAT-Enc over precomputed road representations (lets pretraining run TPE-GAT once for
@@ -101,7 +122,7 @@ class STARTEncoder(nn.Module):
         Raises:
             ValueError: as :meth:`road_embeddings` and :meth:`encode`.
         """
-        return self.encode(self.road_embeddings(graph), batch, road_mask)
+        return self.encode(self.road_embeddings(graph, self.batch_segments(batch)), batch, road_mask)
 
     def embed(self, batch: TrajectoryBatch, graph: RoadGraph) -> Tensor:
         """``(B, d)`` trajectory representations: the pooled [CLS] state (:meth:`encode_trajectory`).
@@ -109,4 +130,4 @@ class STARTEncoder(nn.Module):
         Raises:
             ValueError: as :meth:`forward`.
         """
-        return self.encode_trajectory(self.road_embeddings(graph), batch)
+        return self.encode_trajectory(self.road_embeddings(graph, self.batch_segments(batch)), batch)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
+from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.contrastive import nt_xent
 from trajzoo.nn.span_mask import span_mask
 
@@ -87,8 +88,11 @@ class STARTPretrainer(nn.Module):
             ValueError: as :meth:`STARTEncoder.forward`.
         """
         cfg = self.config
-        roads = self.encoder.road_embeddings(graph)  # (N, d), shared by the three passes
+        validate_road_batch(batch, self.num_segments)  # before the views index per-road statistics
         road_mask = span_mask(batch.padding_mask, cfg.mask_ratio, cfg.mean_span_length, generator)
+        view1, view2 = self.views(batch, generator)
+        # (N, d), exact at every road of the batch and of both views, shared by the three passes
+        roads = self.encoder.road_embeddings(graph, self.encoder.batch_segments(batch, view1, view2))
         z = self.encoder.encode(roads, hide_times(batch, road_mask), road_mask)  # (B, L, d)
         n_masked = int(road_mask.sum())
         if n_masked:
@@ -98,7 +102,6 @@ class STARTPretrainer(nn.Module):
             acc = float((logits.argmax(dim=-1) == targets).float().mean())
         else:
             mask_ce, acc = z.sum() * 0.0, 0.0
-        view1, view2 = self.views(batch, generator)
         z1 = self.encoder.encode_trajectory(roads, view1)
         z2 = self.encoder.encode_trajectory(roads, view2)
         contrastive = nt_xent(z1, z2, cfg.temperature)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 
 from trajzoo.data.batch import RoadGraph
-from trajzoo.nn.graph import STRUCTURAL_DIM, validate_graph
+from trajzoo.nn.graph import STRUCTURAL_DIM, EvaluationCache, receptive_subgraph, validate_graph
 
 
 def out_counts_from_trips(road_sequences, num_segments: int) -> Tensor:
@@ -120,27 +120,51 @@ class TPEGATRoadEncoder(nn.Module):
         in-normalised transfer probabilities."""
         self.out_counts = out_counts_from_trips(road_sequences, num_segments).to(self.input_projection.weight.device)
 
-    def forward(self, graph: RoadGraph) -> Tensor:
-        """Road representations of every segment of ``graph``.
+    def forward(self, graph: RoadGraph, segments: Tensor | None = None) -> Tensor:
+        """Road representations of every segment of ``graph``, or only of ``segments``.
+
+        With ``segments`` the layers run on the ``layers``-hop subgraph of predecessors of those
+        segments (:func:`trajzoo.nn.graph.receptive_subgraph`, flow i -> j); the transfer
+        probabilities are normalised over the whole graph first, so the outputs equal the
+        whole-graph outputs at ``segments``. At evaluation (module not training, gradients off)
+        the whole-graph output does not depend on the batch: it is computed once and cached
+        until a parameter, buffer or graph tensor changes.
 
         Args:
             graph: the city's road graph (N segments, F_u attribute columns).
+            segments: optional ``(S,)`` int64 ids in ``[0, N)``.
 
         Returns:
-            ``(N, d)`` float.
+            ``(N, d)`` float, or ``(S, d)`` at ``segments`` (in their order).
 
         Raises:
             ValueError: inconsistent graph tensors or a graph with another F_u.
         """
         validate_graph(graph, self.attribute_dim)
+        if not self.training and not torch.is_grad_enabled():
+            cache = self.__dict__.setdefault("_evaluation_cache", EvaluationCache())
+            key = cache.key(self, graph)
+            h = cache.get(key)
+            if h is None:
+                h = self._encode(graph, None)
+                cache.put(key, h)
+            return h if segments is None else h[segments]
+        return self._encode(graph, segments)
+
+    def _encode(self, graph: RoadGraph, segments: Tensor | None) -> Tensor:
         features = graph.attributes
         if self.use_structural:
             features = torch.cat([features, graph.structural.to(features.dtype)], dim=-1)
-        h = self.input_projection(features)
         counts = self.out_counts if self.out_counts.numel() == graph.num_segments else None
         edge_index, edge_attr = transfer_probability_edges(graph, counts)
+        mapping = None
+        if segments is not None:
+            subset, edge_index, mapping, edge_mask = receptive_subgraph(
+                segments, edge_index, len(self.convs), graph.num_segments, "source_to_target")
+            features, edge_attr = features[subset], edge_attr[edge_mask]
+        h = self.input_projection(features)
         for k, conv in enumerate(self.convs):
             h = conv(h, edge_index, edge_attr)
             if k + 1 < len(self.convs):
                 h = F.elu(h)
-        return h
+        return h if mapping is None else h[mapping]

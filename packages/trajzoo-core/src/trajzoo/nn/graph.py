@@ -65,3 +65,85 @@ def validate_graph(graph: RoadGraph, attribute_dim: int | None = None) -> None:
         )
     if graph.edge_index.numel() and (graph.edge_index.min() < 0 or graph.edge_index.max() >= n):
         raise ValueError(f"edge_index holds segment ids outside [0, {n})")
+
+
+def receptive_subgraph(segments: Tensor, edge_index: Tensor, num_hops: int, num_nodes: int,
+                       flow: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The L-hop receptive field of ``segments`` under message passing along ``edge_index``.
+
+    An L-layer graph network's output at a segment depends only on the segments within L hops
+    against the message direction, so running the network on that subgraph gives the same
+    outputs at ``segments`` as on the whole graph (to float rounding): every segment at distance
+    k < L of the targets keeps its whole neighbourhood, hence its softmax normalisation
+    (``torch_geometric.utils.k_hop_subgraph``; used by the road encoders of MetaTRL and START).
+
+    Args:
+        segments: ``(S,)`` int64 ids in ``[0, N)`` of the segments whose outputs are needed.
+        edge_index: ``(2, E)`` int64 message-passing edges (self-loops included, if the network
+            uses them).
+        num_hops: L, the number of message-passing layers (>= 0).
+        num_nodes: N.
+        flow: ``"source_to_target"`` (messages flow from ``edge_index[0]`` to ``edge_index[1]``,
+            PyG's default) or ``"target_to_source"`` (``edge_index[0]`` aggregates
+            ``edge_index[1]``, as in MetaTRL eq. 8).
+
+    Returns:
+        ``(subset, sub_edge_index, mapping, edge_mask)``: ``(S',)`` sorted segment ids of the
+        subgraph, ``(2, E_sub)`` its edges relabelled to ``[0, S')``, ``(S,)`` the positions of
+        ``segments`` in ``subset``, and the ``(E,)`` bool mask of the kept edges (to select
+        per-edge attributes).
+
+    Raises:
+        ValueError: ``num_hops < 0`` or an unknown ``flow``.
+    """
+    from torch_geometric.utils import k_hop_subgraph
+
+    if num_hops < 0:
+        raise ValueError(f"num_hops must be >= 0, got {num_hops}")
+    if flow not in ("source_to_target", "target_to_source"):
+        raise ValueError(f"flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
+    subset, sub_edge_index, mapping, edge_mask = k_hop_subgraph(
+        segments, num_hops, edge_index, relabel_nodes=True, num_nodes=num_nodes, flow=flow)
+    return subset, sub_edge_index, mapping, edge_mask
+
+
+def batch_segments(*roads: Tensor) -> Tensor:
+    """``(S,)`` sorted unique segment ids occurring in the given road-id tensors (any shapes)."""
+    return torch.unique(torch.cat([r.reshape(-1) for r in roads]))
+
+
+def scatter_rows(values: Tensor, rows: Tensor, num_rows: int) -> Tensor:
+    """``(num_rows, d)`` tensor holding ``values`` ``(S, d)`` at ``rows`` ``(S,)`` and 0 elsewhere
+    (differentiable), so code that indexes a whole-graph ``(N, d)`` table by road id reads the
+    subgraph outputs unchanged."""
+    return values.new_zeros(num_rows, values.shape[-1]).index_copy(0, rows, values)
+
+
+class EvaluationCache:
+    """Caches a module's whole-graph output while neither the parameters, the buffers nor the
+    graph change: the key holds each parameter's and buffer's storage pointer and in-place
+    version counter (an optimiser step or ``load_state_dict`` bumps it) and the graph tensors'
+    storage pointers. Used only at evaluation (module not training, gradients off), where a road
+    encoder's output does not depend on the batch."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: Tensor | None = None
+
+    @staticmethod
+    def key(module: torch.nn.Module, graph: RoadGraph) -> tuple:
+        """The cache key of ``module`` over ``graph``."""
+        tensors = list(module.parameters()) + list(module.buffers())
+        state = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+        g = (graph.num_segments, graph.structural.data_ptr(), graph.structural._version,
+             graph.attributes.data_ptr(), graph.attributes._version, graph.edge_index.data_ptr(),
+             graph.edge_index._version, graph.transition_prob.data_ptr(), graph.transition_prob._version)
+        return state + g
+
+    def get(self, key: tuple) -> Tensor | None:
+        """The cached value for ``key``, or None."""
+        return self._value if self._key == key else None
+
+    def put(self, key: tuple, value: Tensor) -> None:
+        """Remember ``value`` under ``key`` (one entry)."""
+        self._key, self._value = key, value

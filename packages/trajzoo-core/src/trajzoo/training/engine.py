@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trajzoo.training import distributed
 from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.loop import progress
 
@@ -213,6 +214,13 @@ class Trainer:
         steps_per_epoch: steps one epoch takes (e.g. ``ceil(trips / batch_size)``); needed only
             for a cosine schedule without a ``schedule.repeat_batches`` step budget.
 
+    Data parallelism: when a ``torch.distributed`` process group with K > 1 processes is
+    initialised (:func:`trajzoo.training.distributed.init_from_env`, e.g. under torchrun), each
+    process's ``batches()`` yields its share of each global batch
+    (:func:`~trajzoo.training.distributed.shard`), and :meth:`step` all-reduces the gradients
+    weighted by ``StepLoss.weight`` before clipping and the optimiser step (and reports the
+    weighted mean loss over the processes).
+
     Raises:
         ValueError: a cosine schedule whose total number of steps is unknown.
     """
@@ -227,6 +235,9 @@ class Trainer:
         self.params = list(params) if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
         self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
         self.step_count = 0
+        # torch.distributed data parallelism (trajzoo.training.distributed): on when a process
+        # group with several processes exists; each process's batches are its share of the global ones
+        self.data_parallel = distributed.world()[1] > 1
         s = self.schedule
         per_epoch = s.steps_per_epoch if s.repeat_batches else steps_per_epoch
         if s.steps_per_epoch is not None and per_epoch is not None:
@@ -257,11 +268,15 @@ class Trainer:
                 group["lr"] = base * factor
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        if self.data_parallel:  # torch.distributed: gradient of the whole global batch
+            distributed.average_gradients(self.params, out.weight)
         if s.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, s.grad_clip)
         self.optimizer.step()
         self.step_count += 1
         value = float(out.loss.detach()) if out.value is None else out.value
+        if self.data_parallel:
+            value = distributed.mean_over_processes(value, out.weight)
         return value, out.weight, out.stats
 
     def run_steps(self, batches: Callable[[], Iterable], max_steps: int | None = None,
@@ -376,7 +391,7 @@ class Trainer:
                 logger.info("%s epoch %d: train loss %.4f, val loss %.4f%s%s, %d steps", label, epoch,
                             result.train_loss, val, f", lr {self.current_lr():.3g}" if s.schedules_lr else "",
                             f" (best epoch {best_epoch})" if s.patience is not None else "", result.steps)
-            if store is not None:
+            if store is not None and distributed.world()[0] == 0:  # one writer under data parallelism
                 store.save(checkpoint_phase, epoch, {
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": generator.get_state() if generator is not None else None,
