@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import validate, min_version
 
+from trajzoo.download import plan_inputs
 from trajzoo.experiments import ExperimentError, default_experiment, expand_experiments
 from trajzoo.registry import get_model, list_readers, task_class
 
@@ -54,6 +55,11 @@ for _city in CITIES:
             task_class(_task)
         except KeyError as exc:
             raise WorkflowError(f"cities.{_city}.tasks: {exc.args[0]}")
+# Every configured input file exists (or a download rule will fetch it, downloads.enabled),
+# before any job runs: the error names the file and how to get it (trajzoo.download.HOW_TO_GET).
+_PROBLEMS, OSM_DOWNLOADS, TRAJECTORY_DOWNLOADS = plan_inputs(config, DATA_ROOT)
+if _PROBLEMS:
+    raise WorkflowError("missing input file(s):\n  " + "\n  ".join(_PROBLEMS))
 try:
     EXPERIMENTS = expand_experiments(config, PLUGINS)
 except ExperimentError as exc:

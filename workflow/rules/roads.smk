@@ -3,7 +3,8 @@
 
 def osm_input(wc):
     osm = config["cities"][wc.city]["osm"]
-    return [DATA_ROOT / osm["file"]] if osm.get("file") and not osm.get("overpass") else []
+    # with osm.overpass the file is download_osm's output (downloads.enabled) or already there
+    return [DATA_ROOT / osm["file"]] if osm.get("file") else []
 
 
 rule build_road_network:

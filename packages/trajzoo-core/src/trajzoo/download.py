@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,11 +141,19 @@ def overpass_request(bbox: list[float]) -> dict:
 
 
 def _osmnx_overpass(request: dict):
-    """The real download: osmnx ``graph_from_bbox`` with the drive rules (needs the network)."""
+    """The real download: osmnx ``graph_from_bbox`` with the drive rules (needs the network).
+
+    ``settings.all_oneway`` is on during the call, as osmnx requires of a graph that
+    ``save_graph_xml`` writes back as OSM ways."""
     import osmnx as ox
 
-    return ox.graph_from_bbox(tuple(request["bbox"]), custom_filter=request["custom_filter"],
-                              simplify=request["simplify"], retain_all=request["retain_all"])
+    before = ox.settings.all_oneway
+    ox.settings.all_oneway = True
+    try:
+        return ox.graph_from_bbox(tuple(request["bbox"]), custom_filter=request["custom_filter"],
+                                  simplify=request["simplify"], retain_all=request["retain_all"])
+    finally:
+        ox.settings.all_oneway = before
 
 
 def fetch_osm_overpass(bbox: list[float], out: Path, fetch: Callable | None = None, now: str | None = None) -> dict:
@@ -174,7 +183,10 @@ def fetch_osm_overpass(bbox: list[float], out: Path, fetch: Callable | None = No
         return {**record, "reused": True}
     graph = (fetch or _osmnx_overpass)(request)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".download-") as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".download-") as tmp, warnings.catch_warnings():
+        # osmnx warns unless settings.all_oneway was on when the graph was made (it is, in
+        # _osmnx_overpass); the road stage reads the file with graph_from_xml like any extract
+        warnings.filterwarnings("ignore", message="Make sure graph was created", category=UserWarning)
         part = Path(tmp) / out.name
         ox.save_graph_xml(graph, part)
         os.replace(part, out)
@@ -244,3 +256,62 @@ def fetch_url(url: str, out: Path, member: str | None = None, fetch: Callable | 
     record = _write_record(out, request, {}, now)
     log.info("%s: downloaded from %s (%d bytes)", out, url, record["bytes"])
     return {**record, "reused": False}
+
+
+def plan_inputs(config: dict, data_root: Path) -> tuple[list[str], dict[str, list[float]], dict[str, dict]]:
+    """Check that every file a configured city reads exists under ``data_root``, and plan the
+    downloads that ``downloads.enabled`` allows for the missing ones.
+
+    A city's files: ``trajectories.path``, ``osm.file`` (unless ``osm`` is null) and every
+    ``pois`` entry. With ``downloads.enabled: true``, a missing ``osm.file`` of a city with
+    ``osm.overpass: true`` is an Overpass download of its ``bbox``, and a missing
+    ``trajectories.path`` with ``trajectories.download.url`` is a URL download; a file that exists
+    is never downloaded again.
+
+    Args:
+        config: the validated workflow config (``cities``, ``downloads``).
+        data_root: the folder every path is relative to.
+
+    Returns:
+        ``(problems, osm_downloads, trajectory_downloads)``: one message per missing file that
+        nothing will download (naming the config key, the file and how to get it,
+        :data:`HOW_TO_GET`); ``{osm.file: bbox}``; ``{trajectories.path: download section}``.
+    """
+    enabled = bool((config.get("downloads") or {}).get("enabled", False))
+    problems, osm_dl, traj_dl = [], {}, {}
+    data_root = Path(data_root)
+
+    def missing(key: str, rel: str, kind: str, can_download: str) -> None:
+        path = data_root / rel
+        if path.exists():
+            return
+        hint = how_to_get(kind)
+        if not enabled and can_download:
+            hint += f"; or {can_download}: set downloads.enabled: true"
+        problems.append(f"{key}: {path} does not exist. Get {hint}.")
+
+    for city, c in sorted(config["cities"].items()):
+        traj = c["trajectories"]
+        rel = traj["path"]
+        if traj.get("download") and enabled and not (data_root / rel).exists():
+            traj_dl[rel] = {"url": traj["download"]["url"], "member": traj["download"].get("member")}
+        else:
+            missing(f"cities.{city}.trajectories.path", rel, traj["format"],
+                    f"let the workflow fetch trajectories.download.url ({traj['download']['url']})"
+                    if traj.get("download") else "")
+        osm = c.get("osm")
+        if osm:
+            if not osm.get("file"):
+                where = ", and where the Overpass download is saved" if osm.get("overpass") else ""
+                problems.append(f"cities.{city}.osm: needs file (the extract to read{where})")
+            elif osm.get("overpass") and enabled and not (data_root / osm["file"]).exists():
+                if c.get("bbox") is None:
+                    problems.append(f"cities.{city}.osm.overpass: an Overpass download needs the city's bbox")
+                else:
+                    osm_dl[osm["file"]] = [float(v) for v in c["bbox"]]
+            else:
+                missing(f"cities.{city}.osm.file", osm["file"], "osm",
+                        "set osm.overpass: true (the city's bbox through Overpass)" if not osm.get("overpass") else "")
+        for i, poi in enumerate(c.get("pois") or []):
+            missing(f"cities.{city}.pois[{i}]", poi, "pois", "")
+    return problems, osm_dl, traj_dl
