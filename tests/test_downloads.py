@@ -156,3 +156,19 @@ def test_download_rules_are_planned_only_when_enabled(repo, data_root, tmp_path)
     assert "rule download_osm:" in on.stdout and "rule download_trajectories:" in on.stdout
     assert f"{root}/porto/osm/overpass.osm" in on.stdout and f"{root}/porto/train.csv.zip" in on.stdout
     assert not (root / "porto").exists()  # a dry run downloads nothing
+
+
+def test_public_data_preset_plans_the_public_downloads(repo, tmp_path):
+    """config/presets/public-data.yaml on an empty data_root: Porto's archive and both OSM
+    extracts are downloads; Cabspotting and Chengdu are named as manual steps."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((repo / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((repo / "config" / "presets" / "public-data.yaml").read_text()))
+    problems, osm, traj = plan_inputs(cfg, tmp_path)
+    assert set(osm) == {"porto/osm/porto_overpass.osm", "sanfrancisco/osm/sf_overpass.osm"}
+    assert traj == {"porto/train.csv.zip": {"url": cfg["cities"]["porto"]["trajectories"]["download"]["url"],
+                                            "member": "train.csv.zip"}}
+    assert [p.split(":")[0] for p in problems] == ["cities.chengdu.trajectories.path",
+                                                  "cities.sanfrancisco.trajectories.path"]
+    assert "DeepTTE" in problems[0] and "licence form" in problems[1]

@@ -1,8 +1,9 @@
 """Road network: OpenStreetMap -> drivable, strongly connected, projected road segments.
 
-The network is read with osmnx (``graph_from_xml`` for a local .osm/.osm.bz2 extract, or
-``graph_from_bbox`` through Overpass when the config enables it), restricted to drivable ways with
-osmnx's own "drive" filter, simplified, cut to its largest strongly connected component and
+The network is read with osmnx (``graph_from_xml`` for a local .osm/.osm.bz2 extract, an
+.osm.pbf converted with pyosmium, or the file an Overpass download saved, see
+:mod:`trajzoo.download`), restricted to drivable ways with osmnx's "drive" rules
+(:data:`DRIVE_RULES`), simplified, cut to its largest strongly connected component and
 projected to the city's UTM CRS with pyproj (via osmnx). Road segments are the directed edges.
 """
 from __future__ import annotations
@@ -206,10 +207,11 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
 
     Args:
         source: the city's ``osm`` config: ``{"file": path}`` (relative to ``data_root``; OSM XML,
-            .osm.bz2/.osm.gz, or an ``.osm.pbf`` extract, converted by :func:`pbf_to_xml`) or
-            ``{"overpass": true}`` (uses ``bbox``; needs network access).
+            .osm.bz2/.osm.gz, or an ``.osm.pbf`` extract, converted by :func:`pbf_to_xml`); with
+            ``overpass: true`` the file is where :func:`trajzoo.download.fetch_osm_overpass`
+            saved the download.
         data_root: root folder of the raw data.
-        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees, for Overpass.
+        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees (unused; kept for callers).
 
     Returns:
         osmnx MultiDiGraph in EPSG:4326 (node ``x``/``y`` degrees, edge ``length`` metres).
@@ -217,8 +219,8 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
     Raises:
         FileNotFoundError: if the extract does not exist.
         RoadNetworkError: if the file is empty, truncated or corrupt (not well-formed XML or bad
-            .bz2/.gz data), holds no nodes and ways, has a way referencing a missing node, or if
-            neither ``file`` nor ``overpass`` is set. The message starts with the file path.
+            .bz2/.gz data, unreadable .pbf), holds no nodes and ways, has a way referencing a
+            missing node, or if no ``file`` is set. The message starts with the file path.
     """
     from xml.etree.ElementTree import ParseError
     from xml.sax import SAXParseException
@@ -264,9 +266,8 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
         except Exception as exc:  # osmnx raises several types for empty or broken files
             raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
     elif source.get("overpass"):
-        if bbox is None:
-            raise RoadNetworkError("osm.overpass needs the city's bbox")
-        graph = ox.graph_from_bbox(tuple(bbox), network_type="drive", simplify=False, retain_all=True)
+        raise RoadNetworkError("osm.overpass needs osm.file: the Overpass download (rule download_osm, "
+                               "downloads.enabled: true) is saved there and read like any extract")
     else:
         raise RoadNetworkError("city osm source needs 'file' or 'overpass: true'")
     return graph
