@@ -6,7 +6,9 @@
 # Table of contents; every stage lives in workflow/rules/<stage>.smk. Threads and resources of
 # every rule: profiles/default (loaded automatically), profiles/slurm for clusters.
 
+
 configfile: "config.yaml"
+
 
 report: "workflow/report/workflow.rst"
 

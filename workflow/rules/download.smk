@@ -7,15 +7,15 @@
 rule download_osm:
     output:
         osm=str(DATA_ROOT / "{osm_file}"),
-    wildcard_constraints:
-        osm_file=alternatives(OSM_DOWNLOADS) or "(?!)",
-    params:
-        bbox=lambda wc: OSM_DOWNLOADS[wc.osm_file],
-    retries: 3
     log:
         "logs/download/{osm_file}.log",
+    wildcard_constraints:
+        osm_file=alternatives(OSM_DOWNLOADS) or "(?!)",
+    retries: 3
     conda:
         "../../envs/core.yaml"
+    params:
+        bbox=lambda wc: OSM_DOWNLOADS[wc.osm_file],
     script:
         "../scripts/download_osm.py"
 
@@ -23,14 +23,14 @@ rule download_osm:
 rule download_trajectories:
     output:
         path=str(DATA_ROOT / "{traj_file}"),
-    wildcard_constraints:
-        traj_file=alternatives(TRAJECTORY_DOWNLOADS) or "(?!)",
-    params:
-        download=lambda wc: TRAJECTORY_DOWNLOADS[wc.traj_file],
-    retries: 3
     log:
         "logs/download/{traj_file}.log",
+    wildcard_constraints:
+        traj_file=alternatives(TRAJECTORY_DOWNLOADS) or "(?!)",
+    retries: 3
     conda:
         "../../envs/core.yaml"
+    params:
+        download=lambda wc: TRAJECTORY_DOWNLOADS[wc.traj_file],
     script:
         "../scripts/download_trajectories.py"
