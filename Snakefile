@@ -6,12 +6,15 @@
 # Table of contents; every stage lives in workflow/rules/<stage>.smk. Threads and resources of
 # every rule: profiles/default (loaded automatically), profiles/slurm for clusters.
 
+
 configfile: "config.yaml"
+
 
 report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/roads.smk"
 include: "workflow/rules/map_matching.smk"

@@ -1,10 +1,14 @@
-"""The conda environments of the rule groups (envs/*.yaml) pin what the packages' pyprojects pin,
-requirements.txt agrees with both, and every rule names one of them with `conda:`.
-No conda needed: the files are read as YAML/TOML."""
+"""Packaging: the library pyproject.toml files declare compatible version RANGES of exactly what
+each package imports; the exact, tested versions live in ONE lock file, constraints.txt, which
+requirements.txt and the conda environments (envs/*.yaml) install from; every rule names one of
+those environments with `conda:`. No conda needed: the files are read as text/YAML/TOML."""
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 
 import pytest
@@ -12,28 +16,48 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 PACKAGES = {canonicalize_name(tomllib.loads(p.read_text())["project"]["name"]): p.parent
             for p in sorted((REPO / "packages").glob("*/pyproject.toml"))}
 LOCAL = re.compile(r"^-e\s+(?P<path>\S+)$")
+CONSTRAINT = re.compile(r"^-c\s+(?P<path>\S+)$")
+#: Declared but never imported, each for a reason: pandas.DataFrame.to_markdown imports tabulate.
+RUNTIME_ONLY = {"tabulate"}
 
 
 def pyproject(pkg: str) -> dict:
     return tomllib.loads((PACKAGES[pkg] / "pyproject.toml").read_text())["project"]
 
 
-def exact_pins(requirements) -> dict[str, str]:
-    """name -> version of the '==' pins in an iterable of PEP 508 strings (others: ValueError)."""
+def text_lines(path: Path) -> list[str]:
+    """Non-empty lines of a requirements-format file, comments removed."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def constraints() -> dict[str, str]:
+    """name -> exact version of constraints.txt; every line must be one '==' pin, once."""
     pins = {}
-    for line in requirements:
+    for line in text_lines(REPO / "constraints.txt"):
         req = Requirement(line)
         specs = list(req.specifier)
-        if len(specs) != 1 or specs[0].operator != "==":
-            raise ValueError(f"not an exact pin: {line!r}")
-        pins[canonicalize_name(req.name)] = specs[0].version
+        assert len(specs) == 1 and specs[0].operator == "==", f"constraints.txt: not an exact pin: {line!r}"
+        name = canonicalize_name(req.name)
+        assert name not in pins, f"constraints.txt pins {name} twice"
+        pins[name] = specs[0].version
     return pins
+
+
+def third_party(pkg: str) -> dict[str, Requirement]:
+    return {canonicalize_name(Requirement(d).name): Requirement(d) for d in pyproject(pkg)["dependencies"]
+            if canonicalize_name(Requirement(d).name) not in PACKAGES}
 
 
 def package_closure(pkgs) -> set[str]:
@@ -49,12 +73,94 @@ def package_closure(pkgs) -> set[str]:
     return seen
 
 
-def third_party_pins(pkg: str) -> dict[str, str]:
-    return exact_pins(d for d in pyproject(pkg)["dependencies"] if canonicalize_name(Requirement(d).name) not in PACKAGES)
+def imported_distributions(pkg: str) -> set[str]:
+    """Third-party distributions whose modules the package's source imports (absolute imports,
+    parsed with ast; the standard library and the project's own packages excluded)."""
+    dists = packages_distributions()
+    own = {p.name for p in (PACKAGES[pkg] / "src").iterdir() if p.is_dir()}
+    for other in PACKAGES.values():
+        own |= {p.name for p in (other / "src").iterdir() if p.is_dir()}
+    found = set()
+    for path in (PACKAGES[pkg] / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                if top in own or top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                assert top in dists, f"{path}: imports {top!r}, which no installed distribution provides"
+                found |= {canonicalize_name(d) for d in dists[top]}
+    return found
 
 
-def read_env(path: Path) -> tuple[list[str], dict[str, str], set[str]]:
-    """(conda specs, pip pins, local packages installed with -e) of a conda env file."""
+@pytest.mark.parametrize("pkg", sorted(PACKAGES))
+def test_package_declares_ranges_not_pins(pkg):
+    for name, req in third_party(pkg).items():
+        specs = list(req.specifier)
+        assert specs, f"{pkg}: {name} has no version range"
+        assert not any(s.operator in ("==", "===") for s in specs), f"{pkg}: {req} is an exact pin (constraints.txt)"
+        assert any(s.operator in (">=", "~=") for s in specs), f"{pkg}: {req} needs a lower bound"
+    for dep in pyproject(pkg)["dependencies"]:
+        name = canonicalize_name(Requirement(dep).name)
+        if name in PACKAGES:
+            assert Requirement(dep).specifier.contains(pyproject(name)["version"]), dep
+
+
+@pytest.mark.parametrize("pkg", sorted(PACKAGES))
+def test_package_declares_exactly_what_it_imports(pkg):
+    declared = set(third_party(pkg))
+    imported = imported_distributions(pkg)
+    assert imported - declared == set(), f"{pkg} imports but does not declare {sorted(imported - declared)}"
+    assert declared - imported - RUNTIME_ONLY == set(), f"{pkg} declares but never imports {sorted(declared - imported - RUNTIME_ONLY)}"
+
+
+def test_constraints_pin_every_dependency_inside_its_ranges():
+    pins = constraints()
+    for pkg in PACKAGES:
+        reqs = list(third_party(pkg).values())
+        reqs += [Requirement(r) for extra in pyproject(pkg).get("optional-dependencies", {}).values() for r in extra]
+        for req in reqs:
+            name = canonicalize_name(req.name)
+            assert name in pins, f"constraints.txt has no pin for {name} ({pkg})"
+            assert req.specifier.contains(pins[name]), f"constraints.txt {name}=={pins[name]} is outside {pkg}'s {req}"
+
+
+def test_installed_versions_are_the_constraints():
+    """This environment is the locked one (CI installs it with pip install -r requirements.txt)."""
+    wrong = {}
+    for name, pinned in constraints().items():
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            continue  # an optional extra that is not installed (e.g. tensorboard)
+        if Version(have).public != Version(pinned).public:  # 2.13.0+cpu is 2.13.0
+            wrong[name] = (have, pinned)
+    assert not wrong, f"installed != constraints.txt: {wrong}"
+
+
+def test_requirements_txt_installs_from_the_constraints():
+    lines = text_lines(REPO / "requirements.txt")
+    assert [CONSTRAINT.match(l)["path"] for l in lines if CONSTRAINT.match(l)] == ["constraints.txt"]
+    local = {canonicalize_name(Path(LOCAL.match(l)["path"]).name) for l in lines if LOCAL.match(l)}
+    assert local == set(PACKAGES), f"requirements.txt installs {sorted(local)}, packages/ holds {sorted(PACKAGES)}"
+    pins = constraints()
+    for line in lines:
+        if LOCAL.match(line) or CONSTRAINT.match(line):
+            continue
+        req = Requirement(line)
+        assert not req.specifier, f"requirements.txt: {line!r} carries a version; versions go in constraints.txt"
+        assert canonicalize_name(req.name) in pins, f"requirements.txt: {req.name} not pinned in constraints.txt"
+    names = {canonicalize_name(Requirement(l).name) for l in lines if not (LOCAL.match(l) or CONSTRAINT.match(l))}
+    assert {"snakemake-executor-plugin-slurm", "snakefmt"} <= names
+
+
+def read_env(path: Path) -> tuple[list[str], list[str]]:
+    """(conda specs, pip lines) of a conda env file."""
     env = yaml.safe_load(path.read_text())
     conda, pip = [], []
     for dep in env["dependencies"]:
@@ -62,32 +168,7 @@ def read_env(path: Path) -> tuple[list[str], dict[str, str], set[str]]:
             pip += dep["pip"]
         else:
             conda.append(dep)
-    local, pins = set(), []
-    for line in pip:
-        m = LOCAL.match(line)
-        if m:
-            target = (path.parent / m["path"]).name  # the folder name under packages/
-            local.add(canonicalize_name(target))
-        else:
-            pins.append(line)
-    return conda, exact_pins(pins), local
-
-
-def test_every_package_pins_exact_versions():
-    for pkg in PACKAGES:
-        third_party_pins(pkg)  # raises on a range or an unpinned dependency
-        for dep in pyproject(pkg)["dependencies"]:
-            if canonicalize_name(Requirement(dep).name) in PACKAGES:
-                assert str(Requirement(dep).specifier) == f"=={pyproject(canonicalize_name(Requirement(dep).name))['version']}", dep
-
-
-def test_packages_agree_with_each_other():
-    seen: dict[str, tuple[str, str]] = {}
-    for pkg in PACKAGES:
-        for name, version in third_party_pins(pkg).items():
-            if name in seen:
-                assert seen[name][1] == version, f"{name}: {seen[name][0]} pins {seen[name][1]}, {pkg} pins {version}"
-            seen[name] = (pkg, version)
+    return conda, pip
 
 
 @pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
@@ -95,7 +176,7 @@ def test_env_file_is_valid_conda_yaml(env_file):
     env = yaml.safe_load(env_file.read_text())
     assert set(env) <= {"name", "channels", "dependencies", "variables"}, set(env)
     assert all(isinstance(c, str) for c in env.get("channels", []))
-    conda, _, _ = read_env(env_file)
+    conda, _ = read_env(env_file)
     pip_sections = [d for d in env["dependencies"] if isinstance(d, dict)]
     assert len(pip_sections) <= 1 and all(set(d) == {"pip"} for d in pip_sections)
     if pip_sections:
@@ -104,59 +185,36 @@ def test_env_file_is_valid_conda_yaml(env_file):
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\s*[=<>!]=?\s*[A-Za-z0-9_.*]+)?", spec), spec
     python = [s for s in conda if re.match(r"python\b", s)]
     assert len(python) == 1, "pin the Python version"
-    version = python[0].split("=", 1)[1].lstrip("=")
+    version_ = python[0].split("=", 1)[1].lstrip("=")
     for pkg in PACKAGES:
         requires = SpecifierSet(pyproject(pkg).get("requires-python", ""))
-        assert requires.contains(version + ".0"), f"python {version} vs {pkg} requires-python {requires}"
+        assert requires.contains(version_ + ".0"), f"python {version_} vs {pkg} requires-python {requires}"
 
 
 @pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
-def test_env_file_pins_what_its_packages_pin(env_file):
-    _, pins, local = read_env(env_file)
-    assert local, f"{env_file.name} installs no trajzoo package"
-    assert local <= set(PACKAGES), local - set(PACKAGES)
-    # the -e paths resolve from .snakemake/conda/ of a run in the repository root
-    pip = [line for d in yaml.safe_load(env_file.read_text())["dependencies"] if isinstance(d, dict)
-           for line in d["pip"]]
+def test_env_file_installs_its_packages_from_the_constraints(env_file):
+    _, pip = read_env(env_file)
+    local = set()
     for line in pip:
-        m = LOCAL.match(line)
+        m, c = LOCAL.match(line), CONSTRAINT.match(line)
+        # the paths resolve from .snakemake/conda/ of a run in the repository root
         if m:
             assert (REPO / ".snakemake" / "conda" / m["path"]).resolve().is_dir(), line
+            local.add(canonicalize_name((env_file.parent / m["path"]).name))
+        elif c:
+            assert (REPO / ".snakemake" / "conda" / c["path"]).resolve() == REPO / "constraints.txt", line
+        else:
+            raise AssertionError(f"{env_file.name}: {line!r}: versions come from constraints.txt, packages from -e")
+    assert any(CONSTRAINT.match(l) for l in pip), f"{env_file.name} does not use constraints.txt"
+    assert local and local <= set(PACKAGES), local
     assert package_closure(local) == local, f"{env_file.name} misses local dependencies {package_closure(local) - local}"
-    # every pinned dependency of its packages, at the same version ...
-    for pkg in local:
-        for name, version in third_party_pins(pkg).items():
-            assert pins.get(name) == version, f"{env_file.name}: {name}=={pins.get(name)}, {pkg} pins {version}"
-    # ... and no pin that disagrees with any package or requirements.txt
-    everything = {n: v for pkg in PACKAGES for n, v in third_party_pins(pkg).items()}
-    everything.update(requirements_pins())
-    for name, version in pins.items():
-        if name in everything:
-            assert everything[name] == version, f"{env_file.name}: {name}=={version}, elsewhere {everything[name]}"
 
 
-def requirements_lines() -> list[str]:
-    lines = []
-    for raw in (REPO / "requirements.txt").read_text().splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines
-
-
-def requirements_pins() -> dict[str, str]:
-    return exact_pins(line for line in requirements_lines() if not LOCAL.match(line))
-
-
-def test_requirements_txt_agrees():
-    pins = requirements_pins()
-    local = {canonicalize_name(Path(LOCAL.match(l)["path"]).name) for l in requirements_lines() if LOCAL.match(l)}
-    assert local == set(PACKAGES), f"requirements.txt installs {sorted(local)}, packages/ holds {sorted(PACKAGES)}"
+def test_license_file_is_the_declared_mit():
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License")
     for pkg in PACKAGES:
-        for name, version in third_party_pins(pkg).items():
-            if name in pins:
-                assert pins[name] == version, f"requirements.txt {name}=={pins[name]}, {pkg} pins {version}"
-    assert "snakemake-executor-plugin-slurm" in pins, "the SLURM profile's executor plugin"
+        assert pyproject(pkg)["license"] == {"text": "MIT"}, pkg
 
 
 def rule_blocks() -> dict[str, str]:

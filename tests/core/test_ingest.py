@@ -88,7 +88,8 @@ def test_filters_reject_teleports_and_outside_bbox():
 
 
 def test_haversine_one_degree_latitude():
-    assert haversine_m(0.0, 0.0, 0.0, 1.0) == pytest.approx(111_195, rel=1e-3)
+    # pyproj.Geod on the sphere of radius 6,371,008.8 m: one degree of arc is R * pi / 180
+    assert haversine_m(0.0, 0.0, 0.0, 1.0) == pytest.approx(6_371_008.8 * np.pi / 180, rel=1e-12)
 
 
 def test_cabspotting_folder_layout_reads_like_the_tarball(data_root, tmp_path):

@@ -199,3 +199,19 @@ def test_heatmap_writes_a_deterministic_png(tmp_path):
     assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and a.read_bytes() == b.read_bytes()
     empty = tmp_path / "none.png"
     assert plot_transfer_heatmaps(tl, empty, "start") == [] and empty.stat().st_size > 0
+
+
+def test_qc_markdown_is_a_pandas_pipe_table():
+    from trajzoo.results import qc_markdown
+
+    qc = pd.DataFrame({"stage": ["ingest"] * 4 + ["split"] * 3,
+                       "outcome": ["in", "kept", "rejected:too_few_points", "fixes_in", "in", "kept", "rejected:x"],
+                       "count": [10, 8, 2, 100, 8, 7, 0]})
+    text = qc_markdown("porto", qc)
+    lines = text.splitlines()
+    assert lines[0] == "# porto: data accounting"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert cells[0] == ["stage", "in", "kept", "rejected", "balanced", "rejected by reason", "other counts"]
+    assert set(cells[1][0]) <= {":", "-"}
+    assert cells[2] == ["ingest", "10", "8", "2", "yes", "too_few_points 2", "fixes_in 100"]
+    assert cells[3] == ["split", "8", "7", "0", "**NO**", "x 0", "-"]

@@ -8,7 +8,8 @@ from shapely import LineString
 
 from trajzoo.roads.features import (STRUCTURAL_COLUMNS, attribute_features, structural_features,
                                     transition_probabilities)
-from trajzoo.roads.network import build_road_network, drive_filter_rules, is_drivable, parse_number
+from trajzoo.roads.network import (build_road_network, drive_custom_filter, drive_filter_rules, edge_maxspeed_kph,
+                                   is_drivable, parse_number)
 
 
 def test_drive_filter_follows_osmnx():
@@ -21,12 +22,47 @@ def test_drive_filter_follows_osmnx():
     assert not is_drivable({"building": "yes"}, rules)
 
 
-def test_parse_number():
-    assert parse_number("50") == 50
-    assert parse_number("30 mph") == pytest.approx(48.28, abs=0.01)
-    assert parse_number(["2", "3"]) == 3
-    assert np.isnan(parse_number("PT:urban"))
+def test_drive_filter_is_what_osmnx_means_by_drive():
+    """The written-out rules are the installed osmnx's "drive" network type (a drift check: the
+    pipeline never calls this private osmnx function)."""
+    from osmnx import _overpass
+
+    assert drive_custom_filter() == _overpass._get_network_filter("drive")
+
+
+def test_drive_filter_substring_semantics_as_overpass():
+    rules = drive_filter_rules()
+    # Overpass's !~ is an unanchored regular expression: "service=private_road" matches "private"
+    assert not is_drivable({"highway": "residential", "service": "private_road"}, rules)
+    assert is_drivable({"highway": "residential", "service": "yes"}, rules)
+    assert not is_drivable({"highway": ["residential", "footway"]}, rules)
+
+
+def test_parse_number_lanes():
+    assert parse_number("2", unit_mph=False) == 2
+    assert parse_number(["2", "3"], unit_mph=False) == 3
+    assert parse_number("2;3", unit_mph=False) == 3
     assert np.isnan(parse_number(None))
+
+
+def test_maxspeed_is_osmnx_add_edge_speeds():
+    """maxspeed comes from osmnx's add_edge_speeds (mph converted, implicit values, merged ways
+    -> largest); an edge with no valid tag is NaN, not osmnx's imputed highway mean."""
+    import networkx as nx
+
+    g = nx.MultiDiGraph(crs="EPSG:4326")
+    for n in range(7):
+        g.add_node(n, x=float(n) * 1e-3, y=0.0)
+    tags = ["50", "30 mph", ["40", "60"], "PT:urban", None, "signals"]
+    for i, tag in enumerate(tags):
+        attrs = {"highway": "residential", "length": 10.0}
+        if tag is not None:
+            attrs["maxspeed"] = tag
+        g.add_edge(i, i + 1, 0, **attrs)
+    speeds = edge_maxspeed_kph(g)
+    got = [speeds[(i, i + 1, 0)] for i in range(len(tags))]
+    assert got[:4] == pytest.approx([50.0, 30 * 1.60934, 60.0, 50.0])
+    assert np.isnan(got[4]) and np.isnan(got[5])
 
 
 def cross_segments():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import validate, min_version
 
+from trajzoo.download import plan_inputs
 from trajzoo.experiments import ExperimentError, default_experiment, expand_experiments
 from trajzoo.registry import get_model, list_readers, task_class
 
@@ -17,12 +18,19 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 DATA_ROOT = Path(config["data_root"])
 if not DATA_ROOT.is_dir():
-    raise WorkflowError(f"data_root {DATA_ROOT} does not exist or is not a folder "
-                        "(set data_root in config.yaml or with --config data_root=...)")
+    raise WorkflowError(
+        f"data_root {DATA_ROOT} does not exist or is not a folder "
+        "(set data_root in config.yaml or with --config data_root=...)"
+    )
 CITIES = sorted(config["cities"])
-SEEDS = [int(s) for s in (config["seed"] if isinstance(config["seed"], list) else [config["seed"]])]
+SEEDS = [
+    int(s)
+    for s in (config["seed"] if isinstance(config["seed"], list) else [config["seed"]])
+]
 if not SEEDS or len(set(SEEDS)) != len(SEEDS):
-    raise WorkflowError(f"seed must be an integer or a non-empty list of distinct integers, got {config['seed']}")
+    raise WorkflowError(
+        f"seed must be an integer or a non-empty list of distinct integers, got {config['seed']}"
+    )
 MODELS = sorted(config["models"])
 # Cities with a road network (map matching, road models); a city with `osm: null` (Chengdu)
 # serves raw-GPS models only.
@@ -48,19 +56,28 @@ READERS = list_readers()
 for _city in CITIES:
     _fmt = config["cities"][_city]["trajectories"]["format"]
     if _fmt not in READERS:
-        raise WorkflowError(f"cities.{_city}.trajectories.format: no trajectory reader {_fmt!r}; installed: {READERS}")
+        raise WorkflowError(
+            f"cities.{_city}.trajectories.format: no trajectory reader {_fmt!r}; installed: {READERS}"
+        )
     for _task in config["cities"][_city]["tasks"]:
         try:
             task_class(_task)
         except KeyError as exc:
             raise WorkflowError(f"cities.{_city}.tasks: {exc.args[0]}")
+# Every configured input file exists (or a download rule will fetch it, downloads.enabled),
+# before any job runs: the error names the file and how to get it (trajzoo.download.HOW_TO_GET).
+_PROBLEMS, OSM_DOWNLOADS, TRAJECTORY_DOWNLOADS = plan_inputs(config, DATA_ROOT)
+if _PROBLEMS:
+    raise WorkflowError("missing input file(s):\n  " + "\n  ".join(_PROBLEMS))
 try:
     EXPERIMENTS = expand_experiments(config, PLUGINS)
 except ExperimentError as exc:
     raise WorkflowError(str(exc))
 REFERENCE_MODEL = config["experiments"].get("reference_model")
 if REFERENCE_MODEL is not None and REFERENCE_MODEL not in MODELS:
-    raise WorkflowError(f"experiments.reference_model: {REFERENCE_MODEL!r} is not in models: {MODELS}")
+    raise WorkflowError(
+        f"experiments.reference_model: {REFERENCE_MODEL!r} is not in models: {MODELS}"
+    )
 
 # One pretraining per (model, variant, training cities and roles); every seed repeats it.
 PRETRAININGS = {}
@@ -71,13 +88,21 @@ EVALS = {(e.target, e.model, e.variant, e.exp_id): e for e in EXPERIMENTS}
 
 def alternatives(names):
     """A wildcard regex matching exactly one of ``names`` (longest first)."""
-    return "|".join(sorted({n.replace(".", r"\.").replace("+", r"\+") for n in names}, key=len, reverse=True))
+    return "|".join(
+        sorted(
+            {n.replace(".", r"\.").replace("+", r"\+") for n in names},
+            key=len,
+            reverse=True,
+        )
+    )
 
 
 wildcard_constraints:
     city=alternatives(CITIES),
     model=alternatives(MODELS),
-    variant=alternatives(["full"] + [v for m in MODELS for v in config["models"][m]["variants"]]),
+    variant=alternatives(
+        ["full"] + [v for m in MODELS for v in config["models"][m]["variants"]]
+    ),
     training=alternatives([k[2] for k in PRETRAININGS]) or "none",
     exp=alternatives([k[3] for k in EVALS]) or "none",
     task="[a-z_]+",
@@ -88,31 +113,51 @@ def model_section(model, variant):
     """The model's config section with the variant's overrides merged in."""
     mcfg = config["models"][model]
     over = mcfg["variants"].get(variant, {}) if variant != "full" else {}
-    return {"hparams": {**mcfg["hparams"], **over.get("hparams", {})},
-            "pretrain": {**mcfg["pretrain"], **over.get("pretrain", {})},
-            "finetune": dict(mcfg["finetune"])}
+    return {
+        "hparams": {**mcfg["hparams"], **over.get("hparams", {})},
+        "pretrain": {**mcfg["pretrain"], **over.get("pretrain", {})},
+        "finetune": dict(mcfg["finetune"]),
+    }
 
 
 def city_files(city, inputs):
     """Prepared files of a city for a model's inputs (keys of trajzoo.data.prepared.INPUT_FILES)."""
     files = {"splits": f"results/{city}/splits.parquet"}
     if "roads" in inputs:
-        files.update(matched=f"results/{city}/matched.parquet",
-                     structural=f"results/{city}/roads/structural.parquet",
-                     attributes=f"results/{city}/roads/attributes.parquet",
-                     transitions=f"results/{city}/roads/transitions.parquet")
+        files.update(
+            matched=f"results/{city}/matched.parquet",
+            structural=f"results/{city}/roads/structural.parquet",
+            attributes=f"results/{city}/roads/attributes.parquet",
+            transitions=f"results/{city}/roads/transitions.parquet",
+        )
     if "points" in inputs:
         files["points"] = f"results/{city}/points.parquet"
     if "grid" in inputs:
-        files.update(grid_cells=f"results/{city}/grid/cells.parquet", grid_trips=f"results/{city}/grid/trips.parquet")
+        files.update(
+            grid_cells=f"results/{city}/grid/cells.parquet",
+            grid_trips=f"results/{city}/grid/trips.parquet",
+        )
     return files
 
 
 def city_preprocessing_config(city):
     """The config sections that shape a city's prepared data (for digests)."""
     c = config["cities"][city]
-    return {k: c.get(k) for k in ("trajectories", "osm", "bbox", "crs", "timezone", "filters", "caps",
-                                  "split", "map_matching", "pois")}
+    return {
+        k: c.get(k)
+        for k in (
+            "trajectories",
+            "osm",
+            "bbox",
+            "crs",
+            "timezone",
+            "filters",
+            "caps",
+            "split",
+            "map_matching",
+            "pois",
+        )
+    }
 
 
 def tasks_of(city):
@@ -131,14 +176,23 @@ def experiment_tasks(exp):
 
 def experiment_parts(exp, seeds=None):
     """Evaluation outputs of an experiment: one CSV per (seed, task)."""
-    return [f"results/{exp.target}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{s}/{t}.csv"
-            for s in (seeds or SEEDS) for t in experiment_tasks(exp)]
+    return [
+        f"results/{exp.target}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{s}/{t}.csv"
+        for s in (seeds or SEEDS)
+        for t in experiment_tasks(exp)
+    ]
 
 
 def experiment_record(exp):
     """Columns of the long result format that describe an experiment."""
-    return {"city": exp.target, "model": exp.model, "variant": exp.variant, "setting": exp.setting,
-            "train_fraction": exp.fraction, "sources": "+".join(exp.sources) or "none"}
+    return {
+        "city": exp.target,
+        "model": exp.model,
+        "variant": exp.variant,
+        "setting": exp.setting,
+        "train_fraction": exp.fraction,
+        "sources": "+".join(exp.sources) or "none",
+    }
 
 
 def parts_and_keys(experiments):
@@ -147,16 +201,25 @@ def parts_and_keys(experiments):
     for exp in experiments:
         for s in SEEDS:
             for t in experiment_tasks(exp):
-                parts.append(f"results/{exp.target}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{s}/{t}.csv")
+                parts.append(
+                    f"results/{exp.target}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{s}/{t}.csv"
+                )
                 keys.append(experiment_record(exp))
     return parts, keys
 
 
 def model_default_experiment(model, city):
     """The experiment of results/<city>/<model>.csv (WorkflowError when there is none)."""
-    exp = default_experiment([e for e in EXPERIMENTS if e.default], model, city, PLUGINS[model].default_setting)
+    exp = default_experiment(
+        [e for e in EXPERIMENTS if e.default],
+        model,
+        city,
+        PLUGINS[model].default_setting,
+    )
     if exp is None:
-        raise WorkflowError(f"no experiment runs model {model!r} on city {city!r} (config experiments.runs)")
+        raise WorkflowError(
+            f"no experiment runs model {model!r} on city {city!r} (config experiments.runs)"
+        )
     return exp
 
 
@@ -168,13 +231,18 @@ def target_cities():
 def digest_of(experiments):
     """What the given experiments' numbers depend on (config digest)."""
     cities = sorted({c for e in experiments for c in [e.target, *e.sources]})
-    return {"cities": {c: city_preprocessing_config(c) for c in cities},
-            "models": {e.model: model_section(e.model, e.variant) for e in experiments},
-            "seeds": SEEDS, "tasks": config["tasks"], "points": config["points"], "grid": config["grid"]}
+    return {
+        "cities": {c: city_preprocessing_config(c) for c in cities},
+        "models": {e.model: model_section(e.model, e.variant) for e in experiments},
+        "seeds": SEEDS,
+        "tasks": config["tasks"],
+        "points": config["points"],
+        "grid": config["grid"],
+    }
 
 
 def gpu_request(wildcards):
-    """GPUs of one job of a rule that runs a model (pretraining, evaluation, embeddings):
+    """GPUs of one job of a model-running job (pretraining, evaluation, embeddings):
     1 when the config's device is "cuda", else 0. Use as `resources: gpu=gpu_request`.
     The SLURM executor turns gpu=1 into `sbatch --gpus=1` (`--gpus=<model>:1` when the profile
     sets the gpu_model resource) and leaves gpu=0 jobs without a GPU request. device "auto"
@@ -191,17 +259,315 @@ def print_failed_job_logs(snakemake_log, lines=15):
     import re
     import sys
 
-    paths = snakemake_log if isinstance(snakemake_log, (list, tuple)) else [snakemake_log]
+    paths = (
+        snakemake_log if isinstance(snakemake_log, (list, tuple)) else [snakemake_log]
+    )
     try:
         text = "\n".join(Path(p).read_text() for p in paths)
     except OSError:
         return
-    for block in text.split("Error in rule ")[1:]:
+    marker = "Error in rule "  # Snakemake's line before each failed job's details
+    for block in text.split(marker)[1:]:
         failed = block.split(":", 1)[0]
-        logs = re.findall(r"^\s*log: (.+?)(?: \(check log file\(s\) for error details\))?$", block, flags=re.M)
+        logs = re.findall(
+            r"^\s*log: (.+?)(?: \(check log file\(s\) for error details\))?$",
+            block,
+            flags=re.M,
+        )
         for path in (p.strip() for entry in logs[:1] for p in entry.split(",")):
             try:
                 tail = Path(path).read_text().splitlines()[-lines:]
             except OSError:
                 continue
-            print(f"\n--- rule {failed} failed; last lines of {path}:", *tail, sep="\n", file=sys.stderr)
+            colon = ":"
+            print(
+                f"\n--- rule {failed} failed; last lines of {path}{colon}",
+                *tail,
+                sep="\n",
+                file=sys.stderr,
+            )
+
+
+# --- input functions of workflow/rules/roads.smk (kept here: snakemake --lint wants rule files without functions)
+
+
+def osm_input(wc):
+    osm = config["cities"][wc.city]["osm"]
+    # with osm.overpass the file is download_osm's output (downloads.enabled) or already there
+    return [DATA_ROOT / osm["file"]] if osm.get("file") else []
+
+
+# --- input functions of workflow/rules/models.smk (kept here: snakemake --lint wants rule files without functions)
+
+
+def pretraining_of(exp):
+    return (
+        f"results/models/{exp.model}/{exp.variant}/{exp.training}/seed{{seed}}/model.pt"
+    )
+
+
+def pretrain_job(wc):
+    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
+    cities = exp.training_cities
+    return {
+        "model": exp.model,
+        "variant": exp.variant,
+        "setting": exp.setting,
+        "training": exp.training,
+        "target": exp.pretrain_target,
+        "sources": list(exp.pretrain_sources),
+        "section": model_section(exp.model, exp.variant),
+        "seed": int(wc.seed),
+        "device": config["device"],
+        "timezones": {c: config["cities"][c]["timezone"] for c in cities},
+        "inputs": sorted(PLUGINS[exp.model].inputs),
+    }
+
+
+def pretrain_inputs(wc):
+    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
+    files = {}
+    for city in exp.training_cities:
+        files.update(
+            {
+                f"{city}__{k}": v
+                for k, v in city_files(city, PLUGINS[exp.model].inputs).items()
+            }
+        )
+    return files
+
+
+def evaluate_job(wc):
+    exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
+    return {
+        "model": exp.model,
+        "variant": exp.variant,
+        "setting": exp.setting,
+        "fraction": exp.fraction,
+        "city": exp.target,
+        "timezone": config["cities"][exp.target]["timezone"],
+        "finetune": model_section(exp.model, exp.variant)["finetune"],
+        "task_options": config["tasks"].get(wc.task, {}),
+        "seed": int(wc.seed),
+        "device": config["device"],
+        "inputs": sorted(PLUGINS[exp.model].inputs),
+    }
+
+
+def evaluate_inputs(wc):
+    exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
+    if wc.task not in experiment_tasks(exp):
+        raise WorkflowError(
+            f"task {wc.task!r} is not a task of experiment {wc.model}/{wc.variant}/{wc.exp} "
+            f"on {wc.city} (its tasks: {experiment_tasks(exp)})"
+        )
+    return {
+        "model": pretraining_of(exp).format(seed=wc.seed),
+        **city_files(exp.target, PLUGINS[exp.model].inputs),
+    }
+
+
+# --- input functions of workflow/rules/results.smk (kept here: snakemake --lint wants rule files without functions)
+
+
+# Linear-interpolation reference rows of the point tasks that recover x, y (TP, TR), so the learnt
+# part of a point model's error is visible: model "linear-interpolation", setting "reference",
+# scored on the same test trajectories with the same points per trajectory as the point model.
+REFERENCE_METHOD = "linear-interpolation"
+
+
+def interpolation_parts(city, model):
+    """(parts, keys) of the interpolation rows shown beside ``model`` on ``city`` (none for a road
+    model or a city without TP/TR)."""
+    if "points" not in PLUGINS[model].inputs:
+        return [], []
+    tasks = [
+        t for t in tasks_of(city) if getattr(task_class(t), "recovered", None) == "xy"
+    ]
+    parts = [
+        f"results/{city}/eval/{model}/reference/{REFERENCE_METHOD}/{t}.csv"
+        for t in tasks
+    ]
+    keys = [
+        {
+            "city": city,
+            "model": REFERENCE_METHOD,
+            "variant": f"{model}-points",
+            "setting": "reference",
+            "train_fraction": 0.0,
+            "sources": "none",
+        }
+    ] * len(tasks)
+    return parts, keys
+
+
+def city_interpolation_parts(city):
+    """Interpolation rows of every point model on the city's default experiments."""
+    parts, keys = [], []
+    for model in sorted({e.model for e in city_experiments(city)}):
+        p, k = interpolation_parts(city, model)
+        parts += p
+        keys += k
+    return parts, keys
+
+
+def point_max_len(model):
+    """Points per trajectory the point model's collate keeps (its ``max_len`` hyperparameter)."""
+    hparams = model_section(model, "full")["hparams"]
+    return int(PLUGINS[model].hparams_cls.from_dict(hparams).max_len)
+
+
+def interpolation_job(wc):
+    """params.job of rule interpolation_baseline."""
+    return {
+        "city": wc.city,
+        "timezone": config["cities"][wc.city]["timezone"],
+        "task_options": config["tasks"].get(wc.task, {}),
+        "max_len": point_max_len(wc.model),
+        "seed": SEEDS[0],
+    }
+
+
+def model_table_inputs(wc):
+    exp = model_default_experiment(wc.model, wc.city)
+    return experiment_parts(exp) + interpolation_parts(wc.city, wc.model)[0]
+
+
+def city_experiments(city, default=True):
+    return [e for e in EXPERIMENTS if e.target == city and (e.default or not default)]
+
+
+def ablation_experiments(model, city):
+    """The model's experiments on the city in the settings its variant experiments use."""
+    varied = [
+        e
+        for e in EXPERIMENTS
+        if e.model == model and e.target == city and e.variant != "full"
+    ]
+    keys = {(e.setting, e.fraction, e.sources) for e in varied}
+    exps = [
+        e
+        for e in EXPERIMENTS
+        if e.model == model
+        and e.target == city
+        and (e.setting, e.fraction, e.sources) in keys
+    ]
+    if not exps:
+        raise WorkflowError(
+            f"no variant experiment of {model!r} on {city!r} (config experiments.runs with variants)"
+        )
+    return exps
+
+
+def transfer_experiments(model):
+    """The model's default experiments in a source setting, and its in-city ones on the same targets."""
+    cross = [
+        e
+        for e in EXPERIMENTS
+        if e.model == model and e.default and e.sources and e.variant == "full"
+    ]
+    targets = {e.target for e in cross}
+    return cross + [
+        e
+        for e in EXPERIMENTS
+        if e.model == model
+        and e.default
+        and e.setting == "in-city"
+        and e.target in targets
+        and e.variant == "full"
+    ]
+
+
+def transfer_models():
+    return sorted({e.model for e in EXPERIMENTS if e.default and e.sources})
+
+
+def data_qc_stages(city):
+    """The data stages' QC tables of a city (those every requested view needs)."""
+    stages = ["ingest", "split"]
+    views = {
+        i
+        for e in EXPERIMENTS
+        if e.target == city or city in e.sources
+        for i in PLUGINS[e.model].inputs
+    }
+    if "roads" in views:
+        stages.append("map_matching")
+    if "points" in views:
+        stages.append("points")
+    return stages
+
+
+def task_qc_files(city):
+    """One eligibility table per task of the city (task eligibility does not depend on the model:
+    the first default experiment that runs the task serves)."""
+    files = {}
+    for exp in city_experiments(city):
+        for task in experiment_tasks(exp):
+            files.setdefault(
+                task,
+                f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{SEEDS[0]}/{task}_qc.csv",
+            )
+    return list(files.values())
+
+
+def all_result_tables():
+    """Default target: per target city its models' tables, the summary and qc.md; the transfer
+    tables of every model with a source setting."""
+    tables = []
+    for city in target_cities():
+        models = sorted(
+            {e.model for e in EXPERIMENTS if e.default and e.target == city}
+        )
+        tables += [f"results/{city}/{m}.csv" for m in models]
+        tables += [f"results/{city}/embeddings/{m}.parquet" for m in models]
+        tables += [f"results/{city}/summary.md", f"results/{city}/qc.md"]
+    tables += [f"results/transfer/{m}.csv" for m in transfer_models()]
+    return tables
+
+
+# --- input functions of workflow/rules/report.smk (kept here: snakemake --lint wants rule files without functions)
+
+
+def loss_curve_runs(city):
+    """Label -> (pretraining history, fine-tuning histories) of the city's default experiments
+    (first seed), one entry per model and setting."""
+    runs = {}
+    for exp in city_experiments(city):
+        label = (
+            f"{exp.model} ({exp.exp_id})"
+            if exp.variant == "full"
+            else f"{exp.model}/{exp.variant} ({exp.exp_id})"
+        )
+        base = (
+            f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{SEEDS[0]}"
+        )
+        runs[label] = (
+            pretraining_of(exp)
+            .format(seed=SEEDS[0])
+            .replace("model.pt", "pretrain_history.csv"),
+            [f"{base}/{t}_history.csv" for t in experiment_tasks(exp)],
+        )
+    return runs
+
+
+def report_figures():
+    cities = target_cities()
+    figures = [
+        f"results/{c}/figures/{f}.png" for c in cities for f in ("losses", "metrics")
+    ]
+    prepared = sorted(
+        {
+            c
+            for e in EXPERIMENTS
+            if e.default and "roads" in PLUGINS[e.model].inputs
+            for c in [e.target, *e.sources]
+        }
+    )
+    figures += [
+        f"results/{c}/figures/{f}.png"
+        for c in prepared
+        for f in ("network", "map_matching")
+    ]
+    figures += [f"results/transfer/figures/{m}.png" for m in transfer_models()]
+    return figures

@@ -12,13 +12,13 @@ rule grid_cells:
         cells="results/{city}/grid/cells.parquet",
         trips="results/{city}/grid/trips.parquet",
         qc="results/{city}/qc/grid.csv",
-    params:
-        bbox=lambda wc: config["cities"][wc.city]["bbox"],
-        crs=lambda wc: config["cities"][wc.city]["crs"],
-        cell_m=config["grid"]["cell_m"],
     log:
         "logs/{city}/grid_cells.log",
     conda:
         "../../envs/core.yaml"
+    params:
+        bbox=lambda wc: config["cities"][wc.city]["bbox"],
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+        cell_m=config["grid"]["cell_m"],
     script:
         "../scripts/grid_cells.py"

@@ -7,6 +7,7 @@
 # N defaults to 2 here; a profile or the command line sets it (`--set-scatter map_match=16`).
 # The gathered tables equal the unchunked stage's for every N (tests/core/test_map_matching_fanout.py).
 
+
 scattergather:
     map_match=2,
 
@@ -16,15 +17,15 @@ rule build_ubodt:
         segments="results/{city}/roads/segments.parquet",
     output:
         ubodt=directory("results/{city}/ubodt"),
-    params:
-        # only the delta shapes the table: other matching parameters do not rebuild it
-        ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
     log:
         "logs/{city}/build_ubodt.log",
     benchmark:
         "benchmarks/{city}/build_ubodt.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        # only the delta shapes the table: other matching parameters do not rebuild it
+        ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
     script:
         "../scripts/build_ubodt.py"
 
@@ -38,15 +39,15 @@ rule map_match_chunk:
         matched=temp("results/{city}/map_matching/{scatteritem}/matched.parquet"),
         stats=temp("results/{city}/map_matching/{scatteritem}/stats.parquet"),
         rejections=temp("results/{city}/map_matching/{scatteritem}/rejections.parquet"),
-    params:
-        map_matching=lambda wc: config["cities"][wc.city]["map_matching"],
-        crs=lambda wc: config["cities"][wc.city]["crs"],
     log:
         "logs/{city}/map_match_chunk/{scatteritem}.log",
     benchmark:
         "benchmarks/{city}/map_match_chunk/{scatteritem}.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        map_matching=lambda wc: config["cities"][wc.city]["map_matching"],
+        crs=lambda wc: config["cities"][wc.city]["crs"],
     script:
         "../scripts/map_match_chunk.py"
 
@@ -54,9 +55,15 @@ rule map_match_chunk:
 rule map_match:
     input:
         trips="results/{city}/trips.parquet",
-        matched=gather.map_match("results/{{city}}/map_matching/{scatteritem}/matched.parquet"),
-        stats=gather.map_match("results/{{city}}/map_matching/{scatteritem}/stats.parquet"),
-        rejections=gather.map_match("results/{{city}}/map_matching/{scatteritem}/rejections.parquet"),
+        matched=gather.map_match(
+            "results/{{city}}/map_matching/{scatteritem}/matched.parquet"
+        ),
+        stats=gather.map_match(
+            "results/{{city}}/map_matching/{scatteritem}/stats.parquet"
+        ),
+        rejections=gather.map_match(
+            "results/{{city}}/map_matching/{scatteritem}/rejections.parquet"
+        ),
     output:
         matched="results/{city}/matched.parquet",
         stats="results/{city}/qc/map_matching_stats.parquet",

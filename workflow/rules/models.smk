@@ -7,64 +7,25 @@
 #   results/<city>/embeddings/<model>.parquet                         trip id -> embedding (default setting)
 
 
-def pretraining_of(exp):
-    return f"results/models/{exp.model}/{exp.variant}/{exp.training}/seed{{seed}}/model.pt"
-
-
-def pretrain_job(wc):
-    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
-    cities = exp.training_cities
-    return {"model": exp.model, "variant": exp.variant, "setting": exp.setting, "training": exp.training,
-            "target": exp.pretrain_target, "sources": list(exp.pretrain_sources),
-            "section": model_section(exp.model, exp.variant), "seed": int(wc.seed), "device": config["device"],
-            "timezones": {c: config["cities"][c]["timezone"] for c in cities},
-            "inputs": sorted(PLUGINS[exp.model].inputs)}
-
-
-def pretrain_inputs(wc):
-    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
-    files = {}
-    for city in exp.training_cities:
-        files.update({f"{city}__{k}": v for k, v in city_files(city, PLUGINS[exp.model].inputs).items()})
-    return files
-
-
 rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
         model="results/models/{model}/{variant}/{training}/seed{seed}/model.pt",
         history="results/models/{model}/{variant}/{training}/seed{seed}/pretrain_history.csv",
-    params:
-        job=pretrain_job,
-        checkpoint_dir=lambda wc: f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/checkpoints",
-    resources:
-        gpu=gpu_request,
     log:
         "logs/models/{model}/{variant}/{training}/seed{seed}/pretrain.log",
     benchmark:
         "benchmarks/models/{model}/{variant}/{training}/seed{seed}/pretrain.tsv"
     conda:
         "../../envs/models.yaml"
+    resources:
+        gpu=gpu_request,
+    params:
+        job=pretrain_job,
+        checkpoint_dir=lambda wc: f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/checkpoints",
     script:
         "../scripts/pretrain.py"
-
-
-def evaluate_job(wc):
-    exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
-    return {"model": exp.model, "variant": exp.variant, "setting": exp.setting, "fraction": exp.fraction,
-            "city": exp.target, "timezone": config["cities"][exp.target]["timezone"],
-            "finetune": model_section(exp.model, exp.variant)["finetune"],
-            "task_options": config["tasks"].get(wc.task, {}), "seed": int(wc.seed), "device": config["device"],
-            "inputs": sorted(PLUGINS[exp.model].inputs)}
-
-
-def evaluate_inputs(wc):
-    exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
-    if wc.task not in experiment_tasks(exp):
-        raise WorkflowError(f"task {wc.task!r} is not a task of experiment {wc.model}/{wc.variant}/{wc.exp} "
-                            f"on {wc.city} (its tasks: {experiment_tasks(exp)})")
-    return {"model": pretraining_of(exp).format(seed=wc.seed), **city_files(exp.target, PLUGINS[exp.model].inputs)}
 
 
 rule evaluate:
@@ -74,35 +35,47 @@ rule evaluate:
         metrics="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.csv",
         history="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_history.csv",
         qc="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_qc.csv",
-    params:
-        job=evaluate_job,
-        checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/checkpoints_{wc.task}",
-    resources:
-        gpu=gpu_request,
     log:
         "logs/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.log",
     benchmark:
         "benchmarks/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.tsv"
     conda:
         "../../envs/models.yaml"
+    resources:
+        gpu=gpu_request,
+    params:
+        job=evaluate_job,
+        checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/checkpoints_{wc.task}",
     script:
         "../scripts/evaluate.py"
 
 
 rule embed:
     input:
-        unpack(lambda wc: {"model": pretraining_of(model_default_experiment(wc.model, wc.city)).format(seed=SEEDS[0]),
-                           **city_files(wc.city, PLUGINS[wc.model].inputs)}),
+        unpack(
+            lambda wc: {
+                "model": pretraining_of(
+                    model_default_experiment(wc.model, wc.city)
+                ).format(seed=SEEDS[0]),
+                **city_files(wc.city, PLUGINS[wc.model].inputs),
+            }
+        ),
     output:
         embeddings="results/{city}/embeddings/{model}.parquet",
-    params:
-        job=lambda wc: {"model": wc.model, "city": wc.city, "timezone": config["cities"][wc.city]["timezone"],
-                        "seed": SEEDS[0], "device": config["device"], "inputs": sorted(PLUGINS[wc.model].inputs)},
-    resources:
-        gpu=gpu_request,
     log:
         "logs/{city}/embed/{model}.log",
     conda:
         "../../envs/models.yaml"
+    resources:
+        gpu=gpu_request,
+    params:
+        job=lambda wc: {
+            "model": wc.model,
+            "city": wc.city,
+            "timezone": config["cities"][wc.city]["timezone"],
+            "seed": SEEDS[0],
+            "device": config["device"],
+            "inputs": sorted(PLUGINS[wc.model].inputs),
+        },
     script:
         "../scripts/embed.py"

@@ -6,20 +6,22 @@
 rule gps_points:
     input:
         trips="results/{city}/trips.parquet",
-        segments=lambda wc: ["results/{city}/roads/segments.parquet"] if wc.city in ROAD_CITIES else [],
+        segments=lambda wc: (
+            ["results/{city}/roads/segments.parquet"] if wc.city in ROAD_CITIES else []
+        ),
         pois=lambda wc: [DATA_ROOT / p for p in config["cities"][wc.city]["pois"]],
     output:
         points="results/{city}/points.parquet",
         qc="results/{city}/qc/points.csv",
-    params:
-        crs=lambda wc: config["cities"][wc.city]["crs"],
-        timezone=lambda wc: config["cities"][wc.city]["timezone"],
-        radii=config["points"],
     log:
         "logs/{city}/gps_points.log",
     benchmark:
         "benchmarks/{city}/gps_points.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+        timezone=lambda wc: config["cities"][wc.city]["timezone"],
+        radii=config["points"],
     script:
         "../scripts/gps_points.py"

@@ -8,60 +8,21 @@
 #   results/<city>/qc.md                   the data accounting of every stage and task
 
 
-# Linear-interpolation reference rows of the point tasks that recover x, y (TP, TR), so the learnt
-# part of a point model's error is visible: model "linear-interpolation", setting "reference",
-# scored on the same test trajectories with the same points per trajectory as the point model.
-REFERENCE_METHOD = "linear-interpolation"
-
-
-def interpolation_parts(city, model):
-    """(parts, keys) of the interpolation rows shown beside ``model`` on ``city`` (none for a road
-    model or a city without TP/TR)."""
-    if "points" not in PLUGINS[model].inputs:
-        return [], []
-    tasks = [t for t in tasks_of(city) if getattr(task_class(t), "recovered", None) == "xy"]
-    parts = [f"results/{city}/eval/{model}/reference/{REFERENCE_METHOD}/{t}.csv" for t in tasks]
-    keys = [{"city": city, "model": REFERENCE_METHOD, "variant": f"{model}-points", "setting": "reference",
-             "train_fraction": 0.0, "sources": "none"}] * len(tasks)
-    return parts, keys
-
-
-def city_interpolation_parts(city):
-    """Interpolation rows of every point model on the city's default experiments."""
-    parts, keys = [], []
-    for model in sorted({e.model for e in city_experiments(city)}):
-        p, k = interpolation_parts(city, model)
-        parts += p
-        keys += k
-    return parts, keys
-
-
-def point_max_len(model):
-    """Points per trajectory the point model's collate keeps (its ``max_len`` hyperparameter)."""
-    return int(PLUGINS[model].hparams_cls.from_dict(model_section(model, "full")["hparams"]).max_len)
-
-
 rule interpolation_baseline:
     input:
         splits="results/{city}/splits.parquet",
         points="results/{city}/points.parquet",
     output:
         metrics="results/{city}/eval/{model}/reference/linear-interpolation/{task}.csv",
-    params:
-        job=lambda wc: {"city": wc.city, "timezone": config["cities"][wc.city]["timezone"],
-                        "task_options": config["tasks"].get(wc.task, {}), "max_len": point_max_len(wc.model),
-                        "seed": SEEDS[0]},
     log:
         "logs/{city}/eval/{model}/reference/linear-interpolation/{task}.log",
+    localrule: True
     conda:
         "../../envs/core.yaml"
+    params:
+        job=interpolation_job,
     script:
         "../scripts/interpolation_baseline.py"
-
-
-def model_table_inputs(wc):
-    exp = model_default_experiment(wc.model, wc.city)
-    return experiment_parts(exp) + interpolation_parts(wc.city, wc.model)[0]
 
 
 rule model_table:
@@ -69,49 +30,45 @@ rule model_table:
         parts=model_table_inputs,
     output:
         table="results/{city}/{model}.csv",
-    params:
-        part_keys=lambda wc: parts_and_keys([model_default_experiment(wc.model, wc.city)])[1]
-        + interpolation_parts(wc.city, wc.model)[1],
-        digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
     log:
         "logs/{city}/model_table/{model}.log",
+    localrule: True
     conda:
         "../../envs/core.yaml"
+    params:
+        part_keys=lambda wc: parts_and_keys(
+            [model_default_experiment(wc.model, wc.city)]
+        )[1]
+        + interpolation_parts(wc.city, wc.model)[1],
+        digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
     script:
         "../scripts/long_table.py"
 
 
-def city_experiments(city, default=True):
-    return [e for e in EXPERIMENTS if e.target == city and (e.default or not default)]
-
-
 rule summary:
     input:
-        parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0] + city_interpolation_parts(wc.city)[0],
+        parts=lambda wc: parts_and_keys(city_experiments(wc.city))[0]
+        + city_interpolation_parts(wc.city)[0],
         qc=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)],
     output:
-        summary=report("results/{city}/summary.md", category="Summary", caption="../report/summary.rst"),
+        summary=report(
+            "results/{city}/summary.md",
+            category="Summary",
+            caption="../report/summary.rst",
+        ),
         table="results/{city}/summary.csv",
-    params:
-        part_keys=lambda wc: parts_and_keys(city_experiments(wc.city))[1] + city_interpolation_parts(wc.city)[1],
-        digest=lambda wc: digest_of(city_experiments(wc.city)),
-        reference_model=REFERENCE_MODEL,
     log:
         "logs/{city}/summary.log",
+    localrule: True
     conda:
         "../../envs/core.yaml"
+    params:
+        part_keys=lambda wc: parts_and_keys(city_experiments(wc.city))[1]
+        + city_interpolation_parts(wc.city)[1],
+        digest=lambda wc: digest_of(city_experiments(wc.city)),
+        reference_model=REFERENCE_MODEL,
     script:
         "../scripts/summary.py"
-
-
-def ablation_experiments(model, city):
-    """The model's experiments on the city in the settings its variant experiments use."""
-    varied = [e for e in EXPERIMENTS if e.model == model and e.target == city and e.variant != "full"]
-    keys = {(e.setting, e.fraction, e.sources) for e in varied}
-    exps = [e for e in EXPERIMENTS if e.model == model and e.target == city and (e.setting, e.fraction, e.sources) in keys]
-    if not exps:
-        raise WorkflowError(f"no variant experiment of {model!r} on {city!r} (config experiments.runs with variants)")
-    return exps
 
 
 rule ablation_table:
@@ -119,27 +76,16 @@ rule ablation_table:
         parts=lambda wc: parts_and_keys(ablation_experiments(wc.model, wc.city))[0],
     output:
         table="results/{city}/{model}-ablations.csv",
+    log:
+        "logs/{city}/ablation_table/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
     params:
         part_keys=lambda wc: parts_and_keys(ablation_experiments(wc.model, wc.city))[1],
         digest=lambda wc: digest_of(ablation_experiments(wc.model, wc.city)),
-    log:
-        "logs/{city}/ablation_table/{model}.log",
-    conda:
-        "../../envs/core.yaml"
     script:
         "../scripts/long_table.py"
-
-
-def transfer_experiments(model):
-    """The model's default experiments in a source setting, and its in-city ones on the same targets."""
-    cross = [e for e in EXPERIMENTS if e.model == model and e.default and e.sources and e.variant == "full"]
-    targets = {e.target for e in cross}
-    return cross + [e for e in EXPERIMENTS if e.model == model and e.default and e.setting == "in-city"
-                    and e.target in targets and e.variant == "full"]
-
-
-def transfer_models():
-    return sorted({e.model for e in EXPERIMENTS if e.default and e.sources})
 
 
 rule transfer_table:
@@ -148,62 +94,39 @@ rule transfer_table:
     output:
         table="results/transfer/{model}.csv",
         matrices=directory("results/transfer/{model}"),
-        heatmap=report("results/transfer/figures/{model}.png", category="Transfer matrices",
-                       caption="../report/transfer.rst"),
+        heatmap=report(
+            "results/transfer/figures/{model}.png",
+            category="Transfer matrices",
+            caption="../report/transfer.rst",
+        ),
+    log:
+        "logs/transfer/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
     params:
         part_keys=lambda wc: parts_and_keys(transfer_experiments(wc.model))[1],
         digest=lambda wc: digest_of(transfer_experiments(wc.model)),
-    log:
-        "logs/transfer/{model}.log",
-    conda:
-        "../../envs/core.yaml"
     script:
         "../scripts/transfer_table.py"
 
 
-def data_qc_stages(city):
-    """The data stages' QC tables of a city (those every requested view needs)."""
-    stages = ["ingest", "split"]
-    views = {i for e in EXPERIMENTS if e.target == city or city in e.sources for i in PLUGINS[e.model].inputs}
-    if "roads" in views:
-        stages.append("map_matching")
-    if "points" in views:
-        stages.append("points")
-    return stages
-
-
-def task_qc_files(city):
-    """One eligibility table per task of the city (task eligibility does not depend on the model:
-    the first default experiment that runs the task serves)."""
-    files = {}
-    for exp in city_experiments(city):
-        for task in experiment_tasks(exp):
-            files.setdefault(task, f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/seed{SEEDS[0]}/{task}_qc.csv")
-    return list(files.values())
-
-
 rule qc_report:
     input:
-        stages=lambda wc: [f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)],
+        stages=lambda wc: [
+            f"results/{wc.city}/qc/{s}.csv" for s in data_qc_stages(wc.city)
+        ],
         tasks=lambda wc: task_qc_files(wc.city),
     output:
-        qc=report("results/{city}/qc.md", category="Data accounting", caption="../report/qc.rst"),
+        qc=report(
+            "results/{city}/qc.md",
+            category="Data accounting",
+            caption="../report/qc.rst",
+        ),
     log:
         "logs/{city}/qc_report.log",
+    localrule: True
     conda:
         "../../envs/core.yaml"
     script:
         "../scripts/qc_report.py"
-
-
-def all_result_tables():
-    """Default target: per target city its models' tables, the summary and qc.md; the transfer
-    tables of every model with a source setting."""
-    tables = []
-    for city in target_cities():
-        models = sorted({e.model for e in EXPERIMENTS if e.default and e.target == city})
-        tables += [f"results/{city}/{m}.csv" for m in models]
-        tables += [f"results/{city}/embeddings/{m}.parquet" for m in models]
-        tables += [f"results/{city}/summary.md", f"results/{city}/qc.md"]
-    tables += [f"results/transfer/{m}.csv" for m in transfer_models()]
-    return tables

@@ -1,27 +1,22 @@
 # Stage 2: OpenStreetMap -> drivable strongly connected road network -> road segments.
 
 
-def osm_input(wc):
-    osm = config["cities"][wc.city]["osm"]
-    return [DATA_ROOT / osm["file"]] if osm.get("file") and not osm.get("overpass") else []
-
-
 rule build_road_network:
     input:
         osm_input,
     output:
         segments="results/{city}/roads/segments.parquet",
         adjacency="results/{city}/roads/adjacency.parquet",
-    params:
-        osm=lambda wc: config["cities"][wc.city]["osm"],
-        crs=lambda wc: config["cities"][wc.city]["crs"],
-        bbox=lambda wc: config["cities"][wc.city]["bbox"],
-        data_root=config["data_root"],
     log:
         "logs/{city}/build_road_network.log",
     benchmark:
         "benchmarks/{city}/build_road_network.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        osm=lambda wc: config["cities"][wc.city]["osm"],
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+        bbox=lambda wc: config["cities"][wc.city]["bbox"],
+        data_root=config["data_root"],
     script:
         "../scripts/build_road_network.py"

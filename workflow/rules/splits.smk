@@ -10,12 +10,12 @@ rule split_trips:
     output:
         splits="results/{city}/splits.parquet",
         qc="results/{city}/qc/split.csv",
-    params:
-        split=lambda wc: config["cities"][wc.city]["split"],
-        caps=lambda wc: config["cities"][wc.city]["caps"],
     log:
         "logs/{city}/split_trips.log",
     conda:
         "../../envs/core.yaml"
+    params:
+        split=lambda wc: config["cities"][wc.city]["split"],
+        caps=lambda wc: config["cities"][wc.city]["caps"],
     script:
         "../scripts/split_trips.py"

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
@@ -20,17 +21,17 @@ def plot_network(segments: pd.DataFrame, matched: pd.DataFrame, out: Path, city:
     """Road segments (grey, projected metres) with ``n_sample`` randomly chosen map-matched
     trajectories drawn along their segments (one colour each)."""
     geoms = shapely.from_wkt(segments["geometry_wkt"].to_numpy())
+    coords = [np.asarray(g.coords)[:, :2] for g in geoms]
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
-    for g in geoms:
-        xy = np.asarray(g.coords)
-        ax.plot(xy[:, 0], xy[:, 1], color="0.8", linewidth=0.4)
+    # one LineCollection for the whole network and one per trajectory (not one plot call per segment)
+    ax.add_collection(LineCollection(coords, colors="0.8", linewidths=0.4))
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(matched), size=min(n_sample, len(matched)), replace=False) if len(matched) else []
     colours = plt.cm.tab20(np.linspace(0, 1, max(len(pick), 1)))
     for colour, i in zip(colours, pick):
-        for sid in matched["roads"].iloc[int(i)]:
-            xy = np.asarray(geoms[int(sid)].coords)
-            ax.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=1.4)
+        route = [coords[int(sid)] for sid in matched["roads"].iloc[int(i)]]
+        ax.add_collection(LineCollection(route, colors=[colour], linewidths=1.4))
+    ax.autoscale_view()
     ax.set_title(f"{city}: {len(segments)} road segments, {len(pick)} of {len(matched)} matched trajectories")
     ax.set_xlabel("x (m, UTM)")
     ax.set_ylabel("y (m, UTM)")

@@ -467,9 +467,7 @@ def qc_markdown(city: str, qc: pd.DataFrame) -> str:
     Args:
         qc: columns stage, outcome, count (see :func:`trajzoo.qc.stage_counts`).
     """
-    lines = [f"# {city}: data accounting", "",
-             "| stage | in | kept | rejected | balanced | rejected by reason | other counts |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for stage, group in qc.groupby("stage", sort=False):
         counts = dict(zip(group["outcome"], group["count"]))
         rejected = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("rejected:")}
@@ -478,5 +476,7 @@ def qc_markdown(city: str, qc: pd.DataFrame) -> str:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "-"
         others = ", ".join(f"{k} {v}" for k, v in other.items()) or "-"
         ok = "yes" if n_in == kept + n_rej else "**NO**"
-        lines.append(f"| {stage} | {n_in} | {kept} | {n_rej} | {ok} | {reasons} | {others} |")
-    return "\n".join(lines) + "\n"
+        rows.append([str(stage), str(n_in), str(kept), str(n_rej), ok, reasons, others])
+    table = pd.DataFrame(rows, columns=["stage", "in", "kept", "rejected", "balanced", "rejected by reason",
+                                        "other counts"])
+    return "\n".join([f"# {city}: data accounting", "", _markdown(table)]) + "\n"

@@ -117,7 +117,8 @@ def osm_bounds(path: Path) -> list[float] | None:
     """The ``<bounds minlat= minlon= maxlat= maxlon=/>`` an OSM XML extract declares, or None.
 
     Reads only the start of the file (before the first element after the header); ``.osm``,
-    ``.osm.bz2`` and ``.osm.gz`` are read, anything else (e.g. ``.pbf``) gives None.
+    ``.osm.bz2`` and ``.osm.gz`` are read; an ``.osm.pbf`` gives its header's box (read with
+    pyosmium), anything else None.
 
     Returns:
         ``[min_lon, min_lat, max_lon, max_lat]`` (degrees) or None.
@@ -125,6 +126,8 @@ def osm_bounds(path: Path) -> list[float] | None:
     path = Path(path)
     name = path.name.lower()
     opener = bz2.open if name.endswith(".bz2") else gzip.open if name.endswith(".gz") else open
+    if name.endswith(".pbf"):
+        return _pbf_bounds(path)
     if not (name.endswith(".osm") or name.endswith(".osm.bz2") or name.endswith(".osm.gz") or name.endswith(".xml")):
         return None
     try:
@@ -140,6 +143,19 @@ def osm_bounds(path: Path) -> list[float] | None:
         return [float(attrs["minlon"]), float(attrs["minlat"]), float(attrs["maxlon"]), float(attrs["maxlat"])]
     except (KeyError, ValueError):
         return None
+
+
+def _pbf_bounds(path: Path) -> list[float] | None:
+    """The bounding box of an OSM PBF header (pyosmium), or None if it declares none."""
+    import osmium
+
+    try:
+        box = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING).header().box()
+    except RuntimeError:
+        return None
+    if not box.valid():
+        return None
+    return [box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat]
 
 
 def network_coverage(segments: pd.DataFrame, crs: str, buffer_m: float, bounds: list[float] | None = None

@@ -2,7 +2,7 @@
 
 Columns: TRIP_ID, CALL_TYPE, ORIGIN_CALL, ORIGIN_STAND, TAXI_ID, TIMESTAMP (Unix s, UTC),
 DAY_TYPE, MISSING_DATA, POLYLINE (JSON list of [lon, lat], one point every 15 s).
-The file is streamed (plain, .gz, .bz2 or .xz) with pyarrow's CSV reader and each block's POLYLINE
+The file is streamed (plain, .zip as distributed, .gz, .bz2 or .xz) with pyarrow's CSV reader and each block's POLYLINE
 is decoded with DuckDB, so the full 1.8 GB file is never loaded at once.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import bz2
 import csv
 import gzip
 import lzma
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -32,14 +33,34 @@ PORTO_SAMPLING_SECONDS = 15
 
 
 #: Errors that reading (and decompressing) a CSV stream can raise; each becomes an InputFileError.
-READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError)
-#: Errors of the decompressors alone (truncated or corrupt .xz, .gz, .bz2 data).
-DECOMPRESS_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error)
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError,
+               zipfile.BadZipFile)
+#: Errors of the decompressors alone (truncated or corrupt .xz, .gz, .bz2, .zip data).
+DECOMPRESS_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+
+
+def open_zip_member(path: Path):
+    """Open the one data file inside a zip archive (Kaggle's ``train.csv.zip`` holds ``train.csv``).
+
+    Folders and macOS metadata (``__MACOSX/``) are skipped.
+
+    Raises:
+        zipfile.BadZipFile: not a zip archive, or it holds no file or several files.
+    """
+    zf = zipfile.ZipFile(path)
+    members = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+    if len(members) != 1:
+        zf.close()
+        raise zipfile.BadZipFile(f"expected one file inside the zip archive, found {[m.filename for m in members]}")
+    return zf.open(members[0])  # the member keeps the archive open until it is closed
 
 
 def open_maybe_compressed(path: Path):
-    """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by suffix."""
+    """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by suffix (.zip: its one
+    member, :func:`open_zip_member`)."""
     suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return open_zip_member(path)
     if suffix == ".xz":
         return lzma.open(path, "rb")
     if suffix == ".bz2":
@@ -85,7 +106,7 @@ def locate_csv_problem(path: Path, exc: BaseException | None = None, rows_read: 
         (``None`` for problems in the header), and the problem ("is not UTF-8", "missing column",
         "wrong delimiter", "wrong field count", "truncated or corrupt", "empty file").
     """
-    kind = {".xz": ".xz", ".bz2": ".bz2", ".gz": ".gz"}.get(path.suffix.lower())
+    kind = {".xz": ".xz", ".bz2": ".bz2", ".gz": ".gz", ".zip": ".zip"}.get(path.suffix.lower())
     line_no, data_row, n_fields = 0, 0, None
     try:
         with open_maybe_compressed(path) as f:

@@ -1,8 +1,9 @@
 """Road network: OpenStreetMap -> drivable, strongly connected, projected road segments.
 
-The network is read with osmnx (``graph_from_xml`` for a local .osm/.osm.bz2 extract, or
-``graph_from_bbox`` through Overpass when the config enables it), restricted to drivable ways with
-osmnx's own "drive" filter, simplified, cut to its largest strongly connected component and
+The network is read with osmnx (``graph_from_xml`` for a local .osm/.osm.bz2 extract, an
+.osm.pbf converted with pyosmium, or the file an Overpass download saved, see
+:mod:`trajzoo.download`), restricted to drivable ways with osmnx's "drive" rules
+(:data:`DRIVE_RULES`), simplified, cut to its largest strongly connected component and
 projected to the city's UTM CRS with pyproj (via osmnx). Road segments are the directed edges.
 """
 from __future__ import annotations
@@ -33,33 +34,54 @@ class RoadNetworkError(ValueError):
 
 @dataclass(frozen=True)
 class TagRule:
-    """One clause of osmnx's Overpass network filter, e.g. ``["highway"!~"footway|path"]``."""
+    """One clause of an Overpass tag filter: ``["key"]`` (tag required, ``values`` None) or
+    ``["key"!~"v1|v2"]`` (``negate``: a way whose value is one of ``values`` fails)."""
 
     key: str
     negate: bool
-    pattern: re.Pattern | None
+    values: tuple[str, ...] | None
+
+    def overpass(self) -> str:
+        """The clause in Overpass QL, the format of osmnx's public ``custom_filter`` argument."""
+        if self.values is None:
+            return f'["{self.key}"]'
+        return f'["{self.key}"{"!~" if self.negate else "~"}"{"|".join(self.values)}"]'
+
+
+#: osmnx's "drive" network type, written out: the OSM tags that make a way drivable, as the
+#: osmnx documentation defines network_type="drive" (osmnx 2.x). The same rules filter a local
+#: extract (:func:`is_drivable`) and an Overpass download (``custom_filter``, osmnx's public
+#: argument, :func:`drive_custom_filter`), so "drivable" means the same for both.
+#: ``tests/core/test_roads.py`` checks that the installed osmnx still means the same by "drive".
+DRIVE_RULES: tuple[TagRule, ...] = (
+    TagRule("highway", False, None),
+    TagRule("area", True, ("yes",)),
+    TagRule("access", True, ("private",)),
+    TagRule("highway", True, ("abandoned", "bridleway", "bus_guideway", "construction", "corridor", "cycleway",
+                              "elevator", "escalator", "footway", "no", "path", "pedestrian", "planned",
+                              "platform", "proposed", "raceway", "razed", "rest_area", "service", "services",
+                              "steps", "track")),
+    TagRule("motor_vehicle", True, ("no",)),
+    TagRule("motorcar", True, ("no",)),
+    TagRule("service", True, ("alley", "driveway", "emergency_access", "parking", "parking_aisle", "private")),
+)
+
+
+def drive_custom_filter() -> str:
+    """:data:`DRIVE_RULES` as one Overpass QL filter string, for
+    ``osmnx.graph_from_bbox(..., custom_filter=...)`` (public osmnx API)."""
+    return "".join(rule.overpass() for rule in DRIVE_RULES)
 
 
 def drive_filter_rules(network_type: str = "drive") -> list[TagRule]:
-    """Parse osmnx's own Overpass filter for ``network_type`` into tag rules.
-
-    osmnx applies this filter inside its Overpass query; for a local XML extract we apply the
-    same clauses to the parsed ways, so "drivable" means exactly what osmnx means by it.
+    """The tag rules of ``network_type`` (only "drive"): :data:`DRIVE_RULES`.
 
     Raises:
-        RoadNetworkError: if the installed osmnx's filter has an unexpected form.
+        RoadNetworkError: another network type.
     """
-    from osmnx import _overpass
-
-    text = _overpass._get_network_filter(network_type)
-    rules = []
-    for clause in re.findall(r"\[([^\]]+)\]", text):
-        m = re.fullmatch(r'"([^"]+)"(?:(!?~)"([^"]*)")?', clause)
-        if not m:
-            raise RoadNetworkError(f"cannot read osmnx network filter clause [{clause}]")
-        key, op, pattern = m.groups()
-        rules.append(TagRule(key, op == "!~", re.compile(pattern) if op else None))
-    return rules
+    if network_type != "drive":
+        raise RoadNetworkError(f"network type {network_type!r}: only 'drive' is defined")
+    return list(DRIVE_RULES)
 
 
 def _tag_values(value) -> list[str]:
@@ -78,11 +100,13 @@ def is_drivable(tags: dict, rules: list[TagRule]) -> bool:
     """
     for rule in rules:
         values = _tag_values(tags.get(rule.key))
-        if rule.pattern is None:
+        if rule.values is None:
             if not values:
                 return False
             continue
-        hit = any(rule.pattern.search(v) for v in values)
+        # osmnx's Overpass clauses are unanchored regular expressions (``"service"!~"private"``
+        # also drops ``service=private_road``); a substring test reproduces that exactly
+        hit = any(any(x in v for x in rule.values) for v in values)
         if rule.negate and hit:
             return False
         if not rule.negate and not hit:
@@ -135,6 +159,39 @@ def ways_with_missing_nodes(path: Path) -> tuple[dict[int, list[int]], int]:
     return missing, len(way_refs)
 
 
+def is_pbf(path: Path) -> bool:
+    """True for an OSM PBF extract (``.osm.pbf`` or ``.pbf``, as Geofabrik and BBBike distribute)."""
+    return Path(path).name.lower().endswith(".pbf")
+
+
+def pbf_to_xml(src: Path, dst: Path) -> Path:
+    """Convert an OSM PBF extract to OSM XML (what osmnx's ``graph_from_xml`` reads) with
+    pyosmium (the ``osmium`` package): every node, way and relation, in file order, and the
+    header's bounding box as ``<bounds>``.
+
+    Args:
+        src: the ``.osm.pbf`` file. dst: the ``.osm`` file to write (overwritten).
+
+    Returns:
+        ``dst``.
+
+    Raises:
+        RoadNetworkError: the PBF cannot be read (names the file and osmium's message).
+    """
+    import osmium
+
+    src, dst = Path(src), Path(dst)
+    try:
+        processor = osmium.FileProcessor(str(src))
+        header = processor.header
+        with osmium.SimpleWriter(str(dst), header=header, overwrite=True) as writer:
+            for obj in processor:
+                writer.add(obj)
+    except RuntimeError as exc:  # osmium reports unreadable, truncated or non-PBF data so
+        raise RoadNetworkError(f"{src}: cannot read as an OSM PBF extract: {exc}") from exc
+    return dst
+
+
 def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = None) -> nx.MultiDiGraph:
     """Read the raw (unsimplified) OSM graph of a city.
 
@@ -149,10 +206,12 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
     is the fix.
 
     Args:
-        source: the city's ``osm`` config: ``{"file": path}`` (relative to ``data_root``) or
-            ``{"overpass": true}`` (uses ``bbox``; needs network access).
+        source: the city's ``osm`` config: ``{"file": path}`` (relative to ``data_root``; OSM XML,
+            .osm.bz2/.osm.gz, or an ``.osm.pbf`` extract, converted by :func:`pbf_to_xml`); with
+            ``overpass: true`` the file is where :func:`trajzoo.download.fetch_osm_overpass`
+            saved the download.
         data_root: root folder of the raw data.
-        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees, for Overpass.
+        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` in degrees (unused; kept for callers).
 
     Returns:
         osmnx MultiDiGraph in EPSG:4326 (node ``x``/``y`` degrees, edge ``length`` metres).
@@ -160,8 +219,8 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
     Raises:
         FileNotFoundError: if the extract does not exist.
         RoadNetworkError: if the file is empty, truncated or corrupt (not well-formed XML or bad
-            .bz2/.gz data), holds no nodes and ways, has a way referencing a missing node, or if
-            neither ``file`` nor ``overpass`` is set. The message starts with the file path.
+            .bz2/.gz data, unreadable .pbf), holds no nodes and ways, has a way referencing a
+            missing node, or if no ``file`` is set. The message starts with the file path.
     """
     from xml.etree.ElementTree import ParseError
     from xml.sax import SAXParseException
@@ -175,6 +234,13 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
             raise FileNotFoundError(f"OSM extract not found: {path}")
         if path.is_file() and path.stat().st_size == 0:
             raise RoadNetworkError(f"{path}: empty file (expected OSM XML)")
+        if is_pbf(path):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="trajzoo-pbf-") as tmp:
+                xml = pbf_to_xml(path, Path(tmp) / (path.name[: -len(".pbf")].removesuffix(".osm") + ".osm"))
+                graph = load_osm_graph({"file": str(xml)}, Path("/"), bbox)
+            return graph
         try:
             graph = ox.graph_from_xml(path, simplify=False, retain_all=True)
         except ParseError as exc:  # osmnx first parses the file with ElementTree
@@ -200,9 +266,8 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
         except Exception as exc:  # osmnx raises several types for empty or broken files
             raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
     elif source.get("overpass"):
-        if bbox is None:
-            raise RoadNetworkError("osm.overpass needs the city's bbox")
-        graph = ox.graph_from_bbox(tuple(bbox), network_type="drive", simplify=False, retain_all=True)
+        raise RoadNetworkError("osm.overpass needs osm.file: the Overpass download (rule download_osm, "
+                               "downloads.enabled: true) is saved there and read like any extract")
     else:
         raise RoadNetworkError("city osm source needs 'file' or 'overpass: true'")
     return graph
@@ -267,6 +332,37 @@ def _flag(value) -> bool:
     return any(v not in ("no", "False", "false", "0", "") for v in _tag_values(value))
 
 
+#: Placeholder speed given to every edge without a valid ``maxspeed`` (then NaN); osmnx never
+#: produces a negative speed from a tag.
+_NO_SPEED = -1.0
+
+
+def edge_maxspeed_kph(graph: nx.MultiDiGraph) -> dict[tuple, float]:
+    """The posted speed limit of every edge in km/h, parsed by osmnx's ``add_edge_speeds``.
+
+    osmnx reads ``"50"``, ``"30 mph"`` (converted to km/h), ``"50|30"`` and the implicit values of
+    the OSM wiki (``"PT:urban"`` = 50); a simplified edge that merged several ways takes the
+    largest of their limits (``agg=np.max``). osmnx imputes missing limits from the highway
+    type's mean; here an edge without a valid ``maxspeed`` tag gets NaN instead (no imputed value
+    enters the road features).
+
+    Args:
+        graph: osmnx MultiDiGraph (any CRS).
+
+    Returns:
+        ``{(u, v, key): km/h or NaN}`` for every edge.
+    """
+    import osmnx as ox
+
+    kinds = set()
+    for _, _, hwy in graph.edges(data="highway"):
+        kinds.update(_tag_values(hwy) or ["nan"])
+    tagged = graph.copy()
+    ox.add_edge_speeds(tagged, hwy_speeds=dict.fromkeys(kinds, _NO_SPEED), agg=np.max)
+    return {(u, v, k): (float("nan") if s == _NO_SPEED else float(s))
+            for u, v, k, s in tagged.edges(keys=True, data="speed_kph")}
+
+
 def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn the cleaned graph into the road-segment table and the segment adjacency.
 
@@ -278,7 +374,7 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
     Returns:
         ``segments``: one row per directed edge, sorted by (u, v, key), ``segment_id`` 0..N-1,
         columns :data:`SEGMENT_COLUMNS`; ``length`` in metres (from the projected geometry),
-        ``maxspeed`` in km/h, ``geometry_wkt`` in the projected CRS (metres), endpoints in degrees.
+        ``maxspeed`` in km/h (:func:`edge_maxspeed_kph`, NaN without a valid tag), ``geometry_wkt`` in the projected CRS (metres), endpoints in degrees.
         ``adjacency``: columns ``src``, ``dst`` (segment ids) for every pair where the head node
         of ``src`` is the tail node of ``dst``.
     """
@@ -286,6 +382,7 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
     from shapely import LineString
 
     projected = ox.project_graph(graph_latlon, to_crs=crs)
+    maxspeed = edge_maxspeed_kph(graph_latlon)
     nodes = dict(graph_latlon.nodes(data=True))
     pnodes = dict(projected.nodes(data=True))
     rows = []
@@ -298,7 +395,7 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
             "osmid": str(_first(d.get("osmid"))),
             "highway": str(_first(d.get("highway"))),
             "lanes": parse_number(d.get("lanes"), unit_mph=False),
-            "maxspeed": parse_number(d.get("maxspeed")),
+            "maxspeed": maxspeed[(u, v, k)],
             "length": float(geom.length),
             "oneway": bool(_first(d.get("oneway", False))),
             "bridge": _flag(d.get("bridge")),
