@@ -79,7 +79,7 @@ def sniff_bytes(head: bytes) -> str:
         return "zip"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
-    if len(head) > 14 and head[4:14] == b"\x0a\x09OSMHeader":
+    if len(head) > 15 and head[4:15] == b"\x0a\x09OSMHeader":
         return "osm_pbf"
     text = head[len(UTF8_BOM):] if head.startswith(UTF8_BOM) else head
     stripped = text.lstrip()

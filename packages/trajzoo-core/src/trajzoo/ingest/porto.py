@@ -211,6 +211,18 @@ FROM block
 MAX_ABS_TIMESTAMP = 1 << 62
 
 
+def _sized(p) -> bool:
+    """Whether a decoded POLYLINE element is a list (DuckDB gives a flat list's numbers as NULL /
+    masked scalars, which have no length)."""
+    if p is None:
+        return False
+    try:
+        len(p)
+    except TypeError:
+        return False
+    return True
+
+
 def _blank(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
 
@@ -229,9 +241,9 @@ def _reason(row_points, polyline_missing: bool, start_time, trip_id=None, taxi_i
         return "polyline_not_json"
     if len(row_points) == 0:
         return "empty_polyline"
-    if all(p is None for p in row_points):
+    if not any(_sized(p) for p in row_points):
         return "polyline_not_list_of_pairs"  # a flat list of numbers [lon, lat, lon, lat, ...]
-    if any(p is None or len(p) != 2 for p in row_points):
+    if any(not _sized(p) or len(p) != 2 for p in row_points):
         return "polyline_point_not_lon_lat_pair"
     if start_time is None or pd.isna(start_time):
         return "timestamp_not_integer"
