@@ -163,6 +163,29 @@ def test_accounting_of_cab_fixes_and_of_a_reader_that_loses_records(cab_slice, t
         tally.qc()
 
 
+def test_stage_qc_is_checked_against_the_files_rows(porto_lines, tmp_path):
+    """The rule scripts (ingest, split, points, grid) compare each QC table with the row counts of
+    the Parquet files read and written (their footers), outside the stage's own computation."""
+    from trajzoo.ingest import ingest_city_to_parquet
+    from trajzoo.qc import check_stage_io, parquet_rows
+    from trajzoo.splits import split_trips
+
+    (tmp_path / "train.csv").write_bytes(b"".join(porto_lines))
+    city = {**PORTO, "trajectories": {"format": "porto_csv", "path": "train.csv"}}
+    qc = ingest_city_to_parquet(city, tmp_path, tmp_path / "trips.parquet", tmp_path / "rej.parquet")
+    check_stage_io(qc, "ingest", n_written=parquet_rows(tmp_path / "trips.parquet"))
+    assert parquet_rows(tmp_path / "trips.parquet") == 8
+    splits, sqc = split_trips(pd.read_parquet(tmp_path / "trips.parquet")["trip_id"], {"train": 0.5, "val": 0.25,
+                                                                                        "test": 0.25}, 0)
+    check_stage_io(sqc, "split", n_read=8, n_written=8)
+    with pytest.raises(AccountingError) as err:
+        check_stage_io(sqc, "split", n_read=9)  # e.g. a trip table that lost a row on the way
+    assert str(err.value) == "stage split: QC says 8 in, the input holds 9"
+    with pytest.raises(AccountingError) as err:
+        check_stage_io(qc, "ingest", n_written=7)
+    assert str(err.value) == "stage ingest: QC says 8 kept, 7 were written"
+
+
 # ---------------------------------------------------------------------------------------------
 # Compressed files: every stream read, a damaged later stream an error naming the file
 
@@ -269,7 +292,7 @@ def test_unreadable_cab_member_is_named(cab_slice, tmp_path, make, problem):
 # Timestamps: implausible times rejected with their reason; the range is configurable
 
 
-def test_implausible_times_are_rejected_with_their_reason(porto_lines, deeptte_lines, tmp_path):
+def test_implausible_times_are_rejected_with_their_reason(porto_lines, deeptte_lines, cab_slice, tmp_path):
     rows = list(porto_lines)
     start = int(rows[1].split(b",")[5].strip(b'"'))
     rows[1] = set_field(rows[1], 5, str(start * 1000))  # milliseconds
@@ -293,6 +316,28 @@ def test_implausible_times_are_rejected_with_their_reason(porto_lines, deeptte_l
     _, rej3, _ = porto_ingest(tmp_path / "train.csv", plausible_years=None)
     assert "time_in_milliseconds" not in set(rej3["reason"])
     assert plausible_time_range({"trajectories": {"format": "porto_csv"}, "filters": {}}) == (1356998400, 1420070400)
+
+    # Cabspotting: a cab file written in milliseconds; a latitude too large for a float (inf)
+    name, raw = cab_slice
+    root = tmp_path / "cabspottingdata"
+    root.mkdir()
+    (root / "new_a.txt").write_bytes(raw)
+    ms = b"".join(b" ".join(line.split()[:3] + [b"%d000" % int(line.split()[3])]) + b"\n"
+                  for line in raw.splitlines())
+    (root / "new_m.txt").write_bytes(ms)
+    huge = raw.splitlines()
+    huge[0] = b"1e400 " + b" ".join(huge[0].split()[1:])
+    (root / "new_z.txt").write_bytes(b"\n".join(huge) + b"\n")
+    trips_c, rej_c, qc_c = cab_ingest(root)
+    qc_c = counts(qc_c)
+    n_occupied_a = qc_c["kept"] + qc_c.get("rejected:too_few_fixes", 0)
+    # the ms file's 400 fixes are dropped before runs are cut, counted; the huge latitude's trip (if
+    # the fix is in a fare) is invalid_coordinate
+    assert qc_c["fixes_in"] == 1200 and qc_c["fixes_dropped:time_in_milliseconds"] == 400
+    assert not (trips_c["taxi_id"] == "m").any() and not rej_c["trip_id"].str.startswith("m_").any()
+    n_a, n_z = int((trips_c["taxi_id"] == "a").sum()), int((trips_c["taxi_id"] == "z").sum())
+    n_z_bad = int((rej_c["trip_id"].str.startswith("z_") & (rej_c["reason"] == "invalid_coordinate")).sum())
+    assert n_a > 0 and n_z + n_z_bad == n_a and n_occupied_a >= n_a
 
     # DeepTTE time_gap in milliseconds: the record's own travel time (s) says so
     recs = [json.loads(line) for line in deeptte_lines]

@@ -115,7 +115,10 @@ class IngestTally:
                                                "count": int(self.trip_ids.n_renamed)}])], ignore_index=True)
         if self.fmt == "cabspotting":
             fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(self.fix_counts[key])}
-                                     for key, outcome in FIX_OUTCOMES.items()])
+                                     for key, outcome in FIX_OUTCOMES.items()]
+                                    + [{"stage": "ingest", "outcome": f"fixes_dropped:{key.split(':', 1)[1]}",
+                                        "count": int(v)} for key, v in sorted(self.fix_counts.items())
+                                       if key.startswith("implausible_time:") and v])
             qc = pd.concat([qc, fix_rows], ignore_index=True)
         members = self.reader_counts.get("members") or {}
         if any(k.startswith("skipped:") for k in members):
@@ -192,6 +195,9 @@ class ReaderRequest:
     block_bytes: int = PORTO_BLOCK_BYTES
     block_points: int = CAB_BLOCK_POINTS
     counts: dict = field(default_factory=dict)
+    #: ``(start, end)`` Unix s of a plausible fix time (:func:`plausible_time_range`), or None;
+    #: readers that cut fixes into trips (Cabspotting) drop implausible fixes before cutting.
+    time_range: tuple[int, int] | None = None
 
 
 def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_bytes: int,
@@ -210,7 +216,8 @@ def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_
     except KeyError as exc:
         raise ValueError(f"unknown trajectory format {src['format']!r}: {exc.args[0]}") from None
     request = ReaderRequest(Path(data_root) / src["path"], src, city.get("caps", {}).get("max_trips"),
-                            tally.fix_counts, porto_block_bytes, cab_block_points, tally.reader_counts)
+                            tally.fix_counts, porto_block_bytes, cab_block_points, tally.reader_counts,
+                            plausible_time_range(city))
     yield from reader(request)
 
 
@@ -228,7 +235,7 @@ def read_cabspotting(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.
     yield from iter_cabspotting_blocks(
         request.path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
         max_trips=request.max_trips, fix_counts=request.fix_counts, block_points=request.block_points,
-        members=request.counts.setdefault("members", {}))
+        members=request.counts.setdefault("members", {}), time_range=request.time_range)
     log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", request.fix_counts)
 
 

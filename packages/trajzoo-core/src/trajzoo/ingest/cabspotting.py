@@ -241,8 +241,25 @@ def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
 FIX_COUNT_KEYS = ("fixes_in", "duplicate_timestamp", "invalid_occupancy", "out_of_order")
 
 
-def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes: int
-                  ) -> tuple[list[dict], list[dict], dict]:
+#: Reasons for dropping a fix whose time is implausible (see :func:`implausible_time_reasons`).
+TIME_REASONS = ("negative_time", "time_in_milliseconds", "time_outside_plausible_years")
+
+
+def implausible_time_reasons(t: np.ndarray, time_range: tuple[int, int]) -> np.ndarray:
+    """Per fix: None for a time in ``[start, end)`` Unix s, else ``negative_time``,
+    ``time_in_milliseconds`` (t / 1000 lies in the range) or ``time_outside_plausible_years``."""
+    t = np.asarray(t, dtype=np.int64)
+    out = np.full(len(t), None, dtype=object)
+    bad = (t < time_range[0]) | (t >= time_range[1])
+    ms = (t // 1000 >= time_range[0]) & (t // 1000 < time_range[1])
+    out[bad] = "time_outside_plausible_years"
+    out[bad & ms] = "time_in_milliseconds"
+    out[bad & (t < 0)] = "negative_time"
+    return out
+
+
+def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes: int,
+                  time_range: tuple[int, int] | None = None) -> tuple[list[dict], list[dict], dict]:
     """Cut one cab's fixes into occupied runs.
 
     The file order is not trusted: fixes are sorted by time (stable). Of several fixes with the
@@ -257,6 +274,10 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
         cab: cab id, used in trip ids ``<cab>_<first unix time>``.
         max_gap_seconds: a gap longer than this (s) between consecutive occupied fixes splits a run.
         min_fixes: runs with fewer fixes are rejected (reason ``too_few_fixes``).
+        time_range: ``(start, end)`` Unix s (see :func:`trajzoo.ingest.plausible_time_range`): a
+            fix outside is dropped before runs are cut and counted ``implausible_time:<reason>``
+            (:data:`TIME_REASONS`; a file in milliseconds would otherwise be cut into one-fix
+            runs and reported as ``too_few_fixes``). None: no check.
 
     Returns:
         ``(trips, rejections, fix_counts)``: trip dicts (trip_id, taxi_id, timestamps, lon, lat),
@@ -268,6 +289,15 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
     counts["fixes_in"] = len(fixes)
     counts["out_of_order"] = int((np.diff(fixes["time"].to_numpy()) > 0).sum())
+    n_implausible = 0
+    if time_range is not None and len(fixes):
+        why = implausible_time_reasons(fixes["time"].to_numpy(), time_range)
+        for reason in TIME_REASONS:
+            n = int((why == reason).sum())
+            if n:
+                counts[f"implausible_time:{reason}"] = n
+                n_implausible += n
+        fixes = fixes[pd.isna(why)] if n_implausible else fixes
     fixes = fixes.sort_values("time", kind="stable")
     dup = fixes["time"].duplicated(keep="first").to_numpy()
     counts["duplicate_timestamp"] = int(dup.sum())
@@ -298,7 +328,7 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     # every fix read is in a run, a free (occupancy 0) fix, or dropped: checked, not assumed
     in_runs = sum(len(r["timestamps"]) for r in trips) + short_fixes
     free = int((occ == 0).sum())
-    dropped = counts["duplicate_timestamp"] + counts["invalid_occupancy"]
+    dropped = counts["duplicate_timestamp"] + counts["invalid_occupancy"] + n_implausible
     if in_runs + free + dropped != counts["fixes_in"]:
         raise AccountingError(f"cab {cab}: {counts['fixes_in']} fixes read != {in_runs} in runs + {free} free "
                               f"+ {dropped} dropped")
@@ -306,7 +336,8 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
 
 
 def _runs_by_cab(path: Path, max_gap_seconds: int, min_fixes: int, fix_counts: dict,
-                spill_dir: Path, members: dict | None = None) -> Iterator[list[dict]]:
+                spill_dir: Path, members: dict | None = None, time_range: tuple[int, int] | None = None
+                ) -> Iterator[list[dict]]:
     """Yield each cab's runs (trips and ``too_few_fixes`` rejections), cabs in ascending id order,
     a cab's runs in start order.
 
@@ -321,10 +352,11 @@ def _runs_by_cab(path: Path, max_gap_seconds: int, min_fixes: int, fix_counts: d
     n_spilled = 0
     in_order = Path(path).is_dir()
     for cab, name, raw in iter_cab_files(Path(path), members):
-        cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes)
+        cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes,
+                                                   time_range)
         del raw
         for k, v in counts.items():
-            fix_counts[k] += v
+            fix_counts[k] = fix_counts.get(k, 0) + v
         runs = cab_trips + cab_rej
         if in_order:
             if cab != pending_cab and pending_cab is not None:
@@ -365,7 +397,8 @@ def _cab_block(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: int = 5,
                             max_trips: int | None = None, fix_counts: dict | None = None,
-                            block_points: int = 1 << 21, members: dict | None = None
+                            block_points: int = 1 << 21, members: dict | None = None,
+                            time_range: tuple[int, int] | None = None
                             ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream the occupied runs of a cabspottingdata folder or archive as ``(trips, rejections)`` blocks.
 
@@ -385,6 +418,7 @@ def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: i
         block_points: a block is emitted once its trips hold at least this many GPS points.
         members: updated in place with the count of every folder/archive entry, read or skipped
             (see :func:`iter_cab_files`).
+        time_range: fixes outside are dropped and counted (see :func:`occupied_runs`).
 
     Yields:
         ``trips`` (trip_id, taxi_id, timestamps int64 Unix s, lon, lat float64 degrees, call_type
@@ -398,7 +432,8 @@ def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: i
         fix_counts.setdefault(k, 0)
     taken, block, block_pts = 0, [], 0
     with tempfile.TemporaryDirectory(prefix="trajzoo-cabs-") as spill_dir:
-        for runs in _runs_by_cab(path, max_gap_seconds, min_fixes, fix_counts, Path(spill_dir), members):
+        for runs in _runs_by_cab(path, max_gap_seconds, min_fixes, fix_counts, Path(spill_dir), members,
+                                 time_range):
             if max_trips is not None:
                 runs = runs[:max(max_trips - taken, 0)]
             taken += len(runs)
