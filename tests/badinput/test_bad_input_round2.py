@@ -7,12 +7,10 @@ one way. Each test asserts the exact message or the exact counts.
 from __future__ import annotations
 
 import bz2
-import copy
 import gzip
 import io
 import json
 import lzma
-import os
 import subprocess
 import sys
 import tarfile
@@ -27,7 +25,7 @@ import yaml
 from trajzoo.config import check_city_config
 from trajzoo.ingest import InputFileError, ingest_city, plausible_time_range
 from trajzoo.ingest.cabspotting import iter_cab_files, parse_cab_file
-from trajzoo.ingest.filetype import FileTypeError, open_compressed, sniff
+from trajzoo.ingest.filetype import FileTypeError, sniff
 from trajzoo.ingest.porto import LineCounter
 from trajzoo.qc import AccountingError
 from trajzoo.roads.network import RoadNetworkError, build_road_network

@@ -13,7 +13,6 @@ balance (``_compression.DecompressReader``); :class:`StrictDecompressReader` doe
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import tarfile
