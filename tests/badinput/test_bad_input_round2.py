@@ -395,6 +395,15 @@ def test_osm_impossible_or_conflicting_nodes_and_foreign_network_are_refused(tmp
     assert str(err.value) == (f"{tmp_path / name}: node {nid} has lat 95.0, lon {lon}: outside lat [-90, 90] / "
                               "lon [-180, 180]")
 
+    # a node at the pole is a valid latitude, but Web Mercator stretches its streets ~44-fold
+    name = _osm_variant(tmp_path, f'lat="{lat}"', 'lat="90.0"')
+    with pytest.raises(RoadNetworkError) as err:
+        build_road_network({"file": name}, tmp_path, "EPSG:3857")
+    assert str(err.value) == (f"{tmp_path / name}: 6 road segment(s) are 2.37493e+08 m long in EPSG:3857 but "
+                              f"5.431e+06 m on the ground, the first OSM way 23393876 from node {nid} to node "
+                              "253283047: the CRS distorts them (outside its area of use, or a node at an impossible "
+                              "position?)")
+
     dup = f'<node id="{nid}" lat="{lat}" lon="-8.0"/>\n'
     (tmp_path / "dup.osm").write_text(text.replace("</osm>", dup + "</osm>"))
     with pytest.raises(RoadNetworkError) as err:

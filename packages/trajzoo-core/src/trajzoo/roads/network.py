@@ -392,8 +392,10 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
         position; Porto's extract has 2) are kept and counted in the log.
 
     Raises:
-        RoadNetworkError: ``crs`` unknown to pyproj (naming it); a segment of non-finite length
-            (naming the OSM way and its nodes).
+        RoadNetworkError: ``crs`` unknown to pyproj (naming it); a segment of non-finite length, or
+            whose projected length is not within a factor 2 of its great-circle length (osmnx's
+            ``length``; a CRS used outside its area of use, a node at the pole), naming the OSM
+            way and its nodes.
     """
     import osmnx as ox
     from pyproj import CRS
@@ -419,6 +421,7 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
             "lanes": parse_number(d.get("lanes"), unit_mph=False),
             "maxspeed": parse_number(d.get("maxspeed")),
             "length": float(geom.length),
+            "_geodesic_m": float(d.get("length", np.nan)),
             "oneway": bool(_first(d.get("oneway", False))),
             "bridge": _flag(d.get("bridge")),
             "tunnel": _flag(d.get("tunnel")),
@@ -434,6 +437,16 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
                                f"OSM way {first['osmid']} from node {first['u']} to node {first['v']} "
                                f"(lon/lat {first['lon_start']}, {first['lat_start']} -> {first['lon_end']}, "
                                f"{first['lat_end']}): outside the CRS's area of use?")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = segments["length"].to_numpy() / segments["_geodesic_m"].to_numpy()
+    distorted = (segments["_geodesic_m"].to_numpy() > 1.0) & ~((ratio > 0.5) & (ratio < 2.0))
+    if distorted.any():
+        first = segments[distorted].iloc[0]
+        raise RoadNetworkError(f"{int(distorted.sum())} road segment(s) are {first['length']:.6g} m long in {crs} but "
+                               f"{first['_geodesic_m']:.6g} m on the ground, the first OSM way {first['osmid']} from "
+                               f"node {first['u']} to node {first['v']}: the CRS distorts them (outside its area of "
+                               "use, or a node at an impossible position?)")
+    segments = segments.drop(columns="_geodesic_m")
     zero = segments["length"].to_numpy() <= 0
     if zero.any():  # kept (removing them could cut the strongly connected network), but counted
         log.warning("%d road segment(s) of zero length (two OSM nodes at one position), kept: OSM ways %s",
