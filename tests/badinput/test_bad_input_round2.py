@@ -286,6 +286,19 @@ def test_unreadable_cab_member_is_named(cab_slice, tmp_path, make, problem):
     assert str(err.value) == f"{root / 'new_x.txt'}: {problem.format(root=root)}"
 
 
+def test_deeptte_folder_entries_are_read_or_named(deeptte_lines, tmp_path):
+    folder = tmp_path / "chengdu"
+    folder.mkdir()
+    (folder / "train_00").write_bytes(b"".join(deeptte_lines[:6]))
+    (folder / "train_01.xz").write_bytes(lzma.compress(b"".join(deeptte_lines[6:])))
+    assert counts(deeptte_ingest(folder)[2])["in"] == 10
+    (folder / "train_02").symlink_to(folder / "missing")
+    with pytest.raises(InputFileError) as err:
+        deeptte_ingest(folder)
+    assert str(err.value) == (f"{folder / 'train_02'}: dangling or looping symbolic link to {folder / 'missing'} "
+                              "(its target cannot be read)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Timestamps: implausible times rejected with their reason; the range is configurable
 

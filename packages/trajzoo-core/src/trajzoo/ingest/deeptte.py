@@ -135,16 +135,27 @@ def parse_record(rec: dict) -> tuple[dict | None, str | None]:
 
 
 def deeptte_files(path: Path) -> list[Path]:
-    """The file itself, or every regular non-hidden file of a folder in name order.
+    """The file itself, or every non-hidden file of a folder in name order.
 
     Raises:
-        InputFileError: missing path or an empty folder.
+        InputFileError: missing path, an empty folder, a dangling or looping link or a sub-folder
+            in it (naming the entry: nothing in the folder is left out silently).
     """
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "file or folder not found")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = []
+        for p in sorted(path.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_symlink() and not p.exists():
+                raise InputFileError(p, f"dangling or looping symbolic link to {p.readlink()} (its target cannot "
+                                        "be read)")
+            if p.is_dir():
+                raise InputFileError(p, "is a folder inside the DeepTTE folder: not read (put its files in "
+                                        f"{path} or point trajectories.path at it)")
+            files.append(p)
         if not files:
             raise InputFileError(path, "folder holds no DeepTTE JSON-lines file")
         return files
