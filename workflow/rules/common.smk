@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import validate, min_version
 
+from trajzoo.config import check_city_config
 from trajzoo.download import plan_inputs
 from trajzoo.experiments import ExperimentError, default_experiment, expand_experiments
 from trajzoo.registry import get_model, list_readers, task_class
@@ -50,6 +51,14 @@ def _plugins():
             raise WorkflowError(f"models.{name}.{exc}")
     return plugins
 
+
+# What each city's values mean (bbox order and CRS area, projected CRS in metres, IANA time zone,
+# split fractions, filter minimums <= maximums): checked here, naming the key.
+for _city in CITIES:
+    try:
+        check_city_config(_city, config["cities"][_city])
+    except ValueError as exc:
+        raise WorkflowError(str(exc))
 
 PLUGINS = _plugins()
 READERS = list_readers()

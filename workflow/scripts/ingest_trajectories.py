@@ -5,6 +5,7 @@ from every road, or outside the OSM extract's declared box grown by as much, are
 ``outside_network``; a city whose ``bbox`` is null uses that box (else the network's extent).
 """
 from trajzoo.ingest import city_coverage, ingest_city_to_parquet
+from trajzoo.qc import check_stage_io, parquet_rows
 from trajzoo.runlog import setup_rule_logging
 
 log = setup_rule_logging(snakemake.log[0])
@@ -16,4 +17,5 @@ if coverage is not None:
 qc = ingest_city_to_parquet(snakemake.params.city, snakemake.params.data_root,
                             snakemake.output.trips, snakemake.output.rejections, coverage=coverage)
 log.info("ingest %s: %s", snakemake.wildcards.city, qc.to_dict("records"))
+check_stage_io(qc, "ingest", n_written=parquet_rows(snakemake.output.trips))  # the file holds what QC says
 qc.to_csv(snakemake.output.qc, index=False)

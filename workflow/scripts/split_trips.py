@@ -1,6 +1,7 @@
 """Rule split_trips: the city's one seeded train/val/test split of its ingested trips, by trip id."""
 import pandas as pd
 
+from trajzoo.qc import check_stage_io, parquet_rows
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.splits import split_trips
 
@@ -13,4 +14,5 @@ splits, qc = split_trips(trips["trip_id"], cfg, seed, caps["max_train_trips"], c
                          caps["max_test_trips"])
 log.info("split %s: %s", snakemake.wildcards.city, splits["split"].value_counts().to_dict())
 splits.to_parquet(snakemake.output.splits, index=False)
+check_stage_io(qc, "split", n_read=parquet_rows(snakemake.input.trips), n_written=int((splits["split"] != "unused").sum()))
 qc.to_csv(snakemake.output.qc, index=False)

@@ -273,3 +273,80 @@ def check_ordered(config: Any, low: str, high: str) -> None:
     a, b = getattr(config, low), getattr(config, high)
     if not a <= b:
         raise ValueError(f"need {low} <= {high}, got {a}, {b}")
+
+
+#: Tolerance of the split fractions' sum (train + val + test = 1).
+SPLIT_SUM_TOLERANCE = 1e-9
+
+
+def check_city_config(name: str, city: Mapping[str, Any]) -> None:
+    """Check what a city's config section means (its structure is the JSON schema's job), so a
+    bad value fails when the DAG is built, naming the key, before any job runs.
+
+    Checks: ``bbox`` is ``[min_lon, min_lat, max_lon, max_lat]`` with each min < max, inside
+    lon [-180, 180] / lat [-90, 90] and inside the ``crs``'s area of use (pyproj); ``crs`` is a
+    code pyproj knows, projected, with axes in metres (a geographic CRS such as EPSG:4326 would
+    make every "metre" a degree); ``timezone`` is an IANA time zone (zoneinfo); ``split``
+    fractions sum to 1; ``filters.min_points <= filters.max_points``,
+    ``map_matching.min_segments <= map_matching.max_segments``; ``filters.plausible_years`` is
+    ``[first, last]`` with first <= last.
+
+    Args:
+        name: the city's key under ``cities``.
+        city: its section (after schema validation with defaults).
+
+    Raises:
+        ValueError: ``cities.<name>.<key>: <problem>`` for the first problem found.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    key = f"cities.{name}"
+    crs_text = city.get("crs")
+    crs = None
+    if crs_text is not None:
+        try:
+            crs = CRS.from_user_input(crs_text)
+        except CRSError:
+            raise ValueError(f"{key}.crs: {crs_text!r} is not a CRS pyproj knows (unknown EPSG code?)") from None
+        if not crs.is_projected:
+            raise ValueError(f"{key}.crs: {crs_text!r} ({crs.name}) is not a projected CRS; distances and "
+                             "lengths are in its units, so use a projected CRS in metres (e.g. the city's UTM zone)")
+        units = {a.unit_name for a in crs.axis_info}
+        if units - {"metre"}:
+            raise ValueError(f"{key}.crs: {crs_text!r} ({crs.name}) has axes in {sorted(units)}, not metres")
+    bbox = city.get("bbox")
+    if bbox is not None:
+        lo_lon, lo_lat, hi_lon, hi_lat = (float(v) for v in bbox)
+        if not (lo_lon < hi_lon and lo_lat < hi_lat):
+            raise ValueError(f"{key}.bbox: {list(bbox)} is not [min_lon, min_lat, max_lon, max_lat] with "
+                             "min < max (swapped order?)")
+        if not (-180 <= lo_lon and hi_lon <= 180 and -90 <= lo_lat and hi_lat <= 90):
+            raise ValueError(f"{key}.bbox: {list(bbox)} is outside lon [-180, 180] / lat [-90, 90] "
+                             "(order is [min_lon, min_lat, max_lon, max_lat])")
+        area = crs.area_of_use if crs is not None else None
+        if area is not None and not (area.west - 1e-9 <= lo_lon and hi_lon <= area.east + 1e-9
+                                     and area.south - 1e-9 <= lo_lat and hi_lat <= area.north + 1e-9):
+            raise ValueError(f"{key}.bbox: {list(bbox)} is not inside the area of use of {key}.crs {crs_text} "
+                             f"({area.name.split('.')[0]}: lon {area.west} .. {area.east}, lat {area.south} .. {area.north})")
+    tz = city.get("timezone")
+    if tz is not None:
+        try:
+            ZoneInfo(str(tz))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{key}.timezone: {tz!r} is not an IANA time zone (e.g. 'Europe/Lisbon')") from None
+    split = city.get("split") or {}
+    fractions = [split.get(s) for s in ("train", "val", "test")]
+    if all(f is not None for f in fractions) and abs(sum(fractions) - 1.0) > SPLIT_SUM_TOLERANCE:
+        raise ValueError(f"{key}.split: train + val + test = {sum(fractions):g}, must be 1 "
+                         f"(got {fractions[0]}, {fractions[1]}, {fractions[2]})")
+    for section, low, high in (("filters", "min_points", "max_points"),
+                               ("map_matching", "min_segments", "max_segments")):
+        sec = city.get(section) or {}
+        if sec.get(low) is not None and sec.get(high) is not None and sec[low] > sec[high]:
+            raise ValueError(f"{key}.{section}: {low} = {sec[low]} > {high} = {sec[high]} (need {low} <= {high})")
+    years = (city.get("filters") or {}).get("plausible_years")
+    if years is not None and not years[0] <= years[1]:
+        raise ValueError(f"{key}.filters.plausible_years: {list(years)} is not [first, last] with first <= last")

@@ -32,3 +32,34 @@ def stage_counts(stage: str, n_in: int, n_kept: int, rejected_reasons: pd.Series
     for reason, count in sorted(pd.Series(rejected_reasons, dtype=object).value_counts().items()):
         rows.append({"stage": stage, "outcome": f"rejected:{reason}", "count": int(count)})
     return pd.DataFrame(rows, columns=["stage", "outcome", "count"])
+
+
+def parquet_rows(path) -> int:
+    """Rows of a Parquet file, from its footer (a count independent of any reader of the rows)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def check_stage_io(qc: pd.DataFrame, stage: str, n_read: int | None = None, n_written: int | None = None) -> None:
+    """Check a stage's QC table against counts taken outside the stage's own computation: the
+    rows of its input file (``n_read``, e.g. :func:`parquet_rows` of trips.parquet) and the rows
+    it wrote (``n_written``). Its own ``in = kept + rejected`` is checked by :func:`stage_counts`;
+    this catches a table that balances but does not describe the files.
+
+    Args:
+        qc: the stage's QC table (rows of ``stage`` with outcomes ``in`` and ``kept``).
+        stage: the stage name in ``qc``.
+        n_read: rows the stage's input holds, or None (not checked).
+        n_written: rows the stage wrote for its kept trajectories, or None.
+
+    Raises:
+        AccountingError: ``stage <stage>: QC says <a> in, the input holds <b>`` (or the same for
+            kept / written).
+    """
+    rows = qc[qc["stage"] == stage]
+    got = dict(zip(rows["outcome"], rows["count"].astype(int)))
+    if n_read is not None and got.get("in") != int(n_read):
+        raise AccountingError(f"stage {stage}: QC says {got.get('in')} in, the input holds {int(n_read)}")
+    if n_written is not None and got.get("kept") != int(n_written):
+        raise AccountingError(f"stage {stage}: QC says {got.get('kept')} kept, {int(n_written)} were written")

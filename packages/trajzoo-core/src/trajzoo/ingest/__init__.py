@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -11,13 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trajzoo.ingest.cabspotting import FIX_COUNT_KEYS, iter_cabspotting_blocks
+from trajzoo.ingest.cabspotting import CABSPOTTING_YEARS, FIX_COUNT_KEYS, iter_cabspotting_blocks
 from trajzoo.ingest.coverage import NetworkCoverage, network_coverage, read_network_coverage
-from trajzoo.ingest.deeptte import read_deeptte_trips
+from trajzoo.ingest.deeptte import DEEPTTE_YEARS, read_deeptte_trips
 from trajzoo.ingest.errors import InputFileError
 from trajzoo.ingest.filters import TripIds, filter_trips
-from trajzoo.ingest.porto import read_porto_trips
-from trajzoo.qc import stage_counts
+from trajzoo.ingest.porto import PORTO_YEARS, read_porto_trips
+from trajzoo.qc import AccountingError, stage_counts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class IngestTally:
     parse_rejections: list = field(default_factory=list)
     filter_rejections: list = field(default_factory=list)
     fix_counts: dict = field(default_factory=lambda: dict.fromkeys(FIX_COUNT_KEYS, 0))
+    #: What the reader counted itself: ``records_read`` (raw records seen, independently of the
+    #: parse), ``members`` (Cabspotting folder/archive entries, read or skipped).
+    reader_counts: dict = field(default_factory=dict)
+    #: Records the reader gave (kept by the reader + rejected by it), summed over blocks.
+    n_parsed: int = 0
 
     def rejections(self) -> pd.DataFrame:
         """All rejections: trip_id (str), row (Int64, 1-based data row, NA if none), reason."""
@@ -97,15 +103,58 @@ class IngestTally:
     def qc(self, rejections: pd.DataFrame | None = None) -> pd.DataFrame:
         """The ingest QC table (see :func:`ingest_city`); raises AccountingError if trips were lost."""
         rejections = self.rejections() if rejections is None else rejections
-        qc = stage_counts("ingest", self.n_kept + len(rejections), self.n_kept, rejections["reason"])
+        n_in = self.reader_counts.get("records_read")
+        if n_in is None:  # a reader that does not count its raw records (Cabspotting: runs are derived)
+            n_in = self.n_kept + len(rejections)
+        elif n_in != self.n_parsed:
+            raise AccountingError(f"stage ingest: the reader read {n_in} record(s) but gave {self.n_parsed} "
+                                  "(kept + rejected by the reader)")
+        qc = stage_counts("ingest", n_in, self.n_kept, rejections["reason"])
         if self.trip_ids.n_renamed:
             qc = pd.concat([qc, pd.DataFrame([{"stage": "ingest", "outcome": RENAMED_OUTCOME,
                                                "count": int(self.trip_ids.n_renamed)}])], ignore_index=True)
         if self.fmt == "cabspotting":
             fix_rows = pd.DataFrame([{"stage": "ingest", "outcome": outcome, "count": int(self.fix_counts[key])}
-                                     for key, outcome in FIX_OUTCOMES.items()])
+                                     for key, outcome in FIX_OUTCOMES.items()]
+                                    + [{"stage": "ingest", "outcome": f"fixes_dropped:{key.split(':', 1)[1]}",
+                                        "count": int(v)} for key, v in sorted(self.fix_counts.items())
+                                       if key.startswith("implausible_time:") and v])
             qc = pd.concat([qc, fix_rows], ignore_index=True)
+        members = self.reader_counts.get("members") or {}
+        if any(k.startswith("skipped:") for k in members):
+            # an entry of the folder or archive that is not a cab file: every entry is counted,
+            # read (members_read) or skipped with its kind (members_skipped:<why>)
+            rows = [{"stage": "ingest", "outcome": "members_read" if k == "cab_files" else f"members_{k}",
+                     "count": int(v)} for k, v in sorted(members.items()) if k != "folders"]
+            qc = pd.concat([qc, pd.DataFrame(rows)], ignore_index=True)
         return qc
+
+
+#: ``filters.plausible_years`` when a city does not set it: the years of the dataset itself.
+DEFAULT_PLAUSIBLE_YEARS = {"porto_csv": PORTO_YEARS, "cabspotting": CABSPOTTING_YEARS,
+                           "deeptte_jsonl": DEEPTTE_YEARS}
+
+
+def plausible_time_range(city: dict) -> tuple[int, int] | None:
+    """The Unix seconds ``[start, end)`` a fix's time must lie in, from ``filters.plausible_years``
+    (``[first, last]`` UTC years, inclusive; ``null`` turns the check off) or, when the key is
+    absent, the years of the dataset (:data:`DEFAULT_PLAUSIBLE_YEARS`; None for other formats).
+
+    Raises:
+        ValueError: ``filters.plausible_years`` is not two years with first <= last.
+    """
+    flt = city.get("filters") or {}
+    if "plausible_years" in flt:
+        years = flt["plausible_years"]
+    else:
+        years = DEFAULT_PLAUSIBLE_YEARS.get((city.get("trajectories") or {}).get("format"))
+    if years is None:
+        return None
+    if len(years) != 2 or not int(years[0]) <= int(years[1]):
+        raise ValueError(f"filters.plausible_years must be [first, last] with first <= last, got {years}")
+    start = int(datetime(int(years[0]), 1, 1, tzinfo=timezone.utc).timestamp())
+    end = int(datetime(int(years[1]) + 1, 1, 1, tzinfo=timezone.utc).timestamp())
+    return start, end
 
 
 def _finish_trips(trips: pd.DataFrame) -> pd.DataFrame:
@@ -134,6 +183,9 @@ class ReaderRequest:
         fix_counts: per-fix counts a reader may fill (Cabspotting), see :data:`FIX_OUTCOMES`.
         block_bytes: bytes of text per block, for readers that read in byte blocks.
         block_points: GPS fixes per block, for readers that read in fix blocks.
+        counts: what the reader counts itself, filled by the time it is exhausted:
+            ``records_read`` (raw records seen, counted independently of the parse; ingest
+            checks it equals kept + rejected) and, for archives, ``members``.
     """
 
     path: Path
@@ -142,6 +194,10 @@ class ReaderRequest:
     fix_counts: dict
     block_bytes: int = PORTO_BLOCK_BYTES
     block_points: int = CAB_BLOCK_POINTS
+    counts: dict = field(default_factory=dict)
+    #: ``(start, end)`` Unix s of a plausible fix time (:func:`plausible_time_range`), or None;
+    #: readers that cut fixes into trips (Cabspotting) drop implausible fixes before cutting.
+    time_range: tuple[int, int] | None = None
 
 
 def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_bytes: int,
@@ -160,13 +216,15 @@ def _source_blocks(city: dict, data_root: Path, tally: IngestTally, porto_block_
     except KeyError as exc:
         raise ValueError(f"unknown trajectory format {src['format']!r}: {exc.args[0]}") from None
     request = ReaderRequest(Path(data_root) / src["path"], src, city.get("caps", {}).get("max_trips"),
-                            tally.fix_counts, porto_block_bytes, cab_block_points)
+                            tally.fix_counts, porto_block_bytes, cab_block_points, tally.reader_counts,
+                            plausible_time_range(city))
     yield from reader(request)
 
 
 def read_porto_csv(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Reader ``porto_csv`` (ECML/PKDD 2015 train.csv): :func:`trajzoo.ingest.porto.read_porto_trips`."""
-    yield from read_porto_trips(request.path, max_trips=request.max_trips, block_size=request.block_bytes)
+    yield from read_porto_trips(request.path, max_trips=request.max_trips, block_size=request.block_bytes,
+                                counts=request.counts)
 
 
 def read_cabspotting(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -176,13 +234,14 @@ def read_cabspotting(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.
     occ = request.source.get("occupied_runs", {})
     yield from iter_cabspotting_blocks(
         request.path, max_gap_seconds=occ.get("max_gap_seconds", 300), min_fixes=occ.get("min_fixes", 5),
-        max_trips=request.max_trips, fix_counts=request.fix_counts, block_points=request.block_points)
+        max_trips=request.max_trips, fix_counts=request.fix_counts, block_points=request.block_points,
+        members=request.counts.setdefault("members", {}), time_range=request.time_range)
     log.info("cabspotting fixes (read, dropped, re-sorted) before cutting runs: %s", request.fix_counts)
 
 
 def read_deeptte_jsonl(request: ReaderRequest) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Reader ``deeptte_jsonl`` (DeepTTE Chengdu JSON lines): :func:`trajzoo.ingest.deeptte.read_deeptte_trips`."""
-    yield from read_deeptte_trips(request.path, max_trips=request.max_trips)
+    yield from read_deeptte_trips(request.path, max_trips=request.max_trips, counts=request.counts)
 
 
 def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = None,
@@ -219,8 +278,10 @@ def iter_ingest_blocks(city: dict, data_root: Path, tally: IngestTally | None = 
         raise ValueError("a city needs a bbox or a road network (whose extent is the default bbox); "
                          f"this one ({city['trajectories']['path']}) has neither")
     kwargs = dict(bbox=bbox, min_points=flt["min_points"], max_points=flt["max_points"],
-                  max_speed_mps=flt["max_speed_mps"], coverage=coverage)
+                  max_speed_mps=flt["max_speed_mps"], coverage=coverage,
+                  time_range=plausible_time_range(city))
     for trips, parse_rej in _source_blocks(city, data_root, tally, porto_block_bytes, cab_block_points):
+        tally.n_parsed += len(trips) + len(parse_rej)
         kept, rej = filter_trips(trips, seen_ids=tally.trip_ids, **kwargs)
         tally.parse_rejections.append(parse_rej)
         tally.filter_rejections.append(rej)

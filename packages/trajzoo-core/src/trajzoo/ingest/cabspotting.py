@@ -13,6 +13,7 @@ truncated archive are errors (:class:`InputFileError` naming the file and the li
 from __future__ import annotations
 
 import io
+import logging
 import lzma
 import pickle
 import re
@@ -28,47 +29,156 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from trajzoo.ingest.errors import InputFileError
+from trajzoo.ingest.filetype import decompress_bytes, open_tar_stream, strip_bom
+from trajzoo.qc import AccountingError
 
-CAB_FILE = re.compile(r"(?:^|/)new_([^/]+)\.txt$")
+log = logging.getLogger(__name__)
+
+#: A cab file: ``new_<cab>.txt`` (any case), optionally compressed (.gz, .bz2, .xz).
+CAB_FILE = re.compile(r"(?:^|/)new_([^/]+)\.txt(?:\.(?:gz|bz2|xz))?$", re.IGNORECASE)
+#: Plausible UTC years of the Cabspotting data (May-June 2008), the default of ``filters.plausible_years``.
+CABSPOTTING_YEARS = (2008, 2008)
 
 
-def iter_cab_files(path: Path) -> Iterator[tuple[str, str, bytes]]:
-    """Yield ``(cab_id, display_name, raw_bytes)`` for every ``new_<cab>.txt``, one file at a time.
+def _skip(members: dict, why: str, name: str) -> None:
+    members[f"skipped:{why}"] = members.get(f"skipped:{why}", 0) + 1
+    log.info("cabspotting: not a cab file, skipped (%s): %s", why, name)
 
+
+def _folder_entries(path: Path, members: dict) -> list[tuple[str, Path, str]]:
+    """``(cab, file, display name)`` of every cab file of a folder tree; every other entry is
+    counted in ``members`` (``skipped:<why>``).
+
+    Symbolic links are followed when they point outside the tree (to a file or folder) and
+    skipped (``skipped:link_into_folder``) when they point at something inside it, which is read
+    under its own name.
+
+    Raises:
+        InputFileError: naming the entry: a symbolic link loop, a dangling link, a folder named
+            like a cab file, an entry that cannot be listed or read.
+    """
+    root = path.resolve()
+    found: list[tuple[str, Path, str]] = []
+    stack = [path]
+    seen_dirs = {root}
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:
+            raise InputFileError(folder, f"cannot list this folder: {exc.strerror or exc}") from exc
+        for entry in entries:
+            rel = entry.relative_to(path).as_posix()
+            target = entry
+            if entry.is_symlink():
+                try:
+                    target = entry.resolve(strict=True)
+                except RuntimeError as exc:  # Python < 3.13: symlink loop
+                    raise InputFileError(entry, "symbolic link loop (the link points back at itself)") from exc
+                except FileNotFoundError as exc:
+                    raise InputFileError(entry, f"dangling symbolic link to {entry.readlink()} "
+                                                "(its target does not exist)") from exc
+                except OSError as exc:
+                    why = "symbolic link loop" if exc.errno == 40 else f"unreadable symbolic link ({exc.strerror})"
+                    raise InputFileError(entry, why) from exc
+                if target == root or root in target.parents:
+                    _skip(members, "link_into_folder", rel)
+                    continue
+            match = CAB_FILE.search(rel)
+            if target.is_dir():
+                if match:
+                    raise InputFileError(entry, "is a folder named like a cab file (expected a file new_<cab>.txt)")
+                if target not in seen_dirs:
+                    seen_dirs.add(target)
+                    stack.append(entry)
+                    members["folders"] = members.get("folders", 0) + 1
+                continue
+            if not target.is_file():
+                _skip(members, "not_a_regular_file", rel)
+                continue
+            if not match:
+                _skip(members, "not_a_cab_file", rel)
+                continue
+            found.append((match.group(1), entry, str(entry)))
+    return sorted(found, key=lambda t: (t[0], str(t[1])))
+
+
+def iter_cab_files(path: Path, members: dict | None = None) -> Iterator[tuple[str, str, bytes]]:
+    """Yield ``(cab_id, display_name, raw_bytes)`` for every cab file, one file at a time.
+
+    A cab file is ``new_<cab>.txt`` (any case; .gz/.bz2/.xz compressed ones are decompressed).
     A folder is read in cab-id order (then path), an archive in archive order (one streaming pass
-    over the compressed data, no seeking back). Only one cab file's bytes are held at a time.
+    over the compressed data, no seeking back; every compressed stream is decoded, strictly).
+    Only one cab file's bytes are held at a time.
+
+    Args:
+        path: the cabspottingdata folder, or a .tar/.tar.gz/.tar.bz2/.tar.xz of it.
+        members: updated in place: ``cab_files`` (read), ``folders``, and ``skipped:<why>`` for
+            every other entry (``not_a_cab_file``, ``link_into_folder``, ``not_a_regular_file``,
+            ``link`` for a symbolic or hard link inside an archive), so every entry is counted.
 
     Raises:
         InputFileError: path missing, an empty archive file, an unreadable (truncated or corrupt)
-            archive, or no cab file found.
+            archive, an unreadable entry (symbolic link loop, dangling link, a folder named like a
+            cab file; naming the entry), or no cab file found.
+        FileTypeError: the file is not a tar archive (a zip, CSV text, ...): says what it is.
     """
     path = Path(path)
-    if not path.exists():
+    members = {} if members is None else members
+    members.setdefault("cab_files", 0)
+    if not path.exists() and not path.is_symlink():
         raise InputFileError(path, "file or folder not found")
     found = 0
     if path.is_dir():
-        for cab, f in sorted((CAB_FILE.search(f.as_posix()).group(1), f) for f in path.rglob("new_*.txt")):
+        for cab, f, name in _folder_entries(path, members):
+            try:
+                raw = f.read_bytes()
+            except OSError as exc:
+                raise InputFileError(f, f"cannot read this cab file: {exc.strerror or exc}") from exc
             found += 1
-            yield cab, str(f), f.read_bytes()
+            members["cab_files"] += 1
+            yield cab, name, decompress_bytes(raw, name)
     else:
         if path.stat().st_size == 0:
             raise InputFileError(path, "empty file: expected a tar archive of cabspottingdata/")
-        last = None
+        last, raw = None, None
+
+        def broken(exc: BaseException) -> InputFileError:
+            after = f" after {found} complete cab file(s), the last {last}" if found else ""
+            return InputFileError(path, f"truncated or corrupt archive{after}: {exc}")
+
         try:
-            # stream mode ("r|*"): one pass over the compressed archive, no seeking back
-            with tarfile.open(path, "r|*") as tar:
+            tar, raw = open_tar_stream(path)  # FileTypeError: a zip, a CSV, ... named what it is
+            with tar:
                 for m in tar:
                     match = CAB_FILE.search(m.name)
-                    if m.isfile() and match:
-                        raw = tar.extractfile(m).read()
+                    if m.isdir():
+                        if match:
+                            raise InputFileError(f"{path}:{m.name}", "is a folder named like a cab file "
+                                                                     "(expected a file new_<cab>.txt)")
+                        members["folders"] = members.get("folders", 0) + 1
+                    elif m.issym() or m.islnk():
+                        _skip(members, "link", f"{m.name} -> {m.linkname}")
+                    elif not m.isfile():
+                        _skip(members, "not_a_regular_file", m.name)
+                    elif not match:
+                        _skip(members, "not_a_cab_file", m.name)
+                    else:
+                        name = f"{path}:{m.name}"
+                        data = tar.extractfile(m).read()
+                        if raw is not None and raw.error is not None:
+                            raise broken(raw.error)
+                        raw_bytes = decompress_bytes(data, name)
                         found += 1
+                        members["cab_files"] += 1
                         last = m.name
-                        yield match.group(1), f"{path}:{m.name}", raw
+                        yield match.group(1), name, raw_bytes
         except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
-            after = f" after {found} complete cab file(s), the last {last}" if found else ""
-            raise InputFileError(path, f"truncated or corrupt archive{after}: {exc}") from exc
+            raise broken(raw.error if raw is not None and raw.error is not None else exc) from exc
+        if raw is not None and raw.error is not None:
+            raise broken(raw.error)
     if found == 0:
-        raise InputFileError(path, "no cabspottingdata/new_<cab>.txt file found")
+        raise InputFileError(path, f"no cabspottingdata/new_<cab>.txt file found (entries: {members})")
 
 
 def _locate_cab_problem(raw: str, name: str, exc: BaseException) -> InputFileError:
@@ -82,10 +192,12 @@ def _locate_cab_problem(raw: str, name: str, exc: BaseException) -> InputFileErr
                                         f"'lat lon occupancy unix_time', found {len(fields)}", row=line_no)
         for value, typ, col in zip(fields, (float, float, int, int), ("lat", "lon", "occupancy", "unix_time")):
             try:
-                typ(value)
+                number = typ(value)
             except ValueError:
                 return InputFileError(name, f"{col} {value!r} is not a number of the expected type "
                                             f"({'integer' if typ is int else 'decimal'})", row=line_no)
+            if typ is int and not -(1 << 63) <= number < (1 << 63):
+                return InputFileError(name, f"{col} {value!r} is too large for a 64-bit integer", row=line_no)
     return InputFileError(name, f"not 'lat lon occupancy unix_time': {exc}")
 
 
@@ -102,6 +214,7 @@ def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
     if not raw.strip():  # the mirrored sample has cabs with no fix in its window
         return pd.DataFrame({"lat": pd.Series(dtype="float64"), "lon": pd.Series(dtype="float64"),
                              "occupancy": pd.Series(dtype="int64"), "time": pd.Series(dtype="int64")})
+    raw = strip_bom(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -118,6 +231,9 @@ def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
     except pa.ArrowInvalid as exc:
         # pyarrow names no row: find it with a line scan (error path only, one cab file)
         raise _locate_cab_problem(text, name, exc) from exc
+    lines = sum(1 for line in text.splitlines() if line.strip("\r"))  # the file's own count of fixes
+    if lines != table.num_rows:
+        raise AccountingError(f"{name}: {lines} non-blank line(s) but the reader parsed {table.num_rows} fix(es)")
     return table.to_pandas()
 
 
@@ -125,8 +241,25 @@ def parse_cab_file(raw: bytes, name: str) -> pd.DataFrame:
 FIX_COUNT_KEYS = ("fixes_in", "duplicate_timestamp", "invalid_occupancy", "out_of_order")
 
 
-def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes: int
-                  ) -> tuple[list[dict], list[dict], dict]:
+#: Reasons for dropping a fix whose time is implausible (see :func:`implausible_time_reasons`).
+TIME_REASONS = ("negative_time", "time_in_milliseconds", "time_outside_plausible_years")
+
+
+def implausible_time_reasons(t: np.ndarray, time_range: tuple[int, int]) -> np.ndarray:
+    """Per fix: None for a time in ``[start, end)`` Unix s, else ``negative_time``,
+    ``time_in_milliseconds`` (t / 1000 lies in the range) or ``time_outside_plausible_years``."""
+    t = np.asarray(t, dtype=np.int64)
+    out = np.full(len(t), None, dtype=object)
+    bad = (t < time_range[0]) | (t >= time_range[1])
+    ms = (t // 1000 >= time_range[0]) & (t // 1000 < time_range[1])
+    out[bad] = "time_outside_plausible_years"
+    out[bad & ms] = "time_in_milliseconds"
+    out[bad & (t < 0)] = "negative_time"
+    return out
+
+
+def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes: int,
+                  time_range: tuple[int, int] | None = None) -> tuple[list[dict], list[dict], dict]:
     """Cut one cab's fixes into occupied runs.
 
     The file order is not trusted: fixes are sorted by time (stable). Of several fixes with the
@@ -141,6 +274,10 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
         cab: cab id, used in trip ids ``<cab>_<first unix time>``.
         max_gap_seconds: a gap longer than this (s) between consecutive occupied fixes splits a run.
         min_fixes: runs with fewer fixes are rejected (reason ``too_few_fixes``).
+        time_range: ``(start, end)`` Unix s (see :func:`trajzoo.ingest.plausible_time_range`): a
+            fix outside is dropped before runs are cut and counted ``implausible_time:<reason>``
+            (:data:`TIME_REASONS`; a file in milliseconds would otherwise be cut into one-fix
+            runs and reported as ``too_few_fixes``). None: no check.
 
     Returns:
         ``(trips, rejections, fix_counts)``: trip dicts (trip_id, taxi_id, timestamps, lon, lat),
@@ -152,6 +289,15 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     counts = dict.fromkeys(FIX_COUNT_KEYS, 0)
     counts["fixes_in"] = len(fixes)
     counts["out_of_order"] = int((np.diff(fixes["time"].to_numpy()) > 0).sum())
+    n_implausible = 0
+    if time_range is not None and len(fixes):
+        why = implausible_time_reasons(fixes["time"].to_numpy(), time_range)
+        for reason in TIME_REASONS:
+            n = int((why == reason).sum())
+            if n:
+                counts[f"implausible_time:{reason}"] = n
+                n_implausible += n
+        fixes = fixes[pd.isna(why)] if n_implausible else fixes
     fixes = fixes.sort_values("time", kind="stable")
     dup = fixes["time"].duplicated(keep="first").to_numpy()
     counts["duplicate_timestamp"] = int(dup.sum())
@@ -167,21 +313,31 @@ def occupied_runs(fixes: pd.DataFrame, cab: str, max_gap_seconds: int, min_fixes
     run_id = np.cumsum(new_run)
     trips, rejections = [], []
     lat, lon = fixes["lat"].to_numpy(), fixes["lon"].to_numpy()
+    short_fixes = 0
     for rid in np.unique(run_id[occupied]):
         idx = np.flatnonzero((run_id == rid) & occupied)
         trip_id = f"{cab}_{int(t[idx[0]])}"
         if len(idx) < min_fixes:
+            short_fixes += len(idx)
             rejections.append({"trip_id": trip_id, "taxi_id": cab, "start": int(t[idx[0]]), "row": None,
                                "reason": "too_few_fixes"})
             continue
         trips.append({"trip_id": trip_id, "taxi_id": cab, "start": int(t[idx[0]]),
                       "timestamps": t[idx].astype(np.int64),
                       "lon": lon[idx].astype(np.float64), "lat": lat[idx].astype(np.float64)})
+    # every fix read is in a run, a free (occupancy 0) fix, or dropped: checked, not assumed
+    in_runs = sum(len(r["timestamps"]) for r in trips) + short_fixes
+    free = int((occ == 0).sum())
+    dropped = counts["duplicate_timestamp"] + counts["invalid_occupancy"] + n_implausible
+    if in_runs + free + dropped != counts["fixes_in"]:
+        raise AccountingError(f"cab {cab}: {counts['fixes_in']} fixes read != {in_runs} in runs + {free} free "
+                              f"+ {dropped} dropped")
     return trips, rejections, counts
 
 
 def _runs_by_cab(path: Path, max_gap_seconds: int, min_fixes: int, fix_counts: dict,
-                spill_dir: Path) -> Iterator[list[dict]]:
+                spill_dir: Path, members: dict | None = None, time_range: tuple[int, int] | None = None
+                ) -> Iterator[list[dict]]:
     """Yield each cab's runs (trips and ``too_few_fixes`` rejections), cabs in ascending id order,
     a cab's runs in start order.
 
@@ -195,11 +351,12 @@ def _runs_by_cab(path: Path, max_gap_seconds: int, min_fixes: int, fix_counts: d
     spilled: dict[str, list[Path]] = {}
     n_spilled = 0
     in_order = Path(path).is_dir()
-    for cab, name, raw in iter_cab_files(Path(path)):
-        cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes)
+    for cab, name, raw in iter_cab_files(Path(path), members):
+        cab_trips, cab_rej, counts = occupied_runs(parse_cab_file(raw, name), cab, max_gap_seconds, min_fixes,
+                                                   time_range)
         del raw
         for k, v in counts.items():
-            fix_counts[k] += v
+            fix_counts[k] = fix_counts.get(k, 0) + v
         runs = cab_trips + cab_rej
         if in_order:
             if cab != pending_cab and pending_cab is not None:
@@ -240,7 +397,9 @@ def _cab_block(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: int = 5,
                             max_trips: int | None = None, fix_counts: dict | None = None,
-                            block_points: int = 1 << 21) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+                            block_points: int = 1 << 21, members: dict | None = None,
+                            time_range: tuple[int, int] | None = None
+                            ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream the occupied runs of a cabspottingdata folder or archive as ``(trips, rejections)`` blocks.
 
     Bounded memory: one cab file (its bytes and fixes) plus one block of runs at a time, whatever
@@ -257,6 +416,9 @@ def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: i
             every fix read, also those of runs past the cap; complete once the generator is
             exhausted.
         block_points: a block is emitted once its trips hold at least this many GPS points.
+        members: updated in place with the count of every folder/archive entry, read or skipped
+            (see :func:`iter_cab_files`).
+        time_range: fixes outside are dropped and counted (see :func:`occupied_runs`).
 
     Yields:
         ``trips`` (trip_id, taxi_id, timestamps int64 Unix s, lon, lat float64 degrees, call_type
@@ -270,7 +432,8 @@ def iter_cabspotting_blocks(path: Path, max_gap_seconds: int = 300, min_fixes: i
         fix_counts.setdefault(k, 0)
     taken, block, block_pts = 0, [], 0
     with tempfile.TemporaryDirectory(prefix="trajzoo-cabs-") as spill_dir:
-        for runs in _runs_by_cab(path, max_gap_seconds, min_fixes, fix_counts, Path(spill_dir)):
+        for runs in _runs_by_cab(path, max_gap_seconds, min_fixes, fix_counts, Path(spill_dir), members,
+                                 time_range):
             if max_trips is not None:
                 runs = runs[:max(max_trips - taken, 0)]
             taken += len(runs)

@@ -41,7 +41,9 @@ import numpy as np
 import pandas as pd
 
 from trajzoo.ingest.errors import InputFileError
-from trajzoo.ingest.porto import DECOMPRESS_ERRORS, open_maybe_compressed
+from trajzoo.ingest.filetype import DECOMPRESS_ERRORS, describe, sniff, strip_bom
+from trajzoo.ingest.filetype import FileTypeError
+from trajzoo.ingest.porto import open_maybe_compressed
 
 #: Keys every record must have (a missing one is an InputFileError).
 DEEPTTE_REQUIRED_KEYS = ("lngs", "lats", "time_gap", "driverID", "dateID", "timeID")
@@ -52,8 +54,13 @@ DEEPTTE_YEAR, DEEPTTE_MONTH = 2014, 8
 #: Rejection reasons of the reader (values inside a record).
 DEEPTTE_REASONS = (
     "points_not_numeric", "point_lists_differ_in_length", "empty_trajectory", "time_gap_not_finite",
-    "invalid_date_time", "weekid_mismatch",
+    "invalid_date_time", "weekid_mismatch", "missing_driver_id", "time_gap_in_milliseconds",
+    "trip_longer_than_a_day",
 )
+#: Plausible UTC years of the data (August 2014), the default of ``filters.plausible_years``.
+DEEPTTE_YEARS = (2014, 2014)
+#: Longest trip (s) accepted; ``time_gap`` beyond it is in the wrong unit or wrong.
+MAX_TRIP_SECONDS = 86_400
 TRIP_OUT_COLUMNS = ["trip_id", "taxi_id", "call_type", "row", "timestamps", "lon", "lat"]
 
 
@@ -105,6 +112,15 @@ def parse_record(rec: dict) -> tuple[dict | None, str | None]:
         return None, "empty_trajectory"
     if not np.isfinite(gap).all():
         return None, "time_gap_not_finite"
+    if rec["driverID"] is None or (isinstance(rec["driverID"], str) and not rec["driverID"].strip()):
+        return None, "missing_driver_id"
+    duration = float(gap[-1] - gap[0])
+    total = rec.get("time")
+    if (isinstance(total, (int, float)) and not isinstance(total, bool) and math.isfinite(total) and total > 0
+            and 500 <= duration / total <= 2000):
+        return None, "time_gap_in_milliseconds"  # time_gap spans ~1000x the record's own travel time (s)
+    if duration > MAX_TRIP_SECONDS:
+        return None, "trip_longer_than_a_day"
     date_id, time_id = _as_int(rec["dateID"]), _as_int(rec["timeID"])
     if date_id is None or time_id is None or not (1 <= date_id <= 31) or not (0 <= time_id < 1440):
         return None, "invalid_date_time"
@@ -119,24 +135,35 @@ def parse_record(rec: dict) -> tuple[dict | None, str | None]:
 
 
 def deeptte_files(path: Path) -> list[Path]:
-    """The file itself, or every regular non-hidden file of a folder in name order.
+    """The file itself, or every non-hidden file of a folder in name order.
 
     Raises:
-        InputFileError: missing path or an empty folder.
+        InputFileError: missing path, an empty folder, a dangling or looping link or a sub-folder
+            in it (naming the entry: nothing in the folder is left out silently).
     """
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "file or folder not found")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = []
+        for p in sorted(path.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_symlink() and not p.exists():
+                raise InputFileError(p, f"dangling or looping symbolic link to {p.readlink()} (its target cannot "
+                                        "be read)")
+            if p.is_dir():
+                raise InputFileError(p, "is a folder inside the DeepTTE folder: not read (put its files in "
+                                        f"{path} or point trajectories.path at it)")
+            files.append(p)
         if not files:
             raise InputFileError(path, "folder holds no DeepTTE JSON-lines file")
         return files
     return [path]
 
 
-def read_deeptte_trips(path: Path, max_trips: int | None = None, block_rows: int = 20_000
-                       ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+def read_deeptte_trips(path: Path, max_trips: int | None = None, block_rows: int = 20_000,
+                       counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream DeepTTE JSON lines as ``(trips, rejections)`` blocks of up to ``block_rows`` records.
 
     Memory is bounded by one block: the file is decompressed and decoded line by line.
@@ -145,6 +172,7 @@ def read_deeptte_trips(path: Path, max_trips: int | None = None, block_rows: int
         path: a JSON-lines file (plain, .gz, .bz2, .xz) or a folder of them (name order).
         max_trips: read only the first ``max_trips`` data rows (``None`` reads all).
         block_rows: records per yielded block.
+        counts: filled with ``records_read`` (non-blank lines read) once the generator is exhausted.
 
     Yields:
         ``trips``: columns :data:`TRIP_OUT_COLUMNS` (call_type None, row = 1-based data row over
@@ -171,13 +199,18 @@ def read_deeptte_trips(path: Path, max_trips: int | None = None, block_rows: int
 
     for file in deeptte_files(path):
         kind = file.suffix.lower() if file.suffix.lower() in (".xz", ".gz", ".bz2") else None
+        content = sniff(file, decompress=True)
+        if content not in ("json", "empty", "text", "binary", "zip"):
+            raise FileTypeError(file, f"is {describe(content)}, expected DeepTTE JSON lines")
         line_no = 0
         try:
-            with open_maybe_compressed(file) as f:
+            with open_maybe_compressed(file, zip_members=("",)) as f:
                 for raw in f:
                     if max_trips is not None and row >= max_trips:
                         break
                     line_no += 1
+                    if line_no == 1:
+                        raw = strip_bom(raw)  # a UTF-8 BOM at the start of a file, as for the other readers
                     try:
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError as ude:
@@ -214,6 +247,8 @@ def read_deeptte_trips(path: Path, max_trips: int | None = None, block_rows: int
                                  row=row + 1, line=line_no + 1) from exc
         if max_trips is not None and row >= max_trips:
             break
+    if counts is not None:
+        counts["records_read"] = row
     if row == 0 and max_trips != 0:
         raise InputFileError(path, "no data rows: empty file (expected DeepTTE JSON lines)")
     if trips or rejected:

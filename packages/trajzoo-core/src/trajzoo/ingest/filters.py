@@ -17,7 +17,8 @@ EARTH_RADIUS_M = 6_371_008.8
 
 #: Filter reasons, in the order they are checked.
 FILTER_REASONS = (
-    "too_few_points", "too_many_points", "invalid_coordinate", "non_increasing_time",
+    "too_few_points", "too_many_points", "invalid_coordinate", "negative_time", "time_in_milliseconds",
+    "time_outside_plausible_years", "non_increasing_time",
     "swapped_lon_lat", "outside_bbox", "outside_network", "impossible_speed", "duplicate_trip",
 )
 
@@ -48,8 +49,8 @@ def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
 
 
 def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[float] | None, min_points: int,
-                max_points: int, max_speed_mps: float, coverage=None, inside: np.ndarray | None = None
-                ) -> str | None:
+                max_points: int, max_speed_mps: float, coverage=None, inside: np.ndarray | None = None,
+                time_range: tuple[int, int] | None = None) -> str | None:
     """Return the first failed check's reason for one trip, or None if it passes.
 
     Args:
@@ -64,6 +65,10 @@ def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[floa
             buffer of the road network) every point must lie in (``outside_network``), or None for
             no check. Its bounding box stands in for ``bbox`` in the swapped check when bbox is None.
         inside: ``(n,)`` bool, ``coverage.contains(lon, lat)`` computed already (a block at once).
+        time_range: ``(start, end)`` Unix seconds every fix time must lie in (``start <= t < end``;
+            see :func:`trajzoo.ingest.plausible_time_range`), or None for no check. A trip with a
+            time outside is ``negative_time`` (t < 0), ``time_in_milliseconds`` (every t / 1000
+            inside the range: the source gave ms) or ``time_outside_plausible_years``.
 
     Returns:
         One of :data:`FILTER_REASONS` (except ``duplicate_trip``) or None.
@@ -75,6 +80,13 @@ def trip_reason(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, bbox: list[floa
         return "too_many_points"
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
         return "invalid_coordinate"
+    if time_range is not None and ((t < time_range[0]) | (t >= time_range[1])).any():
+        if (t < 0).any():
+            return "negative_time"
+        ms = t // 1000
+        if ((ms >= time_range[0]) & (ms < time_range[1])).all():
+            return "time_in_milliseconds"
+        return "time_outside_plausible_years"
     dt = np.diff(t)
     if (dt <= 0).any():
         return "non_increasing_time"
@@ -139,19 +151,22 @@ class TripIds:
 
 
 def filter_trips(trips: pd.DataFrame, bbox: list[float] | None, min_points: int, max_points: int,
-                 max_speed_mps: float, seen_ids: TripIds | None = None, coverage=None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 max_speed_mps: float, seen_ids: TripIds | None = None, coverage=None,
+                 time_range: tuple[int, int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split trips into kept and rejected (one reason each).
 
     Args:
         trips: columns trip_id, timestamps, lon, lat (+ any others, kept as they are).
-        bbox, min_points, max_points, max_speed_mps, coverage: see :func:`trip_reason`.
+        bbox, min_points, max_points, max_speed_mps, coverage, time_range: see :func:`trip_reason`.
         seen_ids: the ids kept in earlier blocks (updated in place, see :class:`TripIds`): an
             exact repeat of a kept trip is rejected ``duplicate_trip``, another trip under a kept
             id is kept as ``<id>_2`` (``trip_id`` of the kept row is the derived id).
 
     Returns:
         ``(kept, rejected)``; rejected has columns trip_id (the id in the file), row, reason.
+
+    Raises:
+        AccountingError: kept + rejected differ from the trips given.
     """
     seen_ids = TripIds() if seen_ids is None else seen_ids
     reasons, new_ids = [], []
@@ -163,7 +178,7 @@ def filter_trips(trips: pd.DataFrame, bbox: list[float] | None, min_points: int,
     for k, (trip_id, lon, lat, t) in enumerate(zip(trips["trip_id"], trips["lon"], trips["lat"], trips["timestamps"])):
         lon, lat, t = np.asarray(lon), np.asarray(lat), np.asarray(t)
         inside = inside_all[bounds[k]:bounds[k + 1]] if inside_all is not None else None
-        reason = trip_reason(lon, lat, t, bbox, min_points, max_points, max_speed_mps, coverage, inside)
+        reason = trip_reason(lon, lat, t, bbox, min_points, max_points, max_speed_mps, coverage, inside, time_range)
         new_id = trip_id
         if reason is None:
             new_id = seen_ids.assign(str(trip_id), trip_fingerprint(t, lon, lat))
@@ -180,4 +195,8 @@ def filter_trips(trips: pd.DataFrame, bbox: list[float] | None, min_points: int,
     kept = trips[~bad].reset_index(drop=True)
     if len(kept):
         kept["trip_id"] = [i for i, b in zip(new_ids, bad) if not b]
+    if len(kept) + len(rejected) != len(trips):
+        from trajzoo.qc import AccountingError
+
+        raise AccountingError(f"filters: {len(trips)} trips in != {len(kept)} kept + {len(rejected)} rejected")
     return kept, rejected

@@ -2,16 +2,13 @@
 
 Columns: TRIP_ID, CALL_TYPE, ORIGIN_CALL, ORIGIN_STAND, TAXI_ID, TIMESTAMP (Unix s, UTC),
 DAY_TYPE, MISSING_DATA, POLYLINE (JSON list of [lon, lat], one point every 15 s).
-The file is streamed (plain, .zip as distributed, .gz, .bz2 or .xz) with pyarrow's CSV reader and each block's POLYLINE
+The file is streamed (plain, .gz, .bz2 or .xz) with pyarrow's CSV reader and each block's POLYLINE
 is decoded with DuckDB, so the full 1.8 GB file is never loaded at once.
 """
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
 import lzma
-import zipfile
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +20,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from trajzoo.ingest.errors import InputFileError
+from trajzoo.qc import AccountingError
+from trajzoo.ingest.filetype import (DECOMPRESS_ERRORS, FileTypeError, describe, open_compressed, open_zip_member,
+                                     sniff, strip_bom)
 
 PORTO_COLUMNS = [
     "TRIP_ID", "CALL_TYPE", "ORIGIN_CALL", "ORIGIN_STAND", "TAXI_ID", "TIMESTAMP", "DAY_TYPE",
@@ -33,41 +33,86 @@ PORTO_SAMPLING_SECONDS = 15
 
 
 #: Errors that reading (and decompressing) a CSV stream can raise; each becomes an InputFileError.
-READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError,
-               zipfile.BadZipFile)
-#: Errors of the decompressors alone (truncated or corrupt .xz, .gz, .bz2, .zip data).
-DECOMPRESS_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError)
+#: Plausible UTC years of the Porto data (July 2013 - June 2014), the default of ``filters.plausible_years``.
+PORTO_YEARS = (2013, 2014)
+#: Values of CALL_TYPE (A: dispatched by phone, B: at a stand, C: on the street).
+CALL_TYPES = ("A", "B", "C")
 
 
-def open_zip_member(path: Path):
-    """Open the one data file inside a zip archive (Kaggle's ``train.csv.zip`` holds ``train.csv``).
-
-    Folders and macOS metadata (``__MACOSX/``) are skipped.
+def open_maybe_compressed(path: Path, zip_members: tuple[str, ...] = (".csv",)):
+    """Open ``path`` for binary reading: decompressed by its magic bytes (every stream of a
+    multi-stream .gz/.bz2/.xz, strictly: :func:`trajzoo.ingest.filetype.open_compressed`), or the
+    one member ending in ``zip_members`` of a zip archive.
 
     Raises:
-        zipfile.BadZipFile: not a zip archive, or it holds no file or several files.
+        FileTypeError: a compression suffix that does not match the content, a zip without exactly
+            one such member.
     """
-    zf = zipfile.ZipFile(path)
-    members = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
-    if len(members) != 1:
-        zf.close()
-        raise zipfile.BadZipFile(f"expected one file inside the zip archive, found {[m.filename for m in members]}")
-    return zf.open(members[0])  # the member keeps the archive open until it is closed
+    path = Path(path)
+    if sniff(path) == "zip":
+        return open_zip_member(path, zip_members, "/".join(zip_members) or "data")[0]
+    return open_compressed(path)
 
 
-def open_maybe_compressed(path: Path):
-    """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by suffix (.zip: its one
-    member, :func:`open_zip_member`)."""
-    suffix = path.suffix.lower()
-    if suffix == ".zip":
-        return open_zip_member(path)
-    if suffix == ".xz":
-        return lzma.open(path, "rb")
-    if suffix == ".bz2":
-        return bz2.open(path, "rb")
-    if suffix == ".gz":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+class LineCounter:
+    """A binary stream that counts the non-blank lines passing through it (independently of the
+    CSV parser that reads them), for the ingest accounting: data rows = lines - header.
+
+    A blank line (empty, or a lone ``\\r``) is not counted, as pyarrow skips it.
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.lines = 0
+        self._partial = 0
+        self._first = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._raw.read(n)
+        self._count(chunk)
+        return chunk
+
+    def _count(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        nl = np.flatnonzero(arr == 10)
+        if not len(nl):
+            if self._partial == 0:
+                self._first = int(arr[0])
+            self._partial += len(arr)
+            return
+        starts = np.concatenate([[0], nl[:-1] + 1])
+        lens = nl - starts
+        first = arr[starts].astype(np.int64)
+        if self._partial:
+            lens[0] += self._partial
+            first[0] = self._first
+        blank = (lens == 0) | ((lens == 1) & (first == 13))
+        self.lines += int((~blank).sum())
+        self._partial = len(arr) - int(nl[-1]) - 1
+        if self._partial:
+            self._first = int(arr[nl[-1] + 1])
+
+    def total(self) -> int:
+        """Non-blank lines read so far, a last line without a newline included."""
+        last = self._partial > 0 and not (self._partial == 1 and self._first == 13)
+        return self.lines + int(last)
+
+    def close(self) -> None:
+        self.closed = True
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def header_problem(names: list[str], required: list[str]) -> str | None:
@@ -106,12 +151,14 @@ def locate_csv_problem(path: Path, exc: BaseException | None = None, rows_read: 
         (``None`` for problems in the header), and the problem ("is not UTF-8", "missing column",
         "wrong delimiter", "wrong field count", "truncated or corrupt", "empty file").
     """
-    kind = {".xz": ".xz", ".bz2": ".bz2", ".gz": ".gz", ".zip": ".zip"}.get(path.suffix.lower())
+    kind = {".xz": ".xz", ".bz2": ".bz2", ".gz": ".gz"}.get(path.suffix.lower())
     line_no, data_row, n_fields = 0, 0, None
     try:
         with open_maybe_compressed(path) as f:
             for raw in f:
                 line_no += 1
+                if line_no == 1:
+                    raw = strip_bom(raw)
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as ude:
@@ -160,17 +207,48 @@ FROM block
 """
 
 
-def _reason(row_points, polyline_missing: bool, start_time) -> str | None:
+#: Largest |TIMESTAMP| (s) the reader turns into point times without int64 overflow (~1.5e11 years).
+MAX_ABS_TIMESTAMP = 1 << 62
+
+
+def _sized(p) -> bool:
+    """Whether a decoded POLYLINE element is a list (DuckDB gives a flat list's numbers as NULL /
+    masked scalars, which have no length)."""
+    if p is None:
+        return False
+    try:
+        len(p)
+    except TypeError:
+        return False
+    return True
+
+
+def _blank(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
+def _reason(row_points, polyline_missing: bool, start_time, trip_id=None, taxi_id=None, call_type="A") -> str | None:
+    """The rejection reason of one decoded Porto row, or None (ids first, then POLYLINE, then TIMESTAMP)."""
+    if _blank(trip_id):
+        return "empty_trip_id"
+    if _blank(taxi_id):
+        return "empty_taxi_id"
+    if call_type not in CALL_TYPES:
+        return "invalid_call_type"
     if polyline_missing:
         return "empty_polyline"
     if row_points is None or row_points is pd.NA or (isinstance(row_points, float) and np.isnan(row_points)):
         return "polyline_not_json"
     if len(row_points) == 0:
         return "empty_polyline"
-    if any(p is None or len(p) != 2 for p in row_points):
+    if not any(_sized(p) for p in row_points):
+        return "polyline_not_list_of_pairs"  # a flat list of numbers [lon, lat, lon, lat, ...]
+    if any(not _sized(p) or len(p) != 2 for p in row_points):
         return "polyline_point_not_lon_lat_pair"
     if start_time is None or pd.isna(start_time):
         return "timestamp_not_integer"
+    if abs(int(start_time)) > MAX_ABS_TIMESTAMP:
+        return "timestamp_out_of_range"
     return None
 
 
@@ -186,14 +264,37 @@ def _points_array(pts) -> np.ndarray:
     return np.stack(pts).astype(np.float64, copy=False)
 
 
-def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24
-                     ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+def check_csv_kind(path: Path, what: str) -> None:
+    """Refuse a file whose (decompressed) content is not CSV text, saying what it is.
+
+    Raises:
+        FileTypeError: e.g. ``<path>: is JSON text, expected <what>``; a compression suffix that
+            does not match the content (see :func:`trajzoo.ingest.filetype.open_compressed`).
+    """
+    kind = sniff(path)
+    if kind == "zip":
+        return
+    if kind in ("gzip", "bz2", "xz"):
+        open_compressed(path).close()  # checks the suffix against the magic bytes
+        inner = sniff(path, decompress=True)
+        if inner not in ("csv", "text", "empty", "binary"):
+            raise FileTypeError(path, f"is {describe(kind)} holding {describe(inner)}, expected {what}")
+        return
+    if kind not in ("csv", "text", "empty", "binary"):
+        raise FileTypeError(path, f"is {describe(kind)}, expected {what}")
+    open_compressed(path).close()  # a plain file named .xz/.gz/.bz2
+
+
+def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24,
+                     counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
 
     Args:
         path: the CSV (plain or compressed).
         max_trips: read only the first ``max_trips`` data rows (a cap; ``None`` reads all).
         block_size: bytes per pyarrow CSV block.
+        counts: filled with ``records_read`` (data rows read, counted from the file's own lines
+            when it was read to the end) once the generator is exhausted.
 
     Yields:
         ``trips``: columns trip_id, taxi_id, call_type, origin_call, origin_stand, day_type,
@@ -205,17 +306,22 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
             corrupt (.xz/.gz/.bz2), has a wrong delimiter, lacks a column, or has a data row with
             the wrong field count; the message names the file, the data row where there is one
             (see :func:`locate_csv_problem`), and the problem. Problems inside a row's values
-            (POLYLINE, TIMESTAMP) are not errors but counted rejections.
+            (ids, CALL_TYPE, POLYLINE, TIMESTAMP) are not errors but counted rejections.
+        FileTypeError: the file is not CSV (JSON, XML, a tar archive, ...) or its compression
+            suffix lies; the message says what it is.
+        AccountingError: the file's non-blank lines and the parser's rows differ.
     """
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "file not found")
     if path.is_dir():
         raise InputFileError(path, "is a folder, expected a Porto train.csv file")
+    check_csv_kind(path, "a Porto train.csv (CSV text; plain, .gz, .bz2, .xz or a .zip holding it)")
     try:
-        stream = open_maybe_compressed(path)
+        stream = LineCounter(open_maybe_compressed(path))
     except READ_ERRORS as exc:
         raise locate_csv_problem(path, exc, 0, PORTO_COLUMNS) from exc
+    capped = False
     with stream, duckdb.connect() as con:
         try:
             reader = pacsv.open_csv(
@@ -238,15 +344,16 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
             except READ_ERRORS as exc:
                 raise locate_csv_problem(path, exc, seen, PORTO_COLUMNS) from exc
             block = pa.Table.from_batches([batch])
-            if max_trips is not None and seen + block.num_rows > max_trips:
+            if max_trips is not None and seen + block.num_rows >= max_trips:
+                capped = True
                 block = block.slice(0, max_trips - seen)
             con.register("block", block)
             decoded = con.execute(_DECODE_SQL).df()
             con.unregister("block")
             rows = np.arange(seen + 1, seen + 1 + len(decoded))
             seen += len(decoded)
-            reasons = [_reason(p, m, t) for p, m, t in
-                       zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"])]
+            reasons = [_reason(*r) for r in zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"],
+                                                decoded["trip_id"], decoded["taxi_id"], decoded["call_type"])]
             bad = np.array([r is not None for r in reasons], dtype=bool)
             rejections = pd.DataFrame({"trip_id": decoded["trip_id"][bad].astype(str).to_numpy(),
                                        "row": rows[bad],
@@ -264,5 +371,13 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
             trips["lon"] = lon
             trips["lat"] = lat
             yield trips, rejections
+        if not capped:  # the whole file was read: its own line count must match the parser's rows
+            lines = stream.total()
+            if lines - 1 != seen:
+                raise AccountingError(f"{path}: {lines - 1} non-blank data line(s) after the header but the CSV "
+                                      f"reader gave {seen} row(s); rows were lost or merged (a quoted field "
+                                      "spanning lines?)")
+    if counts is not None:
+        counts["records_read"] = seen
     if seen == 0 and max_trips != 0:
         raise InputFileError(path, "no data rows: the file has a header only")

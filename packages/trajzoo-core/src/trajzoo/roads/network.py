@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,134 @@ def pbf_to_xml(src: Path, dst: Path) -> Path:
     return dst
 
 
+def check_osm_nodes(path: Path, name: str | Path) -> tuple[float, float, float, float] | None:
+    """Check every ``<node>`` of an OSM XML file: a latitude in [-90, 90] and longitude in
+    [-180, 180], and one position per node id (a node listed twice must not move).
+
+    osmnx keeps the last of two nodes with the same id and projects impossible coordinates to
+    infinite positions, silently; this scan makes them errors.
+
+    Args:
+        path: OSM XML (plain; decompress first).
+        name: the file as named in messages (the original, compressed one).
+
+    Returns:
+        The nodes' extent ``(min_lon, min_lat, max_lon, max_lat)`` in degrees, or None (no node).
+
+    Raises:
+        RoadNetworkError: ``<name>: node <id> has lat <lat> / lon <lon> outside ...`` (also for a
+            missing or non-numeric coordinate), or ``<name>: node <id> is listed twice with
+            different coordinates (...) and (...)``.
+        xml.etree.ElementTree.ParseError: not well-formed XML.
+    """
+    from xml.etree.ElementTree import iterparse
+
+    first: dict[int, tuple[str, str]] = {}
+    lo_lon = lo_lat = float("inf")
+    hi_lon = hi_lat = float("-inf")
+    with open(path, "rb") as f:
+        for _, elem in iterparse(f, events=("end",)):
+            if elem.tag != "node":
+                if elem.tag == "way":
+                    elem.clear()
+                continue
+            nid, lat_s, lon_s = elem.get("id"), elem.get("lat"), elem.get("lon")
+            try:
+                lat, lon = float(lat_s), float(lon_s)
+            except (TypeError, ValueError):
+                raise RoadNetworkError(f"{name}: node {nid} has no numeric lat/lon (lat={lat_s!r}, lon={lon_s!r})") from None
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise RoadNetworkError(f"{name}: node {nid} has lat {lat_s}, lon {lon_s}: outside lat [-90, 90] / "
+                                       "lon [-180, 180]")
+            key = int(nid)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (lat, lon)
+            elif seen != (lat, lon):
+                raise RoadNetworkError(f"{name}: node {nid} is listed twice with different coordinates "
+                                       f"(lat {seen[0]}, lon {seen[1]}) and (lat {lat_s}, lon {lon_s})")
+            lo_lon, lo_lat, hi_lon, hi_lat = min(lo_lon, lon), min(lo_lat, lat), max(hi_lon, lon), max(hi_lat, lat)
+            elem.clear()
+    return (lo_lon, lo_lat, hi_lon, hi_lat) if first else None
+
+
+def _plain_osm_copy(path: Path, tmp_dir: Path) -> Path:
+    """The OSM XML of ``path`` as a plain file: the file itself, or its strictly decompressed copy
+    in ``tmp_dir`` (every stream of a multi-stream .bz2/.gz/.xz; a damaged stream is an error,
+    where osmnx's reader would stop there without one).
+
+    Raises:
+        RoadNetworkError: the content is not OSM XML (says what it is: OSM PBF, JSON, a zip, CSV,
+            ...), the compression suffix does not match the content, or the compressed data is
+            truncated or corrupt.
+    """
+    from trajzoo.ingest.filetype import DECOMPRESS_ERRORS, FileTypeError, describe, open_compressed, sniff
+
+    what = "OSM XML (.osm, .osm.bz2, .osm.gz, .osm.xz)"
+    kind = sniff(path)
+    inner = sniff(path, decompress=True) if kind in ("gzip", "bz2", "xz") else kind
+    if inner not in ("osm_xml", "binary"):
+        held = f"{describe(kind)} holding {describe(inner)}" if inner != kind else describe(kind)
+        hint = " (convert it with `osmium cat in.osm.pbf -o out.osm`)" if inner == "osm_pbf" else ""
+        raise RoadNetworkError(f"{path}: is {held}, expected {what}{hint}")
+    try:
+        stream = open_compressed(path)
+    except FileTypeError as exc:
+        raise RoadNetworkError(str(exc)) from exc
+    if kind not in ("gzip", "bz2", "xz"):
+        stream.close()
+        return path
+    out = Path(tmp_dir) / "extract.osm"
+    try:
+        with stream, open(out, "wb") as f:
+            while True:
+                block = stream.read(1 << 20)
+                if not block:
+                    break
+                f.write(block)
+    except DECOMPRESS_ERRORS as exc:
+        raise RoadNetworkError(f"{path}: truncated or corrupt compressed OSM file: {exc}") from exc
+    return out
+
+
+def _graph_from_plain_xml(plain: Path, path: Path) -> nx.MultiDiGraph:
+    """osmnx's raw graph of a plain OSM XML file ``plain`` (``path``: the file named in messages),
+    after :func:`check_osm_nodes`; every failure becomes a :class:`RoadNetworkError` naming ``path``."""
+    from xml.etree.ElementTree import ParseError
+    from xml.sax import SAXParseException
+
+    import osmnx as ox
+
+    try:
+        check_osm_nodes(plain, path)
+        graph = ox.graph_from_xml(plain, simplify=False, retain_all=True)
+    except RoadNetworkError:
+        raise
+    except ParseError as exc:  # osmnx first parses the file with ElementTree
+        raise RoadNetworkError(f"{path}, line {exc.position[0]}: truncated or corrupt OSM XML "
+                               f"(not well-formed: {exc})") from exc
+    except SAXParseException as exc:
+        raise RoadNetworkError(f"{path}, line {exc.getLineNumber()}: truncated or corrupt OSM XML "
+                               f"(not well-formed: {exc.getMessage()})") from exc
+    except (EOFError, OSError) as exc:
+        raise RoadNetworkError(f"{path}: truncated or corrupt compressed OSM file: {exc}") from exc
+    except ValueError as exc:
+        try:
+            missing, n_ways = ways_with_missing_nodes(plain)
+        except Exception:  # noqa: BLE001 - the diagnosis must not hide osmnx's own error
+            missing, n_ways = {}, 0
+        if missing:
+            way_id, lost = next(iter(missing.items()))
+            raise RoadNetworkError(
+                f"{path}: way {way_id} references node(s) {lost} missing from the file "
+                f"({len(missing)} of {n_ways} ways reference missing nodes; the extract was clipped "
+                "without complete ways, re-extract it with complete ways)") from exc
+        raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
+    except Exception as exc:  # osmnx raises several types for empty or broken files
+        raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
+    return graph
+
+
 def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = None) -> nx.MultiDiGraph:
     """Read the raw (unsimplified) OSM graph of a city.
 
@@ -219,12 +348,12 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
     Raises:
         FileNotFoundError: if the extract does not exist.
         RoadNetworkError: if the file is empty, truncated or corrupt (not well-formed XML or bad
-            .bz2/.gz data, unreadable .pbf), holds no nodes and ways, has a way referencing a
-            missing node, or if no ``file`` is set. The message starts with the file path.
+            .bz2/.gz/.xz data in any stream, unreadable .pbf), is not OSM XML or PBF (JSON, a zip, ...: says what
+            it is), has a node outside lat/lon ranges or listed twice at different positions
+            (:func:`check_osm_nodes`), holds no nodes and ways, has a way referencing a missing
+            node, or if neither ``file`` nor ``overpass`` is set. The message starts with the file
+            path.
     """
-    from xml.etree.ElementTree import ParseError
-    from xml.sax import SAXParseException
-
     import osmnx as ox
 
     ox.settings.useful_tags_way = sorted(set(ox.settings.useful_tags_way) | set(EXTRA_WAY_TAGS))
@@ -235,36 +364,13 @@ def load_osm_graph(source: dict, data_root: Path, bbox: list[float] | None = Non
         if path.is_file() and path.stat().st_size == 0:
             raise RoadNetworkError(f"{path}: empty file (expected OSM XML)")
         if is_pbf(path):
-            import tempfile
-
             with tempfile.TemporaryDirectory(prefix="trajzoo-pbf-") as tmp:
                 xml = pbf_to_xml(path, Path(tmp) / (path.name[: -len(".pbf")].removesuffix(".osm") + ".osm"))
                 graph = load_osm_graph({"file": str(xml)}, Path("/"), bbox)
             return graph
-        try:
-            graph = ox.graph_from_xml(path, simplify=False, retain_all=True)
-        except ParseError as exc:  # osmnx first parses the file with ElementTree
-            raise RoadNetworkError(f"{path}, line {exc.position[0]}: truncated or corrupt OSM XML "
-                                   f"(not well-formed: {exc})") from exc
-        except SAXParseException as exc:
-            raise RoadNetworkError(f"{path}, line {exc.getLineNumber()}: truncated or corrupt OSM XML "
-                                   f"(not well-formed: {exc.getMessage()})") from exc
-        except (EOFError, OSError) as exc:
-            raise RoadNetworkError(f"{path}: truncated or corrupt compressed OSM file: {exc}") from exc
-        except ValueError as exc:
-            try:
-                missing, n_ways = ways_with_missing_nodes(path)
-            except Exception:  # noqa: BLE001 - the diagnosis must not hide osmnx's own error
-                missing, n_ways = {}, 0
-            if missing:
-                way_id, lost = next(iter(missing.items()))
-                raise RoadNetworkError(
-                    f"{path}: way {way_id} references node(s) {lost} missing from the file "
-                    f"({len(missing)} of {n_ways} ways reference missing nodes; the extract was clipped "
-                    "without complete ways, re-extract it with complete ways)") from exc
-            raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
-        except Exception as exc:  # osmnx raises several types for empty or broken files
-            raise RoadNetworkError(f"{path}: cannot build a road graph from this OSM file: {exc}") from exc
+        with tempfile.TemporaryDirectory(prefix="trajzoo-osm-") as tmp:
+            plain = _plain_osm_copy(path, Path(tmp))
+            graph = _graph_from_plain_xml(plain, path)
     elif source.get("overpass"):
         raise RoadNetworkError("osm.overpass needs osm.file: the Overpass download (rule download_osm, "
                                "downloads.enabled: true) is saved there and read like any extract")
@@ -376,11 +482,24 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
         columns :data:`SEGMENT_COLUMNS`; ``length`` in metres (from the projected geometry),
         ``maxspeed`` in km/h (:func:`edge_maxspeed_kph`, NaN without a valid tag), ``geometry_wkt`` in the projected CRS (metres), endpoints in degrees.
         ``adjacency``: columns ``src``, ``dst`` (segment ids) for every pair where the head node
-        of ``src`` is the tail node of ``dst``.
+        of ``src`` is the tail node of ``dst``. Zero-length segments (two OSM nodes at one
+        position; Porto's extract has 2) are kept and counted in the log.
+
+    Raises:
+        RoadNetworkError: ``crs`` unknown to pyproj (naming it); a segment of non-finite length, or
+            whose projected length is not within a factor 2 of its great-circle length (osmnx's
+            ``length``; a CRS used outside its area of use, a node at the pole), naming the OSM
+            way and its nodes.
     """
     import osmnx as ox
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
     from shapely import LineString
 
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise RoadNetworkError(f"crs {crs!r}: not a coordinate reference system pyproj knows ({exc})") from None
     projected = ox.project_graph(graph_latlon, to_crs=crs)
     maxspeed = edge_maxspeed_kph(graph_latlon)
     nodes = dict(graph_latlon.nodes(data=True))
@@ -397,6 +516,7 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
             "lanes": parse_number(d.get("lanes"), unit_mph=False),
             "maxspeed": maxspeed[(u, v, k)],
             "length": float(geom.length),
+            "_geodesic_m": float(d.get("length", np.nan)),
             "oneway": bool(_first(d.get("oneway", False))),
             "bridge": _flag(d.get("bridge")),
             "tunnel": _flag(d.get("tunnel")),
@@ -405,6 +525,27 @@ def graph_to_segments(graph_latlon: nx.MultiDiGraph, crs: str) -> tuple[pd.DataF
             "geometry_wkt": geom.wkt,
         })
     segments = pd.DataFrame(rows).sort_values(["u", "v", "key"], kind="stable").reset_index(drop=True)
+    bad = ~np.isfinite(segments["length"].to_numpy())
+    if bad.any():
+        first = segments[bad].iloc[0]
+        raise RoadNetworkError(f"{int(bad.sum())} road segment(s) have a non-finite length in {crs}, the first "
+                               f"OSM way {first['osmid']} from node {first['u']} to node {first['v']} "
+                               f"(lon/lat {first['lon_start']}, {first['lat_start']} -> {first['lon_end']}, "
+                               f"{first['lat_end']}): outside the CRS's area of use?")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = segments["length"].to_numpy() / segments["_geodesic_m"].to_numpy()
+    distorted = (segments["_geodesic_m"].to_numpy() > 1.0) & ~((ratio > 0.5) & (ratio < 2.0))
+    if distorted.any():
+        first = segments[distorted].iloc[0]
+        raise RoadNetworkError(f"{int(distorted.sum())} road segment(s) are {first['length']:.6g} m long in {crs} but "
+                               f"{first['_geodesic_m']:.6g} m on the ground, the first OSM way {first['osmid']} from "
+                               f"node {first['u']} to node {first['v']}: the CRS distorts them (outside its area of "
+                               "use, or a node at an impossible position?)")
+    segments = segments.drop(columns="_geodesic_m")
+    zero = segments["length"].to_numpy() <= 0
+    if zero.any():  # kept (removing them could cut the strongly connected network), but counted
+        log.warning("%d road segment(s) of zero length (two OSM nodes at one position), kept: OSM ways %s",
+                    int(zero.sum()), sorted(set(segments.loc[zero, "osmid"]))[:10])
     segments.insert(0, "segment_id", np.arange(len(segments), dtype=np.int64))
     tails = segments[["segment_id", "u"]].rename(columns={"segment_id": "dst", "u": "node"})
     heads = segments[["segment_id", "v"]].rename(columns={"segment_id": "src", "v": "node"})
@@ -419,10 +560,39 @@ def build_road_network(source: dict, data_root: Path, crs: str, bbox: list[float
 
     Raises:
         FileNotFoundError: the extract does not exist.
-        RoadNetworkError: an unusable extract (see :func:`load_osm_graph`) or no drivable road
-            (:func:`drivable_strongly_connected`); the message names the file.
+        RoadNetworkError: an unusable extract (see :func:`load_osm_graph`), no drivable road
+            (:func:`drivable_strongly_connected`), a network outside ``bbox``
+            (:func:`check_overlap`), an unknown ``crs`` or non-finite lengths
+            (:func:`graph_to_segments`); the message names the file.
     """
     name = str(Path(data_root) / source["file"]) if source.get("file") else "Overpass download"
     graph = load_osm_graph(source, data_root, bbox)
     graph = drivable_strongly_connected(graph, name)
-    return graph_to_segments(graph, crs)
+    if bbox is not None:
+        check_overlap(graph, bbox, name)
+    try:
+        return graph_to_segments(graph, crs)
+    except RoadNetworkError as exc:
+        raise RoadNetworkError(f"{name}: {exc}") from None
+
+
+def check_overlap(graph: nx.MultiDiGraph, bbox: list[float], name: str) -> None:
+    """Refuse a road network that does not overlap the city's bounding box.
+
+    Args:
+        graph: road graph in EPSG:4326 (node ``x`` = lon, ``y`` = lat, degrees).
+        bbox: ``[min_lon, min_lat, max_lon, max_lat]`` degrees.
+        name: the source, for the message.
+
+    Raises:
+        RoadNetworkError: ``<name>: the road network's extent [..] does not overlap the city's
+            bbox [..]``, both in degrees.
+    """
+    xs = np.array([d["x"] for _, d in graph.nodes(data=True)], dtype=float)
+    ys = np.array([d["y"] for _, d in graph.nodes(data=True)], dtype=float)
+    ext = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+    if ext[0] > bbox[2] or ext[2] < bbox[0] or ext[1] > bbox[3] or ext[3] < bbox[1]:
+        def fmt(b):
+            return "[" + ", ".join(f"{v:.5f}" for v in b) + "]"
+        raise RoadNetworkError(f"{name}: the road network's extent {fmt(ext)} (min_lon, min_lat, max_lon, max_lat) "
+                               f"does not overlap the city's bbox {fmt(bbox)}; wrong OSM file or bbox?")
