@@ -105,6 +105,12 @@ def city_files(city, inputs):
         files["points"] = f"results/{city}/points.parquet"
     if "grid" in inputs:
         files.update(grid_cells=f"results/{city}/grid/cells.parquet", grid_trips=f"results/{city}/grid/trips.parquet")
+    if "locations" in inputs:  # task locations (workflow/rules/locations.smk)
+        files.update(locations=f"results/{city}/locations/locations.parquet",
+                     location_trips=f"results/{city}/locations/trips.parquet",
+                     location_frame=f"results/{city}/locations/frame.json")
+        if config["cities"][city].get("images"):
+            files["image_features"] = f"results/{city}/images/features.npy"
     return files
 
 
@@ -170,7 +176,9 @@ def digest_of(experiments):
     cities = sorted({c for e in experiments for c in [e.target, *e.sources]})
     return {"cities": {c: city_preprocessing_config(c) for c in cities},
             "models": {e.model: model_section(e.model, e.variant) for e in experiments},
-            "seeds": SEEDS, "tasks": config["tasks"], "points": config["points"], "grid": config["grid"]}
+            "seeds": SEEDS, "tasks": config["tasks"], "points": config["points"], "grid": config["grid"],
+            **({"locations": config["locations"]} if any("locations" in PLUGINS[e.model].inputs for e in experiments)
+               else {})}
 
 
 def gpu_request(wildcards):

@@ -8,9 +8,18 @@
 #   results/<city>/qc.md                   the data accounting of every stage and task
 
 
+def model_table_experiments(model, city):
+    """The experiments of results/<city>/<model>.csv: the default experiment and, in the same
+    setting and sources, every variant experiment that is part of the default target
+    (``default: true``; ablations with ``default: false`` go to <model>-ablations.csv)."""
+    exp = model_default_experiment(model, city)
+    same = [e for e in EXPERIMENTS if e.model == model and e.target == city and e.default and e.variant != "full"
+            and (e.setting, e.fraction, e.sources) == (exp.setting, exp.fraction, exp.sources)]
+    return [exp] + same
+
+
 def model_table_inputs(wc):
-    exp = model_default_experiment(wc.model, wc.city)
-    return experiment_parts(exp)
+    return [p for e in model_table_experiments(wc.model, wc.city) for p in experiment_parts(e)]
 
 
 rule model_table:
@@ -19,8 +28,8 @@ rule model_table:
     output:
         table="results/{city}/{model}.csv",
     params:
-        part_keys=lambda wc: parts_and_keys([model_default_experiment(wc.model, wc.city)])[1],
-        digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
+        part_keys=lambda wc: parts_and_keys(model_table_experiments(wc.model, wc.city))[1],
+        digest=lambda wc: digest_of(model_table_experiments(wc.model, wc.city)),
     log:
         "logs/{city}/model_table/{model}.log",
     conda:
@@ -117,6 +126,8 @@ def data_qc_stages(city):
         stages.append("map_matching")
     if "points" in views:
         stages.append("points")
+    if "locations" in views:
+        stages.append("locations")
     return stages
 
 
