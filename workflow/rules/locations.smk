@@ -37,3 +37,69 @@ rule task_locations:
         "../../envs/core.yaml"
     script:
         "../scripts/task_locations.py"
+
+
+# Street-view images (cities.<city>.images; none by default): a folder of geotagged images
+# (a CSV of file, lon, lat) or a Mapillary API v4 download (online; the token is read from
+# $MAPILLARY_TOKEN, never logged or written). The DAG stops here when images are configured and a
+# model's image backbone cannot be loaded (e.g. TrajGANR without its streetview extra).
+for _city in CITIES:
+    if config["cities"][_city].get("images"):
+        for _name, _plugin in PLUGINS.items():
+            if hasattr(_plugin, "check_images"):
+                try:
+                    _plugin.check_images(config["models"][_name], True)
+                except ValueError as exc:
+                    raise WorkflowError(f"cities.{_city}.images: models.{_name}: {exc}")
+
+
+def image_model():
+    """The model whose plugin fetches and encodes street-view images (the first that can)."""
+    for name, plugin in PLUGINS.items():
+        if hasattr(plugin, "image_features"):
+            return name
+    raise WorkflowError("street-view images are configured, but no installed model encodes images")
+
+
+rule street_view_images:
+    input:
+        csv=lambda wc: [DATA_ROOT / config["cities"][wc.city]["images"]["csv"]]
+        if config["cities"][wc.city]["images"]["source"] == "folder" else [],
+    output:
+        images="results/{city}/images/images.csv",
+        provenance="results/{city}/images/provenance.csv",
+        qc="results/{city}/qc/images.csv",
+    params:
+        options=lambda wc: config["cities"][wc.city]["images"],
+        bbox=lambda wc: config["cities"][wc.city]["bbox"],
+        folder=lambda wc: f"results/{wc.city}/images/files",
+        model=lambda wc: image_model(),
+    log:
+        "logs/{city}/street_view_images.log",
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/street_view_images.py"
+
+
+rule image_features:
+    # frozen backbone features, once per image, aligned with the task locations (cached here)
+    input:
+        images="results/{city}/images/images.csv",
+        locations="results/{city}/locations/locations.parquet",
+    output:
+        features="results/{city}/images/features.npy",
+    params:
+        model=lambda wc: image_model(),
+        hparams=lambda wc: config["models"][image_model()]["hparams"],
+        device=config["device"],
+    resources:
+        gpu=gpu_request,
+    log:
+        "logs/{city}/image_features.log",
+    benchmark:
+        "benchmarks/{city}/image_features.tsv"
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/image_features.py"

@@ -102,7 +102,7 @@ class TrajGANR(nn.Module):
                                  f"locations, the city has {n}")
             return {"traj_pooled": feats.float()}
         self.eval().to(device)
-        q_m = torch.from_numpy(inputs.table[["x", "y"]].to_numpy(np.float64))
+        q_m = torch.from_numpy(inputs.table[["x", "y"]].to_numpy(np.float64).copy())
         q_xy = normalise_xy(q_m, inputs.frame["bbox_xy"])
         out = {}
         with torch.no_grad():

@@ -80,6 +80,6 @@ def pretraining_loss(traj: Tensor | None, loc: Tensor, img: Tensor | None, locat
     if not terms:
         raise ValueError("pretraining_loss: no modality pair to align")
     loss = sum(terms.values())
-    stats = {"loss": float(loss)}
-    stats.update({k: float(terms.get(k, 0.0)) for k in ("L_TL", "L_IL", "L_TI")})
+    stats = {"loss": float(loss.detach())}
+    stats.update({k: float(terms[k].detach()) if k in terms else 0.0 for k in ("L_TL", "L_IL", "L_TI")})
     return loss, stats

@@ -118,6 +118,18 @@ class TrajGANRPlugin:
         """Rebuild a model written by :meth:`save`."""
         return load_model(path, device)
 
+    def fetch_street_view(self, bbox, out_dir: Path, options: dict, logger):
+        """Mapillary download (:func:`trajzoo_trajganr.mapillary.fetch_images`): ``(table, reasons)``."""
+        from .mapillary import fetch_images
+        return fetch_images(bbox, out_dir, float(options.get("min_quality", 0.5)), int(options.get("max_images", 2000)),
+                            logger)
+
+    def image_features(self, paths: list[str], hparams: dict, device) -> np.ndarray:
+        """Frozen features ``(n, F)`` of the images with the configured backbone (eq. 1's f)."""
+        from .image_encoder import backbone, encode_images
+        hp = TrajGANRConfig.from_dict(hparams or {})
+        return encode_images(paths, backbone(hp.image_backbone), hp.image_size, device=device)
+
     def embed(self, model: TrajGANR, city, device) -> tuple[list[str], np.ndarray]:
         """Trip ids and ``(n, d)`` trip representations (mean of the waypoint outputs) of every
         train/val/test trip."""

@@ -96,7 +96,7 @@ def pretrain(model: TrajGANR, inputs, cfg: PretrainConfig, ctx) -> list[dict]:
         trip_ids = [trip_ids[i] for i in keep]
     if not trip_ids:
         raise ValueError(f"{inputs.city}: no train trajectory passes a task location (locations stage)")
-    table_xy = torch.from_numpy(inputs.table[["x", "y"]].to_numpy(np.float64))
+    table_xy = torch.from_numpy(inputs.table[["x", "y"]].to_numpy(np.float64).copy())
     table_norm = normalise_xy(table_xy, inputs.frame["bbox_xy"])
     images = torch.from_numpy(inputs.images) if inputs.images is not None and model.image_proj is not None else None
     radius = segment_radius_m(inputs.frame)
