@@ -2,6 +2,7 @@
 query location and not with padding; synthetic time is the linear interpolation of appendix A.2.1;
 the fixed window down-samples and pads (appendix A.1.2)."""
 import numpy as np
+import pytest
 import torch
 
 from trajzoo_trajganr.parameters import TrajGANRConfig
@@ -27,8 +28,9 @@ def test_synthetic_time_interpolates_between_the_neighbouring_fixes():
     assert abs(float(hr[0]) - (b.hour[0, 1].item() + 0.75 / 60)) < 1e-5
 
 
-def test_query_output_changes_with_query_location_not_with_padding():
-    enc = encoder()
+@pytest.mark.parametrize("query_time", ["synthetic", "masked"])
+def test_query_output_changes_with_query_location_not_with_padding(query_time):
+    enc = encoder(query_time)
     r = row("a", np.linspace(100, 900, 10), np.full(10, 500.0))
     q1, q2 = torch.tensor([[300.0, 500.0]]), torch.tensor([[700.0, 510.0]])
     out = {}

@@ -70,5 +70,7 @@ def test_plugin_contract_and_config_checks():
 def test_geoclip_missing_names_the_install(monkeypatch):
     import trajzoo_trajganr.baselines as b
     monkeypatch.setattr(b, "geoclip_available", lambda: False)
-    with pytest.raises(ValueError, match="--no-deps geoclip"):
-        TrajGANRPlugin().check_config({"hparams": {}, "variants": {"g": {"hparams": {"baseline": "geoclip"}}}})
+    section = {"hparams": {}, "variants": {"g": {"hparams": {"baseline": "geoclip"}}, "n": {"hparams": {}}}}
+    TrajGANRPlugin().check_config(section)  # the config is valid; the row is left out, with the install command
+    assert list(TrajGANRPlugin().unavailable_variants(section)) == ["g"]
+    assert "--no-deps geoclip" in TrajGANRPlugin().unavailable_variants(section)["g"]

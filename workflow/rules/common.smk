@@ -4,6 +4,7 @@
 # (each model's sections with its own config classes, task and reader names against their entry
 # points) and the experiments are expanded and checked, all before any job runs: `snakemake -n`
 # fails naming the key.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate, min_version
@@ -58,6 +59,16 @@ try:
     EXPERIMENTS = expand_experiments(config, PLUGINS)
 except ExperimentError as exc:
     raise WorkflowError(str(exc))
+# Variants an installed plugin cannot run here (e.g. TrajGANR's GeoCLIP row without the optional
+# geoclip package) are left out with a warning naming what to install.
+_UNAVAILABLE = {}
+for _name, _plugin in PLUGINS.items():
+    if hasattr(_plugin, "unavailable_variants"):
+        for _variant, _why in _plugin.unavailable_variants(config["models"][_name]).items():
+            _UNAVAILABLE[(_name, _variant)] = _why
+for (_name, _variant), _why in sorted(_UNAVAILABLE.items()):
+    print(f"WARNING: models.{_name}.variants.{_variant} is left out: {_why}", file=sys.stderr)
+EXPERIMENTS = [e for e in EXPERIMENTS if (e.model, e.variant) not in _UNAVAILABLE]
 REFERENCE_MODEL = config["experiments"].get("reference_model")
 if REFERENCE_MODEL is not None and REFERENCE_MODEL not in MODELS:
     raise WorkflowError(f"experiments.reference_model: {REFERENCE_MODEL!r} is not in models: {MODELS}")

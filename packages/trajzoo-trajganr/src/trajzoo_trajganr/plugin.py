@@ -41,19 +41,25 @@ class TrajGANRPlugin:
         return LocationFineTuneConfig
 
     def check_config(self, section: dict) -> None:
-        """Check ``hparams`` / ``pretrain`` / ``finetune`` and every variant with the config
-        classes; a ``geoclip`` baseline needs the geoclip package.
+        """Check ``hparams`` / ``pretrain`` / ``finetune`` and every variant with the config classes.
 
         Raises:
-            ValueError: naming the key (``hparams: ...``) or the missing package and its install command.
+            ValueError: naming the key (``hparams: ...``).
         """
+        check_model_section(section, self.hparams_cls, self.schedule_cls, self.finetune_cls)
+
+    def unavailable_variants(self, section: dict) -> dict[str, str]:
+        """Variants that cannot run on this installation, with the reason: a ``geoclip`` baseline
+        without the optional geoclip package (the workflow leaves those rows out with a warning
+        naming the install command, instead of failing every DAG)."""
         from .baselines import GEOCLIP_INSTALL, geoclip_available
 
-        check_model_section(section, self.hparams_cls, self.schedule_cls, self.finetune_cls)
-        parts = [section.get("hparams") or {}] + [{**(section.get("hparams") or {}), **((v or {}).get("hparams") or {})}
-                                                  for v in (section.get("variants") or {}).values()]
-        if any(p.get("baseline") == "geoclip" for p in parts) and not geoclip_available():
-            raise ValueError(f"hparams.baseline: geoclip needs the geoclip package: {GEOCLIP_INSTALL}")
+        out = {}
+        for name, over in (section.get("variants") or {}).items():
+            hp = {**(section.get("hparams") or {}), **((over or {}).get("hparams") or {})}
+            if hp.get("baseline") == "geoclip" and not geoclip_available():
+                out[name] = f"the geoclip baseline needs the geoclip package: {GEOCLIP_INSTALL}"
+        return out
 
     @staticmethod
     def check_images(section: dict, images_configured: bool) -> None:
