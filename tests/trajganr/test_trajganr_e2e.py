@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from e2e_support import TRAJGANR_EXPERIMENTS, copy_run, snakemake
+from e2e_support import TRAJGANR_EXPERIMENTS, copy_run, small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -18,9 +18,9 @@ METRICS = {"traffic_speed": {"MAE", "RMSE", "R2"}, "road_popularity": {"F1", "AU
            "aoi_function": {"L1", "cosine"}, "hard_braking": {"MAE", "RMSE", "R2"}}
 
 
-def test_trajganr_rows_on_both_cities(workflow_run, repo, tmp_path):
+def test_trajganr_rows_on_both_cities(workflow_run, repo, data_root, tmp_path):
     work = copy_run(workflow_run, tmp_path / "run")
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg = small_config(repo, data_root)
     cfg["experiments"]["runs"] = cfg["experiments"]["runs"] + TRAJGANR_EXPERIMENTS
     (work / "trajganr.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(repo, work, "--configfile", str(work / "trajganr.yaml"),
