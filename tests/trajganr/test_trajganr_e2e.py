@@ -23,8 +23,8 @@ def test_trajganr_rows_on_both_cities(workflow_run, repo, data_root, tmp_path):
     cfg = small_config(repo, data_root)
     cfg["experiments"]["runs"] = cfg["experiments"]["runs"] + TRAJGANR_EXPERIMENTS
     (work / "trajganr.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake(repo, work, "--configfile", str(work / "trajganr.yaml"),
-                     "results/porto/trajganr.csv", "results/sanfrancisco/trajganr.csv", timeout=1500)
+    proc = snakemake(repo, work, "results/porto/trajganr.csv", "results/sanfrancisco/trajganr.csv",
+                     "--configfile", str(work / "trajganr.yaml"), timeout=1500)
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((work / "logs").rglob("*.log"))
                          if "trajganr" in str(p) or "locations" in str(p))
