@@ -74,3 +74,12 @@ def test_geoclip_missing_names_the_install(monkeypatch):
     TrajGANRPlugin().check_config(section)  # the config is valid; the row is left out, with the install command
     assert list(TrajGANRPlugin().unavailable_variants(section)) == ["g"]
     assert "--no-deps geoclip" in TrajGANRPlugin().unavailable_variants(section)["g"]
+
+
+def test_plugin_embeds_every_trip():
+    from test_trajganr_leak import SPLITS as LEAK_SPLITS, city_of
+    city = city_of(straight_rows())
+    torch.manual_seed(0)
+    m = TrajGANR(TrajGANRConfig(**SMALL))
+    ids, emb = TrajGANRPlugin().embed(m, city, "cpu")
+    assert sorted(ids) == sorted(LEAK_SPLITS) and emb.shape == (5, 8) and emb.dtype == np.float32
