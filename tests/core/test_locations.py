@@ -67,3 +67,12 @@ def test_location_metrics_by_hand():
     assert c["F1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
     # class 0: tie of a positive and a negative at the top score -> AP 1/2; class 1: 1/2 * 1 + 1/2 * 2/3
     assert c["AUPRC"] == pytest.approx((0.5 + (0.5 + 0.5 * 2 / 3)) / 2)
+
+
+def test_image_locations_snap_to_their_segment_or_are_rejected():
+    rows = [{"trip_id": "a", "x": np.array([0.0, 250.0]), "y": np.array([5.0, 5.0])}]
+    images = pd.DataFrame({"image_id": ["i1", "i2"], "x": [100.0, 100.0], "y": [8.0, 400.0]})
+    locs, _, qc = build_locations(SEGMENTS, rows, ["train"], 100, 10, "EPSG:32629",
+                                  {"train": 1.0, "val": 0.0, "test": 0.0}, None, 0, images=images)
+    assert locs["source"].tolist() == ["i1"] and locs[["x", "y"]].values.tolist() == [[100.0, 0.0]]
+    assert dict(zip(qc["outcome"], qc["count"])) == {"in": 2, "kept": 1, "rejected:image_off_road": 1}
