@@ -37,8 +37,11 @@ else:
     counts = np.zeros((len(locations), len(POI_CATEGORIES)), dtype=np.int64)
     locations["has_poi_data"] = False
 locations["poi_counts"] = list(counts)
-bx, by = to_xy.transform([p.bbox[0], p.bbox[2], p.bbox[0], p.bbox[2]], [p.bbox[1], p.bbox[1], p.bbox[3], p.bbox[3]])
-frame = {"crs": p.crs, "bbox": list(p.bbox), "bbox_xy": [min(bx), min(by), max(bx), max(by)],
+bbox = list(p.bbox) if p.bbox else [  # bbox null: the road network's extent
+    float(segments[["lon_start", "lon_end"]].min().min()), float(segments[["lat_start", "lat_end"]].min().min()),
+    float(segments[["lon_start", "lon_end"]].max().max()), float(segments[["lat_start", "lat_end"]].max().max())]
+bx, by = to_xy.transform([bbox[0], bbox[2], bbox[0], bbox[2]], [bbox[1], bbox[1], bbox[3], bbox[3]])
+frame = {"crs": p.crs, "bbox": bbox, "bbox_xy": [min(bx), min(by), max(bx), max(by)],
          "delta_m": opts["delta_m"], "spacing_m": opts["spacing_m"], "source": "images" if images is not None else "road"}
 log.info("%s: %d locations, %d location-trip pairs (%s)", snakemake.wildcards.city, len(locations), len(assoc),
          assoc["split"].value_counts().to_dict())
