@@ -48,7 +48,15 @@ def small_config(repo, data_root):
     tt["hparams"].update(gate_hidden=16, max_len=64)
     tt["pretrain"]["max_trips_per_city"] = 200
     cfg["experiments"]["runs"] = E2E_EXPERIMENTS
+    if "trajganr" in cfg["models"]:  # location tasks (tests/trajganr/test_trajganr_e2e.py)
+        cfg["models"]["trajganr"]["hparams"].update(window=32, max_trips_per_location=4, queue_size=256)
+        cfg["locations"] = {**cfg.get("locations", {}), "max_locations": 150}
     return cfg
+
+
+#: TrajGANR's rows (every variant) on both cities, added to the base run by its e2e test.
+TRAJGANR_EXPERIMENTS = [{"models": ["trajganr"], "targets": ["porto", "sanfrancisco"], "settings": ["in-city"],
+                         "variants": "all"}]
 
 
 #: The base run's experiments: every setting, both road-network targets, a road model in every

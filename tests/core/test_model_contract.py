@@ -9,12 +9,13 @@ import yaml
 from trajzoo.registry import (INPUTS, SETTINGS, TASK_KINDS, get_model, get_reader, list_models, list_readers,
                               list_tasks, task_class)
 
-MODELS = ["metatrl", "node2vec", "start", "transfertraj", "transformer-mlm"]
+MODELS = ["metatrl", "node2vec", "start", "trajganr", "transfertraj", "transformer-mlm"]
 
 
 def test_installed_models_tasks_and_readers():
     assert list_models() == MODELS
     assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte"} <= set(list_tasks())
+    assert {"traffic_speed", "road_popularity", "aoi_function", "hard_braking"} <= set(list_tasks())
     assert list_readers() == ["cabspotting", "deeptte_jsonl", "porto_csv"]
     assert callable(get_reader("porto_csv"))
     with pytest.raises(KeyError, match="no trajzoo.readers entry point named 'gpx'"):
@@ -55,3 +56,6 @@ def test_config_classes_check_the_model_section(name, repo):
 def test_task_kinds():
     assert task_class("tte").input_kind == "road" and task_class("tp").input_kind == "point"
     assert task_class("od_tte").whole_trip and not task_class("tp").whole_trip
+    for name in ("traffic_speed", "road_popularity", "aoi_function", "hard_braking"):
+        assert task_class(name).input_kind == "location"
+    assert "location" in TASK_KINDS and "locations" in INPUTS

@@ -4,6 +4,7 @@
 # (each model's sections with its own config classes, task and reader names against their entry
 # points) and the experiments are expanded and checked, all before any job runs: `snakemake -n`
 # fails naming the key.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate, min_version
@@ -82,6 +83,21 @@ try:
     EXPERIMENTS = expand_experiments(config, PLUGINS)
 except ExperimentError as exc:
     raise WorkflowError(str(exc))
+# Variants an installed plugin cannot run here (e.g. TrajGANR's GeoCLIP row without the optional
+# geoclip package) are left out with a warning naming what to install.
+_UNAVAILABLE = {}
+for _name, _plugin in PLUGINS.items():
+    if hasattr(_plugin, "unavailable_variants"):
+        for _variant, _why in _plugin.unavailable_variants(
+            config["models"][_name]
+        ).items():
+            _UNAVAILABLE[(_name, _variant)] = _why
+for (_name, _variant), _why in sorted(_UNAVAILABLE.items()):
+    print(
+        f"WARNING: models.{_name}.variants.{_variant} is left out: {_why}",
+        file=sys.stderr,
+    )
+EXPERIMENTS = [e for e in EXPERIMENTS if (e.model, e.variant) not in _UNAVAILABLE]
 REFERENCE_MODEL = config["experiments"].get("reference_model")
 if REFERENCE_MODEL is not None and REFERENCE_MODEL not in MODELS:
     raise WorkflowError(
@@ -146,6 +162,14 @@ def city_files(city, inputs):
             grid_cells=f"results/{city}/grid/cells.parquet",
             grid_trips=f"results/{city}/grid/trips.parquet",
         )
+    if "locations" in inputs:  # task locations (workflow/rules/locations.smk)
+        files.update(
+            locations=f"results/{city}/locations/locations.parquet",
+            location_trips=f"results/{city}/locations/trips.parquet",
+            location_frame=f"results/{city}/locations/frame.json",
+        )
+        if config["cities"][city].get("images"):
+            files["image_features"] = f"results/{city}/images/features.npy"
     return files
 
 
@@ -247,6 +271,11 @@ def digest_of(experiments):
         "tasks": config["tasks"],
         "points": config["points"],
         "grid": config["grid"],
+        **(
+            {"locations": config["locations"]}
+            if any("locations" in PLUGINS[e.model].inputs for e in experiments)
+            else {}
+        ),
     }
 
 
@@ -315,10 +344,36 @@ def pretraining_of(exp):
     )
 
 
+def pretraining_dependencies(exp, seed):
+    """Pretrainings of other zoo models that this pretraining reads (a plugin's
+    ``depends_on(section)``, e.g. TrajGANR's trajectory-foundation-model baseline pooling
+    TransferTraj's point representations): model name -> that model's in-city model.pt on the
+    same target and seed."""
+    depends = getattr(PLUGINS[exp.model], "depends_on", None)
+    names = depends(model_section(exp.model, exp.variant)) if depends else []
+    out = {}
+    for name in names:
+        if name not in PLUGINS:
+            raise WorkflowError(
+                f"models.{exp.model} ({exp.variant}) reads model {name!r}, which is not in models:"
+            )
+        key = (name, "full", f"in-{exp.pretrain_target}")
+        if key not in PRETRAININGS:
+            raise WorkflowError(
+                f"models.{exp.model} ({exp.variant}) reads the in-city pretraining of {name!r} on "
+                f"{exp.pretrain_target!r}: add an experiment running {name} in-city there"
+            )
+        out[name] = (
+            f"results/models/{name}/full/in-{exp.pretrain_target}/seed{seed}/model.pt"
+        )
+    return out
+
+
 def pretrain_job(wc):
     exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
     cities = exp.training_cities
     return {
+        "dependencies": pretraining_dependencies(exp, wc.seed),
         "model": exp.model,
         "variant": exp.variant,
         "setting": exp.setting,
@@ -343,6 +398,12 @@ def pretrain_inputs(wc):
                 for k, v in city_files(city, PLUGINS[exp.model].inputs).items()
             }
         )
+    files.update(
+        {
+            f"dependency__{m}": v
+            for m, v in pretraining_dependencies(exp, wc.seed).items()
+        }
+    )
     return files
 
 
@@ -370,13 +431,15 @@ def evaluate_inputs(wc):
             f"task {wc.task!r} is not a task of experiment {wc.model}/{wc.variant}/{wc.exp} "
             f"on {wc.city} (its tasks: {experiment_tasks(exp)})"
         )
-    return {
+    files = {
         "model": pretraining_of(exp).format(seed=wc.seed),
         **city_files(exp.target, PLUGINS[exp.model].inputs),
     }
-
-
-# --- input functions of workflow/rules/results.smk (kept here: snakemake --lint wants rule files without functions)
+    if task_class(wc.task).input_kind == "location":
+        files["features"] = (
+            f"results/{wc.city}/features/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/locations.pt"
+        )
+    return files
 
 
 # Linear-interpolation reference rows of the point tasks that recover x, y (TP, TR), so the learnt
@@ -388,7 +451,7 @@ REFERENCE_METHOD = "linear-interpolation"
 def interpolation_parts(city, model):
     """(parts, keys) of the interpolation rows shown beside ``model`` on ``city`` (none for a road
     model or a city without TP/TR)."""
-    if "points" not in PLUGINS[model].inputs:
+    if "points" not in PLUGINS[model].inputs or "point" not in PLUGINS[model].task_kinds:
         return [], []
     tasks = [
         t for t in tasks_of(city) if getattr(task_class(t), "recovered", None) == "xy"
@@ -437,9 +500,30 @@ def interpolation_job(wc):
     }
 
 
+def model_table_experiments(model, city):
+    """The experiments of results/<city>/<model>.csv: the default experiment and, in the same
+    setting and sources, every variant experiment that is part of the default target
+    (``default: true``; ablations with ``default: false`` go to <model>-ablations.csv).
+    """
+    exp = model_default_experiment(model, city)
+    same = [
+        e
+        for e in EXPERIMENTS
+        if e.model == model
+        and e.target == city
+        and e.default
+        and e.variant != "full"
+        and (e.setting, e.fraction, e.sources)
+        == (exp.setting, exp.fraction, exp.sources)
+    ]
+    return [exp] + same
+
+
 def model_table_inputs(wc):
-    exp = model_default_experiment(wc.model, wc.city)
-    return experiment_parts(exp) + interpolation_parts(wc.city, wc.model)[0]
+    exps = model_table_experiments(wc.model, wc.city)
+    return [p for e in exps for p in experiment_parts(e)] + interpolation_parts(
+        wc.city, wc.model
+    )[0]
 
 
 def city_experiments(city, default=True):
@@ -504,6 +588,8 @@ def data_qc_stages(city):
         stages.append("map_matching")
     if "points" in views:
         stages.append("points")
+    if "locations" in views:
+        stages.append("locations")
     return stages
 
 

@@ -50,6 +50,41 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+rule location_features:
+    # frozen per-location features of a model (location tasks), computed once and shared by the
+    # heads of every location task (trajzoo.registry.LocationModel.location_features)
+    input:
+        unpack(
+            lambda wc: {
+                "model": pretraining_of(
+                    EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
+                ).format(seed=wc.seed),
+                **city_files(wc.city, PLUGINS[wc.model].inputs),
+            }
+        ),
+    output:
+        features="results/{city}/features/{model}/{variant}/{exp}/seed{seed}/locations.pt",
+    log:
+        "logs/{city}/features/{model}/{variant}/{exp}/seed{seed}/locations.log",
+    benchmark:
+        "benchmarks/{city}/features/{model}/{variant}/{exp}/seed{seed}/locations.tsv"
+    conda:
+        "../../envs/models.yaml"
+    resources:
+        gpu=gpu_request,
+    params:
+        job=lambda wc: {
+            "model": wc.model,
+            "city": wc.city,
+            "timezone": config["cities"][wc.city]["timezone"],
+            "seed": int(wc.seed),
+            "device": config["device"],
+            "inputs": sorted(PLUGINS[wc.model].inputs),
+        },
+    script:
+        "../scripts/location_features.py"
+
+
 rule embed:
     input:
         unpack(

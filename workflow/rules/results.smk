@@ -37,10 +37,10 @@ rule model_table:
         "../../envs/core.yaml"
     params:
         part_keys=lambda wc: parts_and_keys(
-            [model_default_experiment(wc.model, wc.city)]
+            model_table_experiments(wc.model, wc.city)
         )[1]
         + interpolation_parts(wc.city, wc.model)[1],
-        digest=lambda wc: digest_of([model_default_experiment(wc.model, wc.city)]),
+        digest=lambda wc: digest_of(model_table_experiments(wc.model, wc.city)),
     script:
         "../scripts/long_table.py"
 

@@ -12,10 +12,12 @@ log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 job = snakemake.params.job
 seed_everything(job["seed"])
-city, plugin, model, device = load_city_and_model(job, dict(snakemake.input.items()))
+files = dict(snakemake.input.items())
+features = torch.load(files.pop("features"), weights_only=True) if "features" in files else None
+city, plugin, model, device = load_city_and_model(job, files)
 task = get_task(snakemake.wildcards.task, **job["task_options"])
 ctx = RunContext(device, job["seed"], snakemake.params.checkpoint_dir, log)
-result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx)
+result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, features=features)
 log.info("%s %s %s: %s", job["model"], job["setting"], task.name, result.metrics)
 result.qc.to_csv(snakemake.output.qc, index=False)
 pd.DataFrame([{"task": task.name, "metric": m, "value": v, "n_train": result.n_train, "n_test": result.n_test,

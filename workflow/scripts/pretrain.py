@@ -30,7 +30,10 @@ log.info("%s (%s), setting %s: target %s, sources %s", job["model"], job["varian
 if job["setting"] == "untrained":
     model = plugin.build(target, job["section"]["hparams"])
 else:
-    model = plugin.pretrain(target, sources, job["section"], ctx)
+    section = job["section"]
+    if job.get("dependencies"):  # other zoo models' pretrainings this one reads (models.smk)
+        section = {**section, "dependencies": {m: files[f"dependency__{m}"] for m in job["dependencies"]}}
+    model = plugin.pretrain(target, sources, section, ctx)
 plugin.save(snakemake.output.model, model, target,
             {"hparams": job["section"]["hparams"], "training": job["training"], "variant": job["variant"],
              "seed": job["seed"]})

@@ -46,7 +46,8 @@ def _fraction_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
     return set(few_shot_subset(ids, fraction, seed))
 
 
-def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict, ctx) -> EvaluationResult:
+def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict, ctx,
+                  features: dict | None = None) -> EvaluationResult:
     """Fine-tune ``model`` on ``task`` with ``fraction`` of the target's train/val data, score test.
 
     Args:
@@ -56,6 +57,8 @@ def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict,
         fraction: 1.0, 0.0 (zero-shot: no fine-tuning; point tasks only) or F in (0, 1).
         finetune: the model's ``finetune`` config section.
         ctx: :class:`trajzoo.training.loop.RunContext` (device, seed, checkpoints, history).
+        features: ``location`` tasks only: the model's frozen per-location features (rule
+            ``location_features``); None = computed here from the TRAIN view.
 
     Returns:
         :class:`EvaluationResult`.
@@ -68,6 +71,8 @@ def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict,
         return _evaluate_road_task(model, task, city, fraction, finetune, ctx)
     if task.input_kind == "point":
         return _evaluate_point_task(model, task, city, fraction, finetune, ctx)
+    if task.input_kind == "location":
+        return _evaluate_location_task(model, task, city, fraction, finetune, ctx, features)
     raise ValueError(f"task {task.name}: unknown input_kind {task.input_kind!r}")
 
 
@@ -112,6 +117,32 @@ def _evaluate_point_task(model, task, city, fraction, finetune, ctx) -> Evaluati
     metrics = {m: result[m] for m in task.metric_names}
     return EvaluationResult(metrics, len(train), len(eligible["test"]), pd.concat(qcs, ignore_index=True),
                             list(history))
+
+
+def _evaluate_location_task(model, task, city, fraction, finetune, ctx, features) -> EvaluationResult:
+    """Labels from the TEST trips only; features from :func:`trajzoo.locations.train_view`
+    (TRAIN trips only); a trained head on the frozen features (see
+    :mod:`trajzoo.training.location_tasks`). ``fraction`` < 1 keeps that share of the labelled
+    train and val LOCATIONS."""
+    from trajzoo.locations import train_view
+    from trajzoo.training.location_tasks import LocationFineTuneConfig, finetune_location_task
+
+    if fraction <= 0:
+        raise ValueError(f"task {task.name}: zero-shot needs a task answered without a trained head")
+    test_rows = [{**r, "split": "test"} for r in city.require("points")["test"]]
+    data = task.prepare(city.require("locations"), test_rows)
+    if fraction < 1:
+        for split in ("train", "val"):
+            ids = [str(i) for i in data.index[split]]
+            keep = _fraction_ids(ids, fraction, ctx.seed)
+            sel = np.array([i in keep for i in ids], dtype=bool)
+            data.index[split], data.labels[split] = data.index[split][sel], data.labels[split][sel]
+    if features is None:
+        features = model.location_features(train_view(city), ctx.device)
+    counts = {s: len(data.index[s]) for s in data.index}
+    ctx.logger.info("%s: labelled locations per split %s (labels from %d test trips)", task.name, counts, len(test_rows))
+    result = finetune_location_task(model, task, data, features, LocationFineTuneConfig.from_dict(finetune), ctx)
+    return EvaluationResult(result["metrics"], result["n_train"], result["n_test"], data.qc, result["history"])
 
 
 def load_city_and_model(job: dict, files: dict):

@@ -77,3 +77,66 @@ def displacement_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, fl
         raise ValueError(f"displacement_metrics needs equal non-empty (n, 2) shapes, got {y_true.shape}, {y_pred.shape}")
     d = np.linalg.norm(y_pred - y_true, axis=1)
     return {"MAE": float(d.mean()), "RMSE": float(np.sqrt((d ** 2).mean()))}
+
+
+def r2_regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R^2 (sklearn ``r2_score``) of a location-level regression (TrajGANR traffic
+    speed in m/s, hard-braking rate as a share).
+
+    Args:
+        y_true, y_pred: ``(n,)`` values in the task's unit.
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"r2_regression_metrics needs equal non-empty shapes, got {y_true.shape}, {y_pred.shape}")
+    return {"MAE": float(skm.mean_absolute_error(y_true, y_pred)),
+            "RMSE": float(skm.root_mean_squared_error(y_true, y_pred)),
+            "R2": float(skm.r2_score(y_true, y_pred)) if y_true.size > 1 else float("nan")}
+
+
+def ordinal_classification_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Macro F1 (argmax prediction) and macro AUPRC (sklearn ``average_precision_score`` of each
+    class one-vs-rest on the softmax of the scores, averaged over the classes present in
+    ``y_true``) of TrajGANR's road popularity.
+
+    Args:
+        y_true: ``(n,)`` int class ids in ``[0, C)``. scores: ``(n, C)`` logits.
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != y_true.shape[0] or y_true.size == 0:
+        raise ValueError(f"ordinal_classification_metrics needs y (n,) and scores (n, C), got {y_true.shape}, "
+                         f"{scores.shape}")
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    prob = z / z.sum(axis=1, keepdims=True)
+    present = [c for c in range(scores.shape[1]) if (y_true == c).any()]
+    ap = [skm.average_precision_score(y_true == c, prob[:, c]) for c in present]
+    return {"F1": float(skm.f1_score(y_true, scores.argmax(axis=1), average="macro", zero_division=0)),
+            "AUPRC": float(np.mean(ap)) if ap else float("nan")}
+
+
+def distribution_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Mean L1 distance ``sum_c |p_c - q_c|`` and mean cosine similarity of predicted and true
+    category distributions (TrajGANR AOI function).
+
+    Args:
+        y_true, y_pred: ``(n, C)`` distributions (rows summing to 1).
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    p = np.asarray(y_true, dtype=np.float64)
+    q = np.asarray(y_pred, dtype=np.float64)
+    if p.shape != q.shape or p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"distribution_metrics needs equal non-empty (n, C) shapes, got {p.shape}, {q.shape}")
+    num = (p * q).sum(axis=1)
+    den = np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1)
+    cos = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return {"L1": float(np.abs(p - q).sum(axis=1).mean()), "cosine": float(cos.mean())}

@@ -36,8 +36,9 @@ READER_GROUP = "trajzoo.readers"
 
 #: Prepared inputs a model may declare: ``roads`` (road graph, road features and map-matched
 #: trips), ``points`` (per-fix GPS features), ``grid`` (grid cells with POI semantics),
-#: ``images`` (street-view images).
-INPUTS = ("roads", "points", "grid", "images")
+#: ``images`` (street-view images), ``locations`` (task locations on the road network and the
+#: trips passing them, :mod:`trajzoo.locations`).
+INPUTS = ("roads", "points", "grid", "images", "locations")
 #: Experiment settings (config ``experiments``). ``untrained``: the encoder with random weights,
 #: fine-tuned like the others; ``in-city``: pretrained on the target alone; ``cross-city``: the
 #: model's own use of source cities and target; ``zero-shot``: pretrained on the sources only and
@@ -45,8 +46,10 @@ INPUTS = ("roads", "points", "grid", "images")
 #: target's train split.
 SETTINGS = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")
 #: Task kinds: ``road`` tasks read road-segment sequences (:class:`trajzoo.tasks.base.Task`),
-#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`).
-TASK_KINDS = ("road", "point")
+#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`), ``location``
+#: tasks label task locations on the road network (:class:`trajzoo.tasks.location.LocationTask`;
+#: a model serving them implements :class:`LocationModel`).
+TASK_KINDS = ("road", "point", "location")
 
 
 @runtime_checkable
@@ -61,6 +64,26 @@ class TrajectoryEncoder(Protocol):
 
     def embed(self, batch, graph) -> torch.Tensor:
         """``(B, d)`` trajectory representations."""
+
+
+@runtime_checkable
+class LocationModel(Protocol):
+    """What the core needs from a model that serves ``location`` tasks (an ``nn.Module``).
+
+    ``location_features(inputs, device) -> dict[str, Tensor]``: FROZEN features of every
+    location of ``inputs`` (:class:`trajzoo.locations.LocationInputs`, which holds only TRAIN
+    trips), each tensor with the locations on its first axis (e.g. ``"loc": (n, d)``,
+    ``"traj": (n, K, d)`` with ``"traj_mask": (n, K)`` bool True at padding); computed once
+    per model and city (rule ``location_features``).
+    ``location_head(features, n_outputs) -> nn.Module``: a fresh trainable head mapping a dict of
+    such tensors (a batch of locations) to ``(b, n_outputs)``.
+    """
+
+    def location_features(self, inputs, device) -> dict:
+        """Frozen per-location features."""
+
+    def location_head(self, features: dict, n_outputs: int) -> nn.Module:
+        """A fresh trainable head."""
 
 
 class ModelPlugin(Protocol):

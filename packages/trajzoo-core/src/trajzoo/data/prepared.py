@@ -22,7 +22,10 @@ INPUT_FILES = {
     "roads": ("matched", "splits", "structural", "attributes", "transitions"),
     "points": ("points", "splits"),
     "grid": ("grid_cells", "grid_trips", "splits"),
+    "locations": ("locations", "location_trips", "location_frame"),
 }
+#: Optional files of an input (read when given): street-view image features of the locations.
+OPTIONAL_FILES = {"locations": ("image_features",)}
 SPLITS = ("train", "val", "test")
 
 
@@ -37,6 +40,8 @@ class PreparedCity:
         points: per split, point rows (:func:`trajzoo.data.points.point_rows`; ``points``
             input), else None.
         grid: ``{"cells": DataFrame, "trips": DataFrame}`` (``grid`` input), else None.
+        locations: task locations and the trips passing them
+            (:class:`trajzoo.locations.LocationView`; ``locations`` input), else None.
     """
 
     name: str
@@ -44,9 +49,10 @@ class PreparedCity:
     road: CityData | None = None
     points: dict[str, list[dict]] | None = None
     grid: dict[str, pd.DataFrame] | None = field(default=None)
+    locations: object | None = None
 
     def require(self, view: str):
-        """The view ``view`` ("road", "points", "grid").
+        """The view ``view`` ("road", "points", "grid", "locations").
 
         Raises:
             ValueError: the city was loaded without it (naming the city and the view).
@@ -89,4 +95,33 @@ def load_prepared(name: str, timezone: str, inputs, paths: dict[str, str | Path]
         city.points = {s: point_rows(points[points["split"] == s]) for s in SPLITS}
     if "grid" in inputs:
         city.grid = {"cells": pd.read_parquet(paths["grid_cells"]), "trips": pd.read_parquet(paths["grid_trips"])}
+    if "locations" in inputs:
+        city.locations = load_locations(paths)
     return city
+
+
+def load_locations(paths: dict[str, str | Path]):
+    """Read the locations stage's files into a :class:`trajzoo.locations.LocationView`
+    (``locations`` parquet with its ``poi_counts`` list column, ``location_trips`` parquet,
+    ``location_frame`` JSON, optional ``image_features`` .npy aligned with the locations).
+
+    Raises:
+        ValueError: the image features do not have one row per location.
+    """
+    import json
+
+    import numpy as np
+
+    from trajzoo.locations import LocationView
+
+    table = pd.read_parquet(paths["locations"])
+    pois = np.stack(table["poi_counts"].to_numpy()).astype(np.int64) if "poi_counts" in table and len(table) \
+        and table["has_poi_data"].all() else None
+    images = None
+    if paths.get("image_features"):
+        images = np.load(paths["image_features"]).astype(np.float32)
+        if len(images) != len(table):
+            raise ValueError(f"{paths['image_features']}: {len(images)} image feature rows for {len(table)} locations")
+    frame = json.loads(Path(paths["location_frame"]).read_text())
+    return LocationView(table.drop(columns=[c for c in ("poi_counts", "has_poi_data") if c in table]),
+                        pd.read_parquet(paths["location_trips"]), frame, pois, images)
