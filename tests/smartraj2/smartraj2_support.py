@@ -1,0 +1,31 @@
+"""The SMARTraj2 slice configuration of the end-to-end test (tiny sizes, 1 epoch, small caps)."""
+from __future__ import annotations
+
+from e2e_support import small_config
+
+#: Tiny SMARTraj2 sizes and filters loose enough for the 500-trip Porto slice (the paper's
+#: 10-cell minimum keeps few of its trips); everything else as the default config.
+E2E_HPARAMS = {"d_model": 16, "heads": 2, "ffn_dim": 32, "layers": 1, "gat_layers": 1, "gate_hidden": 16,
+               "gate_embed": 8, "min_segments": 5, "min_cells": 3, "min_points": 5}
+E2E_PRETRAIN = {"epochs": 1, "batch_size": 32, "max_trips_per_city": 96, "max_val_trips": 32}
+E2E_FINETUNE = {"epochs": 1, "batch_size": 32, "max_train_trips": 96, "patience": 1}
+
+#: Every SMARTraj2 setting on Porto, cross-city on San Francisco, and the ablations (Table 2).
+E2E_SMARTRAJ2_RUNS = [
+    {"models": ["smartraj2"], "targets": ["porto"], "sources": ["sanfrancisco"], "settings": ["cross-city"]},
+    {"models": ["smartraj2"], "targets": ["sanfrancisco"], "sources": ["porto"], "settings": ["cross-city"]},
+    {"models": ["smartraj2"], "targets": ["porto"], "settings": ["in-city", "untrained"]},
+    {"models": ["smartraj2"], "targets": ["porto"], "sources": ["sanfrancisco"], "settings": ["cross-city"],
+     "variants": "all", "default": False},
+]
+
+
+def smartraj2_config(repo, data_root) -> dict:
+    """The base e2e slice config with the SMARTraj2 experiments added and tiny SMARTraj2 sizes."""
+    cfg = small_config(repo, data_root)
+    m = cfg["models"]["smartraj2"]
+    m["hparams"] = {**m["hparams"], **E2E_HPARAMS}
+    m["pretrain"] = {**m["pretrain"], **E2E_PRETRAIN}
+    m["finetune"] = {**m["finetune"], **E2E_FINETUNE}
+    cfg["experiments"]["runs"] = list(cfg["experiments"]["runs"]) + E2E_SMARTRAJ2_RUNS
+    return cfg
