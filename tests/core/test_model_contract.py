@@ -9,12 +9,12 @@ import yaml
 from trajzoo.registry import (INPUTS, SETTINGS, TASK_KINDS, get_model, get_reader, list_models, list_readers,
                               list_tasks, task_class)
 
-MODELS = ["metatrl", "node2vec", "start", "transfertraj", "transformer-mlm"]
+MODELS = ["metatrl", "node2vec", "smartraj2", "start", "transfertraj", "transformer-mlm"]
 
 
 def test_installed_models_tasks_and_readers():
     assert list_models() == MODELS
-    assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte"} <= set(list_tasks())
+    assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte", "road_label", "dest_grid"} <= set(list_tasks())
     assert list_readers() == ["cabspotting", "deeptte_jsonl", "porto_csv"]
     assert callable(get_reader("porto_csv"))
     with pytest.raises(KeyError, match="no trajzoo.readers entry point named 'gpx'"):
@@ -55,3 +55,5 @@ def test_config_classes_check_the_model_section(name, repo):
 def test_task_kinds():
     assert task_class("tte").input_kind == "road" and task_class("tp").input_kind == "point"
     assert task_class("od_tte").whole_trip and not task_class("tp").whole_trip
+    assert task_class("road_label").input_kind == "segment" and task_class("dest_grid").input_kind == "road"
+    assert task_class("dest_grid").required_inputs == {"roads", "points", "grid"}
