@@ -256,7 +256,7 @@ def collate_views(route: TrajectoryBatch, views: CityViews) -> ViewBatch:
             continue
         n = int(lengths[i])
         pos = rec["fix_position"]
-        visible = pos >= 0
+        visible = pos < n
         # time known at both ends of the fix's segment (the end of the last segment is the end of
         # the trip's known part only when no later position is hidden)
         kn = known[i, :n].astype(bool)
