@@ -48,7 +48,8 @@ def cross_imports(package_dir: Path, others: set[str]) -> list[str]:
 
 def test_there_are_model_packages() -> None:
     names = {import_name(p) for p in model_packages()}
-    assert {"trajzoo_metatrl", "trajzoo_baselines", "trajzoo_transfertraj", "trajzoo_trajganr"} <= names
+    assert {"trajzoo_metatrl", "trajzoo_baselines", "trajzoo_transfertraj", "trajzoo_trajganr",
+            "trajzoo_smartraj2"} <= names
 
 
 @pytest.mark.parametrize("package_dir", model_packages(), ids=lambda p: p.name)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 ROAD_METRICS = {
     "tte": {"MAE", "MAPE", "RMSE"},
-    "dp": {"Micro-F1", "Macro-F1", "Recall@5"},
+    "dp": {"Micro-F1", "Macro-F1", "Recall@5", "Acc@1", "Acc@5"},
     "cla_calltype": {"Micro-F1", "Macro-F1"},
 }
 POINT_METRICS = {"tp": {"MAE", "RMSE"}, "tr": {"MAE", "RMSE"}, "od_tte": {"MAE", "RMSE", "MAPE"}}

@@ -9,12 +9,12 @@ import yaml
 from trajzoo.registry import (INPUTS, SETTINGS, TASK_KINDS, get_model, get_reader, list_models, list_readers,
                               list_tasks, task_class)
 
-MODELS = ["metatrl", "node2vec", "start", "trajganr", "transfertraj", "transformer-mlm"]
+MODELS = ["metatrl", "node2vec", "smartraj2", "start", "trajganr", "transfertraj", "transformer-mlm"]
 
 
 def test_installed_models_tasks_and_readers():
     assert list_models() == MODELS
-    assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte"} <= set(list_tasks())
+    assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte", "road_label", "dest_grid"} <= set(list_tasks())
     assert {"traffic_speed", "road_popularity", "aoi_function", "hard_braking"} <= set(list_tasks())
     assert list_readers() == ["cabspotting", "deeptte_jsonl", "porto_csv"]
     assert callable(get_reader("porto_csv"))
@@ -59,3 +59,5 @@ def test_task_kinds():
     for name in ("traffic_speed", "road_popularity", "aoi_function", "hard_braking"):
         assert task_class(name).input_kind == "location"
     assert "location" in TASK_KINDS and "locations" in INPUTS
+    assert task_class("road_label").input_kind == "segment" and task_class("dest_grid").input_kind == "road"
+    assert task_class("dest_grid").required_inputs == {"roads", "points", "grid"}

@@ -201,7 +201,8 @@ def experiment_tasks(exp):
     """The target city's tasks of the kinds the experiment's model serves; zero-shot keeps only
     tasks a pretrained model answers without a trained head (point tasks)."""
     kinds = PLUGINS[exp.model].task_kinds
-    tasks = [t for t in tasks_of(exp.target) if task_class(t).input_kind in kinds]
+    tasks = [t for t in tasks_of(exp.target) if task_class(t).input_kind in kinds
+             and set(getattr(task_class(t), "required_inputs", ())) <= set(PLUGINS[exp.model].inputs)]
     if exp.setting == "zero-shot":
         tasks = [t for t in tasks if task_class(t).input_kind == "point"]
     return tasks

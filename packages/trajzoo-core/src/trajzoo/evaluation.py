@@ -73,6 +73,8 @@ def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict,
         return _evaluate_point_task(model, task, city, fraction, finetune, ctx)
     if task.input_kind == "location":
         return _evaluate_location_task(model, task, city, fraction, finetune, ctx, features)
+    if task.input_kind == "segment":
+        return _evaluate_segment_task(model, task, city, fraction, ctx)
     raise ValueError(f"task {task.name}: unknown input_kind {task.input_kind!r}")
 
 
@@ -83,7 +85,28 @@ def _evaluate_road_task(model, task, city, fraction, finetune, ctx) -> Evaluatio
         raise ValueError(f"task {task.name}: zero-shot needs a task the pretrained model answers without "
                          "fine-tuning; road tasks put a trained head on the encoder")
     road = city.require("road")
-    data = task.prepare(road)
+    data = task.prepare_prepared(city) if hasattr(task, "prepare_prepared") else task.prepare(road)
+    eligible = getattr(model, "eligible_trip_ids", None)
+    if eligible is not None:  # the model encodes only some trips (e.g. SMARTraj2's view filters)
+        keep_ids = eligible(city.name)
+        n_in = sum(len(r) for r in data.rows.values())
+        for split in ("train", "val", "test"):
+            sel = np.array([str(r["trip_id"]) in keep_ids for r in data.rows[split]], dtype=bool)
+            data.rows[split] = [r for r, k in zip(data.rows[split], sel) if k]
+            data.labels[split] = data.labels[split][sel]
+        n_kept = sum(len(r) for r in data.rows.values())
+        from trajzoo.qc import stage_counts
+        data.qc = pd.concat([data.qc, stage_counts(f"model_views:{task.name}", n_in, n_kept,
+                                                   pd.Series(["model_views"] * (n_in - n_kept)))], ignore_index=True)
+    ft = FineTuneConfig.from_dict(finetune)
+    for split, cap in (("train", ft.max_train_trips), ("val", ft.max_val_trips)):
+        if cap is not None and len(data.rows[split]) > cap:
+            keep = _fraction_ids([str(r["trip_id"]) for r in data.rows[split]], cap / len(data.rows[split]), ctx.seed)
+            sel = np.array([str(r["trip_id"]) in keep for r in data.rows[split]], dtype=bool)
+            data.rows[split] = [r for r, k in zip(data.rows[split], sel) if k]
+            data.labels[split] = data.labels[split][sel]
+            ctx.logger.info("%s: a seeded subset of %d %s trips (finetune.max_%s_trips)", task.name,
+                            len(data.rows[split]), split, split)
     if fraction < 1:
         for split in ("train", "val"):
             keep = _fraction_ids([str(r["trip_id"]) for r in data.rows[split]], fraction, ctx.seed)
@@ -92,6 +115,27 @@ def _evaluate_road_task(model, task, city, fraction, finetune, ctx) -> Evaluatio
             data.labels[split] = data.labels[split][sel]
     result = finetune_and_evaluate(model, road.graph, task, data, FineTuneConfig.from_dict(finetune), ctx)
     return EvaluationResult(result["metrics"], result["n_train"], result["n_test"], data.qc, list(ctx.history))
+
+
+def _evaluate_segment_task(model, task, city, fraction, ctx) -> EvaluationResult:
+    """A ``segment`` task: the model's frozen segment representations of the task's input graph
+    (the label's columns removed), scored by the task's probe; NaN metrics (n_train 0) when the
+    model has no segment representation (logged)."""
+    from trajzoo.tasks.road_label import segment_embeddings
+
+    road = city.require("road")
+    data = task.prepare(road.graph, road.trips)
+    if fraction < 1:
+        keep = set(few_shot_subset([str(s) for s in data.segments["train"]], fraction, ctx.seed))
+        sel = np.array([str(s) in keep for s in data.segments["train"]], dtype=bool)
+        data.segments["train"], data.labels["train"] = data.segments["train"][sel], data.labels["train"][sel]
+    emb = segment_embeddings(model, task.input_graph(road.graph), ctx.device)
+    if emb is None:
+        ctx.logger.info("%s: the model has no road-segment representation; metrics NaN", task.name)
+        return EvaluationResult({m: float("nan") for m in task.metric_names}, 0, len(data.segments["test"]),
+                                data.qc, [])
+    metrics = task.score(emb, data, ctx.seed)
+    return EvaluationResult(metrics, len(data.segments["train"]), len(data.segments["test"]), data.qc, [])
 
 
 def _evaluate_point_task(model, task, city, fraction, finetune, ctx) -> EvaluationResult:

@@ -26,18 +26,49 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
-def classification_metrics(y_true: np.ndarray, scores: np.ndarray, ks: tuple[int, ...] = (5,)
-                           ) -> dict[str, float]:
-    """Micro-F1, Macro-F1 and Recall@k of a multi-class prediction.
+def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Share of samples whose true class is among the ``k`` highest scores: Recall@k and Acc@k.
+
+    For single-label classification, Recall@k (MetaTRL's tables) and Acc@k (SMARTraj2, appendix
+    "Accuracy@k": ``Acc@k = (1/n) sum_i 1[y_i in top-k(s_i)]``) are the same number; this is the one
+    implementation behind both names (sklearn's ``top_k_accuracy_score``; ties broken as sklearn
+    does).
+
+    Args:
+        y_true: ``(n,)`` int class ids in ``[0, C)``.
+        scores: ``(n, C)`` class scores.
+        k: >= 1; with ``k >= C`` the value is 1.
+
+    Raises:
+        ValueError: empty or mismatched inputs, or ``k < 1``.
+    """
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != y_true.shape[0] or y_true.size == 0:
+        raise ValueError(f"top_k_accuracy needs y (n,) and scores (n, C), got {y_true.shape}, {scores.shape}")
+    if k < 1:
+        raise ValueError(f"top_k_accuracy: k must be >= 1, got {k}")
+    if k >= scores.shape[1]:
+        return 1.0
+    if k == 1:  # the argmax (first maximum on ties), as the F1 scores use
+        return float(np.mean(scores.argmax(axis=1) == y_true))
+    return float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=np.arange(scores.shape[1])))
+
+
+def classification_metrics(y_true: np.ndarray, scores: np.ndarray, ks: tuple[int, ...] = (5,),
+                           acc_ks: tuple[int, ...] = ()) -> dict[str, float]:
+    """Micro-F1, Macro-F1, Recall@k and Acc@k of a multi-class prediction.
 
     Args:
         y_true: ``(n,)`` int class ids in ``[0, C)``.
         scores: ``(n, C)`` class scores (logits or probabilities); the prediction is the argmax.
         ks: the k of each Recall@k: share of samples whose true class is among the k top scores
             (sklearn's ``top_k_accuracy_score``); skipped when k >= C.
+        acc_ks: the k of each Acc@k (SMARTraj2's name of the same number,
+            :func:`top_k_accuracy`); reported for every k (1 when k >= C).
 
     Returns:
-        ``{"Micro-F1", "Macro-F1", "Recall@k"...}``. Macro-F1 averages over the classes present in
+        ``{"Micro-F1", "Macro-F1", "Recall@k"..., "Acc@k"...}``. Macro-F1 averages over the classes present in
         y_true or in the predictions (sklearn's default label set).
 
     Raises:
@@ -55,7 +86,9 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, ks: tuple[int
     n_classes = scores.shape[1]
     for k in ks:
         if k < n_classes:
-            out[f"Recall@{k}"] = float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=np.arange(n_classes)))
+            out[f"Recall@{k}"] = top_k_accuracy(y_true, scores, k)
+    for k in acc_ks:
+        out[f"Acc@{k}"] = top_k_accuracy(y_true, scores, k)
     return out
 
 

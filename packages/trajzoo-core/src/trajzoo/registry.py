@@ -46,10 +46,13 @@ INPUTS = ("roads", "points", "grid", "images", "locations")
 #: target's train split.
 SETTINGS = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")
 #: Task kinds: ``road`` tasks read road-segment sequences (:class:`trajzoo.tasks.base.Task`),
-#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`), ``location``
-#: tasks label task locations on the road network (:class:`trajzoo.tasks.location.LocationTask`;
-#: a model serving them implements :class:`LocationModel`).
-TASK_KINDS = ("road", "point", "location")
+#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`), ``segment``
+#: tasks score road-segment representations (``model.segment_embeddings(graph) -> (N, d)``,
+#: :class:`trajzoo.tasks.road_label.RoadLabelClassification`), ``location`` tasks label task
+#: locations on the road network (:class:`trajzoo.tasks.location.LocationTask`; a model serving
+#: them implements :class:`LocationModel`). A task may also declare ``required_inputs`` (a subset
+#: of :data:`INPUTS`); it then runs only for models reading them.
+TASK_KINDS = ("road", "point", "segment", "location")
 
 
 @runtime_checkable
@@ -111,6 +114,11 @@ class ModelPlugin(Protocol):
             (``target`` is None for source-only pretrainings of point models).
         embed(model, city, device) -> (trip_ids, (n, d) float32): representations of every
             train/val/test trip of ``city`` in the view the model reads.
+
+    Optional hooks of the loaded model (not of the plugin): ``eligible_trip_ids(city) -> set``
+    restricts a road task's trips to those the model can encode (e.g. SMARTraj2's view filters;
+    the rest are counted as rejected ``model_views``); ``segment_embeddings(graph) -> (N, d)``
+    serves ``segment`` tasks.
 
     :class:`trajzoo.plugins.RoadModelPlugin` and :class:`trajzoo.plugins.PointModelPlugin`
     implement everything but the model-specific part.

@@ -31,6 +31,9 @@ class RoadGraph:
             of j).
         transition_prob: ``(E,)`` float32, p_ij = count(i -> j) / count(i) over TRAIN trips
             (MetaTRL eq. 10); 0 for pairs never observed.
+        attribute_names: the F_u column names of ``attributes`` (``class_primary``, ``lanes``,
+            ...), empty when unknown; lets a task hide columns (road label classification hides
+            the ``class_*`` one-hot, its label).
     """
 
     city: str
@@ -39,6 +42,7 @@ class RoadGraph:
     attributes: Tensor
     edge_index: Tensor
     transition_prob: Tensor
+    attribute_names: tuple[str, ...] = ()
 
     def to(self, device: torch.device | str) -> "RoadGraph":
         """Return a copy with every tensor on ``device``."""

@@ -57,6 +57,7 @@ def road_graph_from_tables(city: str, structural: pd.DataFrame, attributes: pd.D
         attributes=torch.from_numpy(u.astype(np.float32)),
         edge_index=torch.from_numpy(transitions[["src", "dst"]].to_numpy(dtype=np.int64).T.copy()),
         transition_prob=torch.from_numpy(transitions["prob"].to_numpy(dtype=np.float32).copy()),
+        attribute_names=tuple(str(c) for c in attr.columns),
     )
 
 

@@ -108,3 +108,51 @@ def span_mask(
             if t + 1 < s:
                 position += 1 + gaps[t + 1]
     return mask.to(padding_mask.device)
+
+
+def fixed_span_mask(padding_mask: Tensor, ratio: float, span_length: int, generator: torch.Generator) -> Tensor:
+    """Mask about ``ratio`` of each row's real positions in spans of exactly ``span_length``
+    positions (SMARTraj2 appendix B.1.4: "a masking length of 2 with a probability of 20 %").
+
+    For n real positions, k = clip(round(ratio * n), 1, n - 1) positions among 1..n-1 (position 0
+    is never masked; nothing when n < 2) are masked as ``ceil(k / span_length)`` spans of
+    ``span_length`` (the last one truncated to cover k exactly), placed as in :func:`span_mask`
+    (random order and offsets, an unmasked position between spans, merged when short of room).
+    Only the placement draws from ``generator`` (span lengths are fixed).
+
+    Args:
+        padding_mask: ``(B, L)`` bool suffix padding mask. ratio: in (0, 1).
+        span_length: >= 1 positions per span. generator: CPU ``torch.Generator``.
+
+    Returns:
+        ``(B, L)`` bool, True at masked positions; never at padding or position 0.
+
+    Raises:
+        ValueError: ``ratio`` not in (0, 1), ``span_length < 1``, or a bad padding mask.
+    """
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio must be in (0, 1), got {ratio}")
+    if int(span_length) < 1:
+        raise ValueError(f"span_length must be >= 1, got {span_length}")
+    pad = check_suffix_padding(padding_mask)
+    mask = torch.zeros(pad.shape, dtype=torch.bool)
+    for row, n in enumerate((~pad).sum(dim=1).tolist()):
+        if n < 2:
+            continue
+        k = min(n - 1, max(1, round(ratio * n)))
+        spans = [span_length] * (k // span_length) + ([k % span_length] if k % span_length else [])
+        free = (n - 1) - k
+        while len(spans) - 1 > free:
+            last = spans.pop()
+            spans[-1] += last
+        s = len(spans)
+        spare = free - (s - 1)
+        bars = torch.randperm(spare + s, generator=generator)[:s].sort().values.tolist()
+        gaps = [bars[0]] + [bars[t] - bars[t - 1] - 1 for t in range(1, s)] + [spare + s - 1 - bars[-1]]
+        position = 1 + gaps[0]
+        for t, length in enumerate(spans):
+            mask[row, position: position + length] = True
+            position += length
+            if t + 1 < s:
+                position += 1 + gaps[t + 1]
+    return mask.to(padding_mask.device)

@@ -13,12 +13,13 @@ class DestinationPrediction(Task):
     """DP: input = the trip without its last ``hidden_segments`` (4) road segments (with their
     times); label = the trip's final road segment id (one of N classes). Trips with fewer than
     ``hidden_segments + min_prefix`` segments are ineligible (``too_short_for_dp``).
-    Metrics: Micro-F1, Macro-F1, Recall@5.
+    Metrics: Micro-F1, Macro-F1, Recall@5, and Acc@1, Acc@5 (SMARTraj2's "destination road
+    prediction"; Acc@k is Recall@k under another name, :func:`trajzoo.metrics.top_k_accuracy`).
     """
 
     name = "dp"
     kind = "classification"
-    metric_names = ("Micro-F1", "Macro-F1", "Recall@5")
+    metric_names = ("Micro-F1", "Macro-F1", "Recall@5", "Acc@1", "Acc@5")
 
     def __init__(self, hidden_segments: int = 4, min_prefix: int = 2):
         self.hidden_segments = hidden_segments
@@ -36,5 +37,5 @@ class DestinationPrediction(Task):
         return TaskData(rows, labs, city.graph.num_segments, qc)
 
     def metrics(self, y_true, outputs):
-        """Micro-F1, Macro-F1, Recall@5 of ``(n, N)`` segment scores."""
-        return classification_metrics(y_true, outputs, ks=(5,))
+        """Micro-F1, Macro-F1, Recall@5, Acc@1, Acc@5 of ``(n, N)`` segment scores."""
+        return classification_metrics(y_true, outputs, ks=(5,), acc_ks=(1, 5))

@@ -135,6 +135,10 @@ class FineTuneConfig:
         grad_clip: max global gradient norm (0 = no clipping, today's default).
         warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
             learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
+        max_train_trips: None = every eligible train trip; N = a seeded subset of N of them
+            (CPU-sized fine-tuning, :func:`trajzoo.evaluation.evaluate_task`).
+        max_val_trips: the same for the validation trips that early-stop it (the test split is
+            never subsampled).
     """
 
     epochs: int = 10
@@ -146,6 +150,8 @@ class FineTuneConfig:
     grad_clip: float = 0.0
     warmup_steps: int = 0
     cosine: bool = False
+    max_train_trips: int | None = None
+    max_val_trips: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "FineTuneConfig":
