@@ -120,12 +120,13 @@ def tasks_of(city):
 
 
 def experiment_tasks(exp):
-    """The target city's tasks of the kinds the experiment's model serves; zero-shot keeps only
-    tasks a pretrained model answers without a trained head (point tasks)."""
-    kinds = PLUGINS[exp.model].task_kinds
+    """The target city's tasks of the kinds the experiment's model serves (embedding tasks, e.g.
+    most-similar search, by every model); zero-shot keeps only tasks a pretrained model answers
+    without a trained head (point and embedding tasks)."""
+    kinds = set(PLUGINS[exp.model].task_kinds) | {"embedding"}
     tasks = [t for t in tasks_of(exp.target) if task_class(t).input_kind in kinds]
     if exp.setting == "zero-shot":
-        tasks = [t for t in tasks if task_class(t).input_kind == "point"]
+        tasks = [t for t in tasks if task_class(t).input_kind in ("point", "embedding")]
     return tasks
 
 

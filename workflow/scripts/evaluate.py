@@ -1,12 +1,14 @@
 """Rule evaluate: fine-tune one model on one task of its target city in one experiment setting
-(fraction of the target's train/val data) and score the test split."""
+(fraction of the target's train/val data) and score the test split; write the per-trip test
+predictions and the fine-tuned head (road tasks; trajzoo predict reads it)."""
 import pandas as pd
 import torch
 
+from trajzoo.bundle import save_head, save_no_head
 from trajzoo.evaluation import evaluate_task, load_city_and_model
 from trajzoo.registry import get_task
 from trajzoo.runlog import setup_rule_logging
-from trajzoo.training.loop import RunContext, seed_everything
+from trajzoo.training.loop import RunContext, seed_everything, tensor_digest
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -15,10 +17,18 @@ seed_everything(job["seed"])
 city, plugin, model, device = load_city_and_model(job, dict(snakemake.input.items()))
 task = get_task(snakemake.wildcards.task, **job["task_options"])
 ctx = RunContext(device, job["seed"], snakemake.params.checkpoint_dir, log)
-result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx)
+pretrained_digest = tensor_digest(model.state_dict())
+result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, plugin=plugin)
 log.info("%s %s %s: %s", job["model"], job["setting"], task.name, result.metrics)
 result.qc.to_csv(snakemake.output.qc, index=False)
 pd.DataFrame([{"task": task.name, "metric": m, "value": v, "n_train": result.n_train, "n_test": result.n_test,
                "seed": job["seed"]} for m, v in result.metrics.items()]).to_csv(snakemake.output.metrics, index=False)
 pd.DataFrame(result.history, columns=None if result.history else ["phase", "epoch", "train_loss", "val_loss"]).to_csv(
     snakemake.output.history, index=False)
+(result.predictions if result.predictions is not None else pd.DataFrame({"trip_id": pd.Series(dtype=str)})).to_parquet(
+    snakemake.output.predictions, index=False)
+if result.finetuned is not None:
+    save_head(snakemake.output.head, task, result.finetuned, job["task_options"], pretrained_digest)
+else:
+    save_no_head(snakemake.output.head, task, "no per-trip road head: " + (
+        "scored on embeddings without fine-tuning" if task.input_kind == "embedding" else "a point task's recovery heads"))

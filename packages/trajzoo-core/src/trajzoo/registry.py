@@ -45,8 +45,10 @@ INPUTS = ("roads", "points", "grid", "images")
 #: target's train split.
 SETTINGS = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")
 #: Task kinds: ``road`` tasks read road-segment sequences (:class:`trajzoo.tasks.base.Task`),
-#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`).
-TASK_KINDS = ("road", "point")
+#: ``point`` tasks read GPS fixes (:class:`trajzoo.tasks.point_base.PointTask`), ``embedding``
+#: tasks score any model's trajectory embeddings without fine-tuning, in the view the model reads
+#: (:class:`trajzoo.tasks.similarity.MostSimilarSearch`): every model serves them.
+TASK_KINDS = ("road", "point", "embedding")
 
 
 @runtime_checkable

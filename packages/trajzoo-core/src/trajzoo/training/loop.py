@@ -185,7 +185,10 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         data: its :class:`~trajzoo.tasks.base.TaskData` for the city.
 
     Returns:
-        ``{"metrics": {name: value}, "n_train": int, "n_test": int, "best_epoch": int}``.
+        ``{"metrics": {name: value}, "n_train": int, "n_test": int, "best_epoch": int,
+        "test_trip_ids": [str], "test_outputs": (n_test,) minutes (regression, mapped back) or
+        (n_test, C) class scores, "model": the fine-tuned FineTuneModel, "label_mean",
+        "label_std": the train-label standardisation of regression (0 and 1 otherwise)}``.
 
     Raises:
         ValueError: an empty train, val or test split.
@@ -253,7 +256,9 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         outputs = outputs.reshape(-1) * std + mean
     metrics = task.metrics(data.labels["test"], outputs)
     return {"metrics": metrics, "n_train": len(data.rows["train"]), "n_test": len(data.rows["test"]),
-            "best_epoch": best_epoch}
+            "best_epoch": best_epoch,
+            "test_trip_ids": [str(r["trip_id"]) for r in data.rows["test"]], "test_outputs": outputs,
+            "model": model, "label_mean": mean, "label_std": std}
 
 
 def pretraining_loss(model: nn.Module, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
