@@ -33,3 +33,4 @@ rule all:
     input:
         all_result_tables(),
         report_figures(),
+        model_bundles(),

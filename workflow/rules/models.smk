@@ -7,6 +7,14 @@
 #   results/<city>/embeddings/<model>.parquet                         trip id -> embedding (default setting)
 
 
+def training_options():
+    """``{"training": config["training"]}`` when any run-wide training option is set (mixed
+    precision, loader workers, TensorBoard), else nothing, so that runs made before these options
+    existed keep their parameters and are not rerun."""
+    opts = {k: v for k, v in (config.get("training") or {}).items() if v not in (None, False)}
+    return {"training": opts} if opts else {}
+
+
 def pretraining_of(exp):
     return f"results/models/{exp.model}/{exp.variant}/{exp.training}/seed{{seed}}/model.pt"
 
@@ -18,7 +26,7 @@ def pretrain_job(wc):
             "target": exp.pretrain_target, "sources": list(exp.pretrain_sources),
             "section": model_section(exp.model, exp.variant), "seed": int(wc.seed), "device": config["device"],
             "timezones": {c: config["cities"][c]["timezone"] for c in cities},
-            "inputs": sorted(PLUGINS[exp.model].inputs)}
+            "inputs": sorted(PLUGINS[exp.model].inputs), **training_options()}
 
 
 def pretrain_inputs(wc):
@@ -38,6 +46,7 @@ rule pretrain:
     params:
         job=pretrain_job,
         checkpoint_dir=lambda wc: f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/checkpoints",
+        tensorboard_dir=lambda wc: f"logs/tensorboard/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}",
     resources:
         gpu=gpu_request,
     log:
@@ -56,7 +65,7 @@ def evaluate_job(wc):
             "city": exp.target, "timezone": config["cities"][exp.target]["timezone"],
             "finetune": model_section(exp.model, exp.variant)["finetune"],
             "task_options": config["tasks"].get(wc.task, {}), "seed": int(wc.seed), "device": config["device"],
-            "inputs": sorted(PLUGINS[exp.model].inputs)}
+            "inputs": sorted(PLUGINS[exp.model].inputs), **training_options()}
 
 
 def evaluate_inputs(wc):
@@ -80,6 +89,7 @@ rule evaluate:
     params:
         job=evaluate_job,
         checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/checkpoints_{wc.task}",
+        tensorboard_dir=lambda wc: f"logs/tensorboard/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/{wc.task}",
     resources:
         gpu=gpu_request,
     log:
@@ -150,6 +160,7 @@ def bundle_meta(wc):
 # models), training cities, seed and config digest. `trajzoo embed` / trajzoo.load_model read it.
 # Its own cheap rule, so that building it never reruns a pretraining.
 rule model_bundle:
+    localrule: True
     input:
         unpack(bundle_inputs),
     output:
@@ -164,3 +175,13 @@ rule model_bundle:
         "../../envs/models.yaml"
     script:
         "../scripts/model_bundle.py"
+
+
+def model_bundles():
+    """The bundle of every model's default-setting pretraining on every target city (rule all)."""
+    out = set()
+    for exp in EXPERIMENTS:
+        if exp.default:
+            d = model_default_experiment(exp.model, exp.target)
+            out.add(pretraining_of(d).format(seed=SEEDS[0]).replace("/model.pt", "/bundle"))
+    return sorted(out)

@@ -9,6 +9,7 @@ from trajzoo.evaluation import evaluate_task, load_city_and_model
 from trajzoo.registry import get_task
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.training.loop import RunContext, seed_everything, tensor_digest
+from trajzoo.training.options import options_from_config, run_options
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -18,7 +19,8 @@ city, plugin, model, device = load_city_and_model(job, dict(snakemake.input.item
 task = get_task(snakemake.wildcards.task, **job["task_options"])
 ctx = RunContext(device, job["seed"], snakemake.params.checkpoint_dir, log)
 pretrained_digest = tensor_digest(model.state_dict())
-result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, plugin=plugin)
+with run_options(options_from_config(job.get("training"), device, snakemake.params.tensorboard_dir)):
+    result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, plugin=plugin)
 log.info("%s %s %s: %s", job["model"], job["setting"], task.name, result.metrics)
 result.qc.to_csv(snakemake.output.qc, index=False)
 pd.DataFrame([{"task": task.name, "metric": m, "value": v, "n_train": result.n_train, "n_test": result.n_test,

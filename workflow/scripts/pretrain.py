@@ -7,6 +7,7 @@ from trajzoo.data.prepared import load_prepared
 from trajzoo.registry import get_model
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.training.loop import RunContext, resolve_device, seed_everything
+from trajzoo.training.options import options_from_config, run_options
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -27,10 +28,13 @@ plugin = get_model(job["model"])
 ctx = RunContext(resolve_device(job["device"]), job["seed"], snakemake.params.checkpoint_dir, log)
 log.info("%s (%s), setting %s: target %s, sources %s", job["model"], job["variant"], job["setting"], job["target"],
          job["sources"])
+options = options_from_config(job.get("training"), ctx.device, snakemake.params.tensorboard_dir)
+log.info("training options: %s", options)
 if job["setting"] == "untrained":
     model = plugin.build(target, job["section"]["hparams"])
 else:
-    model = plugin.pretrain(target, sources, job["section"], ctx)
+    with run_options(options):
+        model = plugin.pretrain(target, sources, job["section"], ctx)
 plugin.save(snakemake.output.model, model, target,
             {"hparams": job["section"]["hparams"], "training": job["training"], "variant": job["variant"],
              "seed": job["seed"]})

@@ -220,9 +220,8 @@ class MostSimilarSearch:
         truth = where[: len(queries)]
         qrows = [dict(q, trip_id=f"q{k}") for k, q in enumerate(queries)]
         reasons = ["too_short_for_sim"] * n_short + ["no_detour"] * n_no_detour
-        qc = stage_counts("task:sim", len(queries) + len(reasons), len(queries), np.array(reasons, dtype=object))
-        qc = pd.concat([qc, pd.DataFrame([{"stage": "task:sim", "outcome": "database", "count": len(database)}])],
-                       ignore_index=True)
+        qc = stage_counts("task:sim", len(queries) + len(reasons), len(queries),
+                          np.array(reasons, dtype=object)).assign(split="test")
         return SearchSet(qrows, database, truth, [str(q["trip_id"]) for q in queries], qc)
 
     def road_search_set(self, test_rows: list[dict], successors: list[np.ndarray], seed: int) -> SearchSet:

@@ -26,11 +26,15 @@ def progress(iterable, desc: str, total: int | None = None):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch (every CUDA device too), and ask torch, cuDNN and cuBLAS for
+    deterministic kernels (:func:`trajzoo.training.options.apply_determinism`, which says how far
+    same-seed-same-numbers holds on a GPU)."""
+    from trajzoo.training.options import apply_determinism
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    apply_determinism()
 
 
 def resolve_device(requested: str) -> torch.device:
