@@ -34,3 +34,4 @@ rule all:
         all_result_tables(),
         report_figures(),
         model_bundles(),
+        more_figures(),

@@ -8,11 +8,11 @@
 
 
 def training_options():
-    """``{"training": config["training"]}`` when any run-wide training option is set (mixed
+    """``{"training_options": config["training"]}`` when any run-wide training option is set (mixed
     precision, loader workers, TensorBoard), else nothing, so that runs made before these options
     existed keep their parameters and are not rerun."""
     opts = {k: v for k, v in (config.get("training") or {}).items() if v not in (None, False)}
-    return {"training": opts} if opts else {}
+    return {"training_options": opts} if opts else {}
 
 
 def pretraining_of(exp):
@@ -46,7 +46,6 @@ rule pretrain:
     params:
         job=pretrain_job,
         checkpoint_dir=lambda wc: f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/checkpoints",
-        tensorboard_dir=lambda wc: f"logs/tensorboard/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}",
     resources:
         gpu=gpu_request,
     log:
@@ -89,7 +88,6 @@ rule evaluate:
     params:
         job=evaluate_job,
         checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/checkpoints_{wc.task}",
-        tensorboard_dir=lambda wc: f"logs/tensorboard/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/{wc.task}",
     resources:
         gpu=gpu_request,
     log:

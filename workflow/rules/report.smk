@@ -83,3 +83,139 @@ def report_figures():
     figures += [f"results/{c}/figures/{f}.png" for c in prepared for f in ("network", "map_matching")]
     figures += [f"results/transfer/figures/{m}.png" for m in transfer_models()]
     return figures
+
+
+# Figures people look at beyond the tables (trajzoo.figures; one script, workflow/scripts/figures.py).
+
+
+rule plot_route_map:
+    localrule: True
+    input:
+        segments="results/{city}/roads/segments.parquet",
+        trips="results/{city}/trips.parquet",
+        matched="results/{city}/matched.parquet",
+    output:
+        figure=report("results/{city}/figures/routes.html", category="Maps", subcategory="{city}",
+                      caption="../report/routes.rst"),
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+    log:
+        "logs/{city}/plot_route_map.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_gps_distances:
+    localrule: True
+    input:
+        segments="results/{city}/roads/segments.parquet",
+        trips="results/{city}/trips.parquet",
+    output:
+        figure=report("results/{city}/figures/gps_road_distances.png", category="Map matching",
+                      subcategory="{city}", caption="../report/gps_distances.rst"),
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+        radius=lambda wc: config["cities"][wc.city]["map_matching"]["candidate_search_radius"],
+    log:
+        "logs/{city}/plot_gps_distances.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+def city_default_models(city):
+    return sorted({e.model for e in EXPERIMENTS if e.default and e.target == city})
+
+
+rule plot_embeddings:
+    localrule: True
+    input:
+        embeddings=lambda wc: [f"results/{wc.city}/embeddings/{m}.parquet" for m in city_default_models(wc.city)],
+        trips="results/{city}/trips.parquet",
+    output:
+        figure=report("results/{city}/figures/embeddings.png", category="Embeddings", subcategory="{city}",
+                      caption="../report/embeddings.rst"),
+    params:
+        models=lambda wc: city_default_models(wc.city),
+        timezone=lambda wc: config["cities"][wc.city]["timezone"],
+    log:
+        "logs/{city}/plot_embeddings.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+def tte_prediction_files(city):
+    """Label -> tte_predictions.parquet of the city's default experiments (first seed) with TTE."""
+    out = {}
+    for exp in city_experiments(city):
+        if exp.variant == "full" and "tte" in experiment_tasks(exp):
+            out[f"{exp.model} ({exp.exp_id})"] = (f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/"
+                                                  f"seed{SEEDS[0]}/tte_predictions.parquet")
+    return out
+
+
+rule plot_tte:
+    localrule: True
+    input:
+        predictions=lambda wc: list(tte_prediction_files(wc.city).values()),
+    output:
+        figure=report("results/{city}/figures/tte.png", category="Summary", subcategory="{city}",
+                      caption="../report/tte.rst"),
+    params:
+        labels=lambda wc: list(tte_prediction_files(wc.city)),
+    log:
+        "logs/{city}/plot_tte.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_ablations:
+    localrule: True
+    input:
+        table="results/{city}/{model}-ablations.csv",
+    output:
+        figure=report("results/{city}/figures/{model}-ablations.png", category="Ablations", subcategory="{city}",
+                      caption="../report/ablations.rst"),
+    log:
+        "logs/{city}/plot_ablations/{model}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule segments_geoparquet:
+    localrule: True
+    input:
+        segments="results/{city}/roads/segments.parquet",
+    output:
+        geoparquet="results/{city}/roads/segments.geoparquet",
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+    log:
+        "logs/{city}/segments_geoparquet.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+def more_figures():
+    """The figures above for rule all (ablation charts only on request: the ablations are not
+    default experiments: snakemake results/porto/figures/metatrl-ablations.png)."""
+    prepared = sorted({c for e in EXPERIMENTS if e.default and "roads" in PLUGINS[e.model].inputs
+                       for c in [e.target, *e.sources]})
+    out = [f"results/{c}/figures/{f}" for c in prepared for f in ("routes.html", "gps_road_distances.png")]
+    out += [f"results/{c}/roads/segments.geoparquet" for c in prepared]
+    for c in target_cities():
+        out.append(f"results/{c}/figures/embeddings.png")
+        if tte_prediction_files(c):
+            out.append(f"results/{c}/figures/tte.png")
+    return out

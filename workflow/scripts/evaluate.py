@@ -19,7 +19,9 @@ city, plugin, model, device = load_city_and_model(job, dict(snakemake.input.item
 task = get_task(snakemake.wildcards.task, **job["task_options"])
 ctx = RunContext(device, job["seed"], snakemake.params.checkpoint_dir, log)
 pretrained_digest = tensor_digest(model.state_dict())
-with run_options(options_from_config(job.get("training"), device, snakemake.params.tensorboard_dir)):
+wc = snakemake.wildcards  # TensorBoard (config training.tensorboard) under logs/tensorboard/<city>/eval/...
+tensorboard_dir = f"logs/tensorboard/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/{wc.task}"
+with run_options(options_from_config(job.get("training_options"), device, tensorboard_dir)):
     result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, plugin=plugin)
 log.info("%s %s %s: %s", job["model"], job["setting"], task.name, result.metrics)
 result.qc.to_csv(snakemake.output.qc, index=False)

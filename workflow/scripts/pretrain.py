@@ -28,7 +28,10 @@ plugin = get_model(job["model"])
 ctx = RunContext(resolve_device(job["device"]), job["seed"], snakemake.params.checkpoint_dir, log)
 log.info("%s (%s), setting %s: target %s, sources %s", job["model"], job["variant"], job["setting"], job["target"],
          job["sources"])
-options = options_from_config(job.get("training"), ctx.device, snakemake.params.tensorboard_dir)
+# TensorBoard (config training.tensorboard): logs/tensorboard/models/<model>/<variant>/<training>/seed<s>/<phase>
+wc = snakemake.wildcards
+options = options_from_config(job.get("training_options"), ctx.device,
+                              f"logs/tensorboard/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}")
 log.info("training options: %s", options)
 if job["setting"] == "untrained":
     model = plugin.build(target, job["section"]["hparams"])
