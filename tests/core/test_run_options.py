@@ -89,3 +89,22 @@ def test_determinism_settings():
     apply_determinism()
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_mixed_precision_never_resumes_a_full_precision_checkpoint(tmp_path):
+    from trajzoo.training.checkpoints import CheckpointStore
+
+    def fit(options):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 1)
+        x = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+        history = []
+        with run_options(options):
+            train(model, torch.optim.SGD(model.parameters(), lr=0.05), lambda m, b: m(b).float().pow(2).mean(),
+                  lambda: [x], TrainSchedule(epochs=2), phase="p", history=history,
+                  store=CheckpointStore(tmp_path, "same-fingerprint"))
+        return history
+
+    full = fit(RunOptions())
+    amp = fit(RunOptions(amp=True))  # same store and fingerprint: must train, not resume
+    assert len(amp) == 2 and [h["train_loss"] for h in amp] != [h["train_loss"] for h in full]

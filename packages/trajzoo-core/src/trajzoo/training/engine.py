@@ -370,6 +370,8 @@ class Trainer:
         if s.patience is not None and val_loss is None:
             raise ValueError(f"{phase}: early stopping (patience {s.patience}) needs a validation loss")
         checkpoint_phase = checkpoint_phase or phase
+        if self.options.amp:  # mixed precision changes the numbers: never resume a full-precision run
+            checkpoint_phase = f"{checkpoint_phase}-amp"
         label = label or phase
         best_val, best_epoch, best_state, bad_epochs, stopped, first = float("inf"), -1, None, 0, False, 0
         resume = store.latest(checkpoint_phase, device) if store is not None else None
