@@ -37,3 +37,5 @@ rule all:
     input:
         all_result_tables(),
         report_figures(),
+        model_bundles(),
+        more_figures(),

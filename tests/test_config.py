@@ -87,7 +87,7 @@ def test_main_target_plans_only_its_own_jobs(config, repo, data_root, tmp_path):
     proc = dry_run(repo, data_root, tmp_path, config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rules = [line.split()[1].rstrip(":") for line in proc.stdout.splitlines() if line.startswith("rule ")]
-    assert rules.count("pretrain") == 1 and rules.count("evaluate") == 4
+    assert rules.count("pretrain") == 1 and rules.count("evaluate") == 5  # tte, dp, cla_taxi, cla_calltype, sim
     assert "results/models/metatrl/full/sanfrancisco-to-porto/seed0/model.pt" in proc.stdout
     assert not {"summary", "gps_points", "qc_report"} & set(rules)
 

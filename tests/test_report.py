@@ -13,7 +13,8 @@ from e2e_support import copy_run, snakemake
 
 pytestmark = pytest.mark.report
 
-FIGURES = ("network.png", "map_matching.png", "losses.png", "metrics.png", "transfertraj.png", "metatrl.png")
+FIGURES = ("network.png", "map_matching.png", "losses.png", "metrics.png", "transfertraj.png", "metatrl.png",
+           "routes.html", "gps_road_distances.png", "embeddings.png", "tte.png")
 TABLES = ("summary.md", "qc.md")
 
 
@@ -46,3 +47,9 @@ def test_report_renders_with_every_figure_and_table(repo, workflow_run, tmp_path
     assert not errors, errors
     for name in FIGURES + TABLES:
         assert name in dom, f"{name} missing from the rendered report"
+    # the interactive route map on its own, in the same browser: its script runs without error
+    # and draws the road network, one route and its GPS fixes
+    routes = workflow_run / "results/porto/figures/routes.html"
+    page = subprocess.run([*cmd[:-2], "--dump-dom", routes.as_uri()], capture_output=True, text=True, timeout=180)
+    assert not [line for line in page.stderr.splitlines() if "Uncaught" in line], page.stderr[-2000:]
+    assert page.stdout.count("<circle") > 5 and 'class="route"' in page.stdout and 'r="' in page.stdout

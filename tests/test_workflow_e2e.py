@@ -26,6 +26,8 @@ ROAD_METRICS = {
     "cla_calltype": {"Micro-F1", "Macro-F1"},
 }
 POINT_METRICS = {"tp": {"MAE", "RMSE"}, "tr": {"MAE", "RMSE"}, "od_tte": {"MAE", "RMSE", "MAPE"}}
+#: most-similar search: every model, scored on embeddings without fine-tuning (n_train 0)
+SIM_METRICS = {"sim": {"MeanRank", "HR@1", "HR@5", "HR@10"}}
 LONG_COLUMNS = ["city", "model", "variant", "setting", "train_fraction", "sources", "task", "metric", "value",
                 "n_train", "n_test", "seed", "config_digest"]
 
@@ -36,14 +38,15 @@ def test_model_table_is_the_default_setting_with_every_metric(workflow_run):
     for task, metrics in ROAD_METRICS.items():
         assert set(table.loc[table["task"] == task, "metric"]) == metrics, task
     assert all(math.isfinite(v) for v in table["value"])
-    assert (table["n_test"] > 0).all() and (table["n_train"] > 0).all()
+    assert set(table.loc[table["task"] == "sim", "metric"]) == SIM_METRICS["sim"]
+    assert (table["n_test"] > 0).all() and (table.loc[table["task"] != "sim", "n_train"] > 0).all()
     assert set(table["setting"]) == {"cross-city"} and set(table["sources"]) == {"sanfrancisco"}
     assert set(table["city"]) == {"porto"} and set(table["variant"]) == {"full"}
     assert table["config_digest"].nunique() == 1 and table["seed"].eq(0).all()
     table = pd.read_csv(workflow_run / "results/porto/transfertraj.csv")  # its default setting: zero-shot
     point = table[table["model"] == "transfertraj"]
     assert set(point["setting"]) == {"zero-shot"} and set(point["sources"]) == {"chengdu+sanfrancisco"}
-    assert {t: set(g["metric"]) for t, g in point.groupby("task")} == POINT_METRICS
+    assert {t: set(g["metric"]) for t, g in point.groupby("task")} == {**POINT_METRICS, **SIM_METRICS}
     assert (point["n_train"] == 0).all()
 
 

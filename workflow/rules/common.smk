@@ -198,13 +198,21 @@ def tasks_of(city):
 
 
 def experiment_tasks(exp):
-    """The target city's tasks of the kinds the experiment's model serves; zero-shot keeps only
-    tasks a pretrained model answers without a trained head (point tasks)."""
-    kinds = PLUGINS[exp.model].task_kinds
-    tasks = [t for t in tasks_of(exp.target) if task_class(t).input_kind in kinds
-             and set(getattr(task_class(t), "required_inputs", ())) <= set(PLUGINS[exp.model].inputs)]
+    """The target city's tasks of the kinds the experiment's model serves (embedding tasks, e.g.
+    most-similar search, by every model that embeds rows); zero-shot keeps only tasks a pretrained
+    model answers without a trained head (point and embedding tasks)."""
+    kinds = set(PLUGINS[exp.model].task_kinds)
+    if hasattr(PLUGINS[exp.model], "embed_rows"):
+        kinds.add("embedding")
+    tasks = [
+        t
+        for t in tasks_of(exp.target)
+        if task_class(t).input_kind in kinds
+        and set(getattr(task_class(t), "required_inputs", ()))
+        <= set(PLUGINS[exp.model].inputs)
+    ]
     if exp.setting == "zero-shot":
-        tasks = [t for t in tasks if task_class(t).input_kind == "point"]
+        tasks = [t for t in tasks if task_class(t).input_kind in ("point", "embedding")]
     return tasks
 
 
@@ -386,6 +394,7 @@ def pretrain_job(wc):
         "device": config["device"],
         "timezones": {c: config["cities"][c]["timezone"] for c in cities},
         "inputs": sorted(PLUGINS[exp.model].inputs),
+        **training_options(),
     }
 
 
@@ -422,6 +431,7 @@ def evaluate_job(wc):
         "seed": int(wc.seed),
         "device": config["device"],
         "inputs": sorted(PLUGINS[exp.model].inputs),
+        **training_options(),
     }
 
 
@@ -452,7 +462,10 @@ REFERENCE_METHOD = "linear-interpolation"
 def interpolation_parts(city, model):
     """(parts, keys) of the interpolation rows shown beside ``model`` on ``city`` (none for a road
     model or a city without TP/TR)."""
-    if "points" not in PLUGINS[model].inputs or "point" not in PLUGINS[model].task_kinds:
+    if (
+        "points" not in PLUGINS[model].inputs
+        or "point" not in PLUGINS[model].task_kinds
+    ):
         return [], []
     tasks = [
         t for t in tasks_of(city) if getattr(task_class(t), "recovered", None) == "xy"
@@ -667,3 +680,55 @@ def report_figures():
     ]
     figures += [f"results/transfer/figures/{m}.png" for m in transfer_models()]
     return figures
+
+
+def training_options():
+    """``{"training_options": config["training"]}`` when any run-wide training option is set (mixed
+    precision, loader workers, TensorBoard), else nothing, so that runs made before these options
+    existed keep their parameters and are not rerun."""
+    opts = {
+        k: v
+        for k, v in (config.get("training") or {}).items()
+        if v not in (None, False)
+    }
+    return {"training_options": opts} if opts else {}
+
+
+def city_default_models(city):
+    return sorted({e.model for e in EXPERIMENTS if e.default and e.target == city})
+
+
+def tte_prediction_files(city):
+    """Label -> tte_predictions.parquet of the city's default experiments (first seed) with TTE."""
+    out = {}
+    for exp in city_experiments(city):
+        if exp.variant == "full" and "tte" in experiment_tasks(exp):
+            out[f"{exp.model} ({exp.exp_id})"] = (
+                f"results/{city}/eval/{exp.model}/{exp.variant}/{exp.exp_id}/"
+                f"seed{SEEDS[0]}/tte_predictions.parquet"
+            )
+    return out
+
+
+def more_figures():
+    """The figures above for rule all (ablation charts only on request: the ablations are not
+    default experiments: snakemake results/porto/figures/metatrl-ablations.png)."""
+    prepared = sorted(
+        {
+            c
+            for e in EXPERIMENTS
+            if e.default and "roads" in PLUGINS[e.model].inputs
+            for c in [e.target, *e.sources]
+        }
+    )
+    out = [
+        f"results/{c}/figures/{f}"
+        for c in prepared
+        for f in ("routes.html", "gps_road_distances.png")
+    ]
+    out += [f"results/{c}/roads/segments.geoparquet" for c in prepared]
+    for c in target_cities():
+        out.append(f"results/{c}/figures/embeddings.png")
+        if tte_prediction_files(c):
+            out.append(f"results/{c}/figures/tte.png")
+    return out

@@ -83,3 +83,160 @@ rule plot_metrics:
         "../../envs/core.yaml"
     script:
         "../scripts/plot_figures.py"
+
+
+# Figures people look at beyond the tables (trajzoo.figures; one script, workflow/scripts/figures.py).
+
+
+rule plot_route_map:
+    input:
+        segments="results/{city}/roads/segments.parquet",
+        trips="results/{city}/trips.parquet",
+        matched="results/{city}/matched.parquet",
+    output:
+        figure=report(
+            "results/{city}/figures/routes.html",
+            category="Maps",
+            subcategory="{city}",
+            caption="../report/routes.rst",
+        ),
+    log:
+        "logs/{city}/plot_route_map.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_gps_distances:
+    input:
+        segments="results/{city}/roads/segments.parquet",
+        trips="results/{city}/trips.parquet",
+    output:
+        figure=report(
+            "results/{city}/figures/gps_road_distances.png",
+            category="Map matching",
+            subcategory="{city}",
+            caption="../report/gps_distances.rst",
+        ),
+    log:
+        "logs/{city}/plot_gps_distances.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+        radius=lambda wc: config["cities"][wc.city]["map_matching"][
+            "candidate_search_radius"
+        ],
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_embeddings:
+    input:
+        embeddings=lambda wc: [
+            f"results/{wc.city}/embeddings/{m}.parquet"
+            for m in city_default_models(wc.city)
+        ],
+        trips="results/{city}/trips.parquet",
+    output:
+        figure=report(
+            "results/{city}/figures/embeddings.png",
+            category="Embeddings",
+            subcategory="{city}",
+            caption="../report/embeddings.rst",
+        ),
+    log:
+        "logs/{city}/plot_embeddings.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        models=lambda wc: city_default_models(wc.city),
+        timezone=lambda wc: config["cities"][wc.city]["timezone"],
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_tte:
+    input:
+        predictions=lambda wc: list(tte_prediction_files(wc.city).values()),
+    output:
+        figure=report(
+            "results/{city}/figures/tte.png",
+            category="Summary",
+            subcategory="{city}",
+            caption="../report/tte.rst",
+        ),
+    log:
+        "logs/{city}/plot_tte.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        labels=lambda wc: list(tte_prediction_files(wc.city)),
+    script:
+        "../scripts/figures.py"
+
+
+rule plot_ablations:
+    input:
+        table="results/{city}/{model}-ablations.csv",
+    output:
+        figure=report(
+            "results/{city}/figures/{model}-ablations.png",
+            category="Ablations",
+            subcategory="{city}",
+            caption="../report/ablations.rst",
+        ),
+    log:
+        "logs/{city}/plot_ablations/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule segments_geoparquet:
+    input:
+        segments="results/{city}/roads/segments.parquet",
+    output:
+        geoparquet="results/{city}/roads/segments.geoparquet",
+    log:
+        "logs/{city}/segments_geoparquet.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        crs=lambda wc: config["cities"][wc.city]["crs"],
+    script:
+        "../scripts/figures.py"
+
+
+def more_figures():
+    """The figures above for rule all (ablation charts only on request: the ablations are not
+    default experiments: snakemake results/porto/figures/metatrl-ablations.png)."""
+    prepared = sorted(
+        {
+            c
+            for e in EXPERIMENTS
+            if e.default and "roads" in PLUGINS[e.model].inputs
+            for c in [e.target, *e.sources]
+        }
+    )
+    out = [
+        f"results/{c}/figures/{f}"
+        for c in prepared
+        for f in ("routes.html", "gps_road_distances.png")
+    ]
+    out += [f"results/{c}/roads/segments.geoparquet" for c in prepared]
+    for c in target_cities():
+        out.append(f"results/{c}/figures/embeddings.png")
+        if tte_prediction_files(c):
+            out.append(f"results/{c}/figures/tte.png")
+    return out

@@ -7,6 +7,7 @@ from trajzoo.data.prepared import load_prepared
 from trajzoo.registry import get_model
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.training.loop import RunContext, resolve_device, seed_everything
+from trajzoo.training.options import options_from_config, run_options
 
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -27,13 +28,19 @@ plugin = get_model(job["model"])
 ctx = RunContext(resolve_device(job["device"]), job["seed"], snakemake.params.checkpoint_dir, log)
 log.info("%s (%s), setting %s: target %s, sources %s", job["model"], job["variant"], job["setting"], job["target"],
          job["sources"])
+# TensorBoard (config training.tensorboard): logs/tensorboard/models/<model>/<variant>/<training>/seed<s>/<phase>
+wc = snakemake.wildcards
+options = options_from_config(job.get("training_options"), ctx.device,
+                              f"logs/tensorboard/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}")
+log.info("training options: %s", options)
 if job["setting"] == "untrained":
     model = plugin.build(target, job["section"]["hparams"])
 else:
     section = job["section"]
     if job.get("dependencies"):  # other zoo models' pretrainings this one reads (models.smk)
         section = {**section, "dependencies": {m: files[f"dependency__{m}"] for m in job["dependencies"]}}
-    model = plugin.pretrain(target, sources, section, ctx)
+    with run_options(options):
+        model = plugin.pretrain(target, sources, section, ctx)
 plugin.save(snakemake.output.model, model, target,
             {"hparams": job["section"]["hparams"], "training": job["training"], "variant": job["variant"],
              "seed": job["seed"]})

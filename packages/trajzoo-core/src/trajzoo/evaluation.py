@@ -29,6 +29,11 @@ class EvaluationResult:
         n_test: test trips scored.
         qc: the task's eligibility accounting (stage ``task:<name>``, per split for point tasks).
         history: per-epoch rows (phase, epoch, train_loss, val_loss).
+        predictions: per-trip test predictions with the trip id (road tasks: trip_id, y_true,
+            y_pred (+ score for classification); point tasks: one row per recovered value; SIM:
+            one row per query with its rank), or None.
+        finetuned: road tasks: :func:`trajzoo.training.loop.finetune_and_evaluate`'s dict (the
+            fine-tuned model and label standardisation, for :func:`trajzoo.bundle.save_head`).
     """
 
     metrics: dict[str, float]
@@ -36,6 +41,8 @@ class EvaluationResult:
     n_test: int
     qc: pd.DataFrame
     history: list[dict]
+    predictions: pd.DataFrame | None = None
+    finetuned: dict | None = None
 
 
 def _fraction_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -47,7 +54,7 @@ def _fraction_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
 
 
 def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict, ctx,
-                  features: dict | None = None) -> EvaluationResult:
+                  features: dict | None = None, plugin=None) -> EvaluationResult:
     """Fine-tune ``model`` on ``task`` with ``fraction`` of the target's train/val data, score test.
 
     Args:
@@ -59,6 +66,9 @@ def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict,
         ctx: :class:`trajzoo.training.loop.RunContext` (device, seed, checkpoints, history).
         features: ``location`` tasks only: the model's frozen per-location features (rule
             ``location_features``); None = computed here from the TRAIN view.
+        plugin: the model's plugin; needed by ``embedding`` tasks (most-similar search), which
+            embed their own query and database rows with ``plugin.embed_rows`` and never fine-tune
+            (any fraction, zero-shot included).
 
     Returns:
         :class:`EvaluationResult`.
@@ -75,6 +85,10 @@ def evaluate_task(model: nn.Module, task, city, fraction: float, finetune: dict,
         return _evaluate_location_task(model, task, city, fraction, finetune, ctx, features)
     if task.input_kind == "segment":
         return _evaluate_segment_task(model, task, city, fraction, ctx)
+    if task.input_kind == "embedding":
+        if plugin is None:
+            raise ValueError(f"task {task.name}: scoring embeddings needs the model's plugin")
+        return _evaluate_embedding_task(model, plugin, task, city, ctx)
     raise ValueError(f"task {task.name}: unknown input_kind {task.input_kind!r}")
 
 
@@ -114,7 +128,43 @@ def _evaluate_road_task(model, task, city, fraction, finetune, ctx) -> Evaluatio
             data.rows[split] = [r for r, k in zip(data.rows[split], sel) if k]
             data.labels[split] = data.labels[split][sel]
     result = finetune_and_evaluate(model, road.graph, task, data, FineTuneConfig.from_dict(finetune), ctx)
-    return EvaluationResult(result["metrics"], result["n_train"], result["n_test"], data.qc, list(ctx.history))
+    result["class_names"] = list(data.class_names)
+    y_true, out = data.labels["test"], result["test_outputs"]
+    pred = pd.DataFrame({"trip_id": result["test_trip_ids"]})
+    if task.kind == "regression":
+        pred["y_true"], pred["y_pred"] = np.asarray(y_true, dtype=np.float64), np.asarray(out, dtype=np.float64).reshape(-1)
+    else:
+        import torch
+        prob = torch.softmax(torch.as_tensor(out, dtype=torch.float64), dim=-1).numpy()
+        best = prob.argmax(axis=1)
+        label = (lambda i: data.class_names[int(i)]) if data.class_names else (lambda i: int(i))
+        pred["y_true"] = [label(i) for i in y_true]
+        pred["y_pred"] = [label(i) for i in best]
+        pred["score"] = prob[np.arange(len(best)), best]
+    return EvaluationResult(result["metrics"], result["n_train"], result["n_test"], data.qc, list(ctx.history),
+                            pred, result)
+
+
+def _evaluate_embedding_task(model, plugin, task, city, ctx) -> EvaluationResult:
+    """Most-similar search (:class:`trajzoo.tasks.similarity.MostSimilarSearch`) on the test split
+    of the view the model reads, with the model as it is (no fine-tuning)."""
+    from trajzoo.tasks.similarity import search_ranks, search_metrics, successors_of
+
+    if "roads" in plugin.inputs:
+        from trajzoo.data.city import trip_rows
+        road = city.require("road")
+        graph = road.graph
+        search = task.road_search_set(trip_rows(road.split("test")), successors_of(graph), ctx.seed)
+    else:
+        graph = None
+        search = task.point_search_set(city.require("points")["test"], ctx.seed)
+    q = plugin.embed_rows(model, search.queries, ctx.device, graph=graph, city=city.name)
+    db = plugin.embed_rows(model, search.database, ctx.device, graph=graph, city=city.name)
+    ranks = search_ranks(q, db, search.truth)
+    ctx.logger.info("%s: %d queries, database of %d test trips; %s", task.name, len(search.queries),
+                    len(search.database), search_metrics(ranks))
+    pred = pd.DataFrame({"trip_id": search.query_trip_ids, "rank": ranks, "database_size": len(search.database)})
+    return EvaluationResult(search_metrics(ranks), 0, len(search.queries), search.qc, [], pred)
 
 
 def _evaluate_segment_task(model, task, city, fraction, ctx) -> EvaluationResult:
@@ -157,10 +207,12 @@ def _evaluate_point_task(model, task, city, fraction, finetune, ctx) -> Evaluati
                     "%d test", task.name, len(train), len(eligible["train"]), len(val), len(eligible["val"]),
                     fraction, len(eligible["test"]))
     history = finetune_point_task(model, task, train, val, cfg, ctx, city.name) if train else []
-    result = evaluate_point_task(model, task, eligible["test"], cfg.batch_size, ctx.device, city.name, max_len)
+    frames: list[pd.DataFrame] = []
+    result = evaluate_point_task(model, task, eligible["test"], cfg.batch_size, ctx.device, city.name, max_len,
+                                 predictions=frames)
     metrics = {m: result[m] for m in task.metric_names}
     return EvaluationResult(metrics, len(train), len(eligible["test"]), pd.concat(qcs, ignore_index=True),
-                            list(history))
+                            list(history), pd.concat(frames, ignore_index=True) if frames else None)
 
 
 def _evaluate_location_task(model, task, city, fraction, finetune, ctx, features) -> EvaluationResult:

@@ -126,6 +126,21 @@ class RoadModelPlugin:
         road = city.require("road")
         return list(road.trips["trip_id"]), embed_trips(model, road.graph, trip_rows(road.trips), 128, device)
 
+    def embed_rows(self, model: nn.Module, rows: list[dict], device, graph=None, city: str = "",
+                   batch_size: int = 128) -> np.ndarray:
+        """``(n, d)`` float32 embeddings of any road-sequence rows (:func:`trajzoo.data.city.trip_rows`
+        dicts: ``roads``, ``seconds``, ``day_of_week``, ``minute_of_day``) on ``graph`` (the
+        :class:`~trajzoo.data.batch.RoadGraph` the model was built for), in eval mode. Used by
+        :meth:`embed`, the similarity task and :mod:`trajzoo.bundle` (new trips).
+
+        Raises:
+            ValueError: no ``graph``.
+        """
+        from trajzoo.training.loop import embed_trips
+        if graph is None:
+            raise ValueError(f"{self.name}: embedding road-segment rows needs the road graph")
+        return embed_trips(model, graph, rows, batch_size, device)
+
 
 class PointModelPlugin:
     """Base of models that read raw GPS fixes (input ``points``): no city-bound parameters, so
@@ -185,15 +200,21 @@ class PointModelPlugin:
     def embed(self, model: nn.Module, city, device) -> tuple[list[str], np.ndarray]:
         """Trip ids and ``(n, d)`` float32 embeddings (``model.embed(batch)``) of every
         train/val/test trip with point features, the first ``max_len`` points of each."""
-        from trajzoo.data.points import iterate_point_batches
         rows = [r for split in ("train", "val", "test") for r in city.require("points")[split]]
+        return [r["trip_id"] for r in rows], self.embed_rows(model, rows, device, city=city.name)
+
+    def embed_rows(self, model: nn.Module, rows: list[dict], device, graph=None, city: str = "",
+                   batch_size: int = 128) -> np.ndarray:
+        """``(n, d)`` float32 embeddings (``model.embed(batch)``, eval mode) of any point rows
+        (:func:`trajzoo.data.points.point_rows` dicts), the first ``max_len`` points of each;
+        ``city`` is the city key the collate records, ``graph`` is not used."""
+        from trajzoo.data.points import iterate_point_batches
         model.eval().to(device)
         out = []
         with torch.no_grad():
-            for batch in iterate_point_batches(rows, 128, city.name, model.config.max_len):
+            for batch in iterate_point_batches(rows, batch_size, city, model.config.max_len):
                 out.append(model.embed(batch.to(device)).float().cpu())
-        emb = torch.cat(out).numpy() if out else np.zeros((0, model.config.d_model), dtype=np.float32)
-        return [r["trip_id"] for r in rows], emb
+        return torch.cat(out).numpy() if out else np.zeros((0, model.config.d_model), dtype=np.float32)
 
     def build_model(self, hparams: dict) -> nn.Module:
         """A fresh model from ``hparams``."""

@@ -50,9 +50,12 @@ SETTINGS = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")
 #: tasks score road-segment representations (``model.segment_embeddings(graph) -> (N, d)``,
 #: :class:`trajzoo.tasks.road_label.RoadLabelClassification`), ``location`` tasks label task
 #: locations on the road network (:class:`trajzoo.tasks.location.LocationTask`; a model serving
-#: them implements :class:`LocationModel`). A task may also declare ``required_inputs`` (a subset
-#: of :data:`INPUTS`); it then runs only for models reading them.
-TASK_KINDS = ("road", "point", "segment", "location")
+#: them implements :class:`LocationModel`), ``embedding`` tasks score any model's trajectory
+#: embeddings without fine-tuning, in the view the model reads
+#: (:class:`trajzoo.tasks.similarity.MostSimilarSearch`): every model with ``embed_rows`` serves
+#: them. A task may also declare ``required_inputs`` (a subset of :data:`INPUTS`); it then runs
+#: only for models reading them.
+TASK_KINDS = ("road", "point", "segment", "location", "embedding")
 
 
 @runtime_checkable

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 #: Metrics where smaller is better; every other metric is larger-is-better.
-LOWER_IS_BETTER = {"MAE", "MAPE", "RMSE", "L1"}  # L1: TrajGANR AOI function
+LOWER_IS_BETTER = {"MAE", "MAPE", "RMSE", "L1", "MeanRank"}  # L1: TrajGANR AOI function
 
 #: The settings of an experiment, in the order tables list them.
 SETTINGS: tuple[str, ...] = ("untrained", "in-city", "cross-city", "zero-shot", "few-shot")

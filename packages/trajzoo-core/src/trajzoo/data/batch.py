@@ -97,6 +97,11 @@ class TrajectoryBatch:
             kwargs[f.name] = value.to(device) if isinstance(value, Tensor) else value
         return TrajectoryBatch(**kwargs)
 
+    def pin_memory(self) -> "TrajectoryBatch":
+        """A copy with every tensor in pinned (page-locked) memory (DataLoader ``pin_memory``)."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
+
 
 def hide_times(batch: TrajectoryBatch, hidden: Tensor) -> TrajectoryBatch:
     """Hide the timestamps at ``hidden`` positions so that no model can read them.

@@ -167,10 +167,14 @@ def iterate_batches(rows: list, batch_size: int, shuffle: bool = False,
                     generator: torch.Generator | None = None):
     """Yield ``(indices, TrajectoryBatch)`` over ``rows`` in batches (shuffled with ``generator``).
 
-    ``indices`` are positions into ``rows`` (int64 tensor) so callers can pick labels.
+    ``indices`` are positions into ``rows`` (int64 tensor) so callers can pick labels. Batches
+    are collated by a ``torch.utils.data.DataLoader`` with the worker processes and pinned memory
+    of the run's options (:mod:`trajzoo.training.options`); the order does not depend on them.
     """
+    from trajzoo.training.options import batch_loader
+
     n = len(rows)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        yield idx, collate([rows[i] for i in idx.tolist()])
+    batches = [order[start:start + batch_size].tolist() for start in range(0, n, batch_size)]
+    # a torch DataLoader (worker processes, pinned memory: config training), in this exact order
+    yield from batch_loader(rows, batches, lambda idx, part: (torch.tensor(idx, dtype=torch.int64), collate(part)))

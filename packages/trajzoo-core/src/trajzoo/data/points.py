@@ -109,6 +109,11 @@ class PointBatch:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
                                 if isinstance(getattr(self, f.name), Tensor)})
 
+    def pin_memory(self) -> "PointBatch":
+        """A copy with every tensor in pinned (page-locked) memory (DataLoader ``pin_memory``)."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
+
     def with_masks(self, spatial_mask: Tensor, temporal_mask: Tensor) -> "PointBatch":
         """A copy with new ``(B, L)`` bool masks (padding positions are never masked).
 
@@ -263,8 +268,10 @@ def iterate_point_batches(rows: list[dict], batch_size: int, city: str, max_len:
     """
     if batch_size < 1:
         raise ValueError(f"iterate_point_batches: batch_size must be >= 1, got {batch_size}")
+    from trajzoo.training.options import batch_loader
+
     n = len(rows)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size].tolist()
-        yield collate_points([rows[i] for i in idx], city, max_len)
+    batches = [order[start:start + batch_size].tolist() for start in range(0, n, batch_size)]
+    # a torch DataLoader (worker processes, pinned memory: config training), in this exact order
+    yield from batch_loader(rows, batches, lambda idx, part: collate_points(part, city, max_len))

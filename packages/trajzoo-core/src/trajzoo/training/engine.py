@@ -238,6 +238,10 @@ class Trainer:
         # torch.distributed data parallelism (trajzoo.training.distributed): on when a process
         # group with several processes exists; each process's batches are its share of the global ones
         self.data_parallel = distributed.world()[1] > 1
+        # run-wide options (config `training`, trajzoo.training.options): mixed precision, TensorBoard
+        from trajzoo.training.options import current_options
+        self.options = current_options()
+        self._scaler = None
         s = self.schedule
         per_epoch = s.steps_per_epoch if s.repeat_batches else steps_per_epoch
         if s.steps_per_epoch is not None and per_epoch is not None:
@@ -258,7 +262,14 @@ class Trainer:
         Returns:
             ``(reported loss, weight, stats)`` of the step (see :class:`StepLoss`).
         """
-        out = self.step_loss(self.model, batch)
+        if self.options.amp:  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
+            dev = next(self.model.parameters()).device.type
+            with torch.autocast(dev, dtype=torch.float16 if dev == "cuda" else torch.bfloat16):
+                out = self.step_loss(self.model, batch)
+            if dev == "cuda" and self._scaler is None:
+                self._scaler = torch.amp.GradScaler("cuda")
+        else:
+            out = self.step_loss(self.model, batch)
         if not isinstance(out, StepLoss):
             out = StepLoss(out)
         s = self.schedule
@@ -267,12 +278,24 @@ class Trainer:
             for group, base in zip(self.optimizer.param_groups, self.base_lrs):
                 group["lr"] = base * factor
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if self.data_parallel:  # torch.distributed: gradient of the whole global batch
-            distributed.average_gradients(self.params, out.weight)
-        if s.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.params, s.grad_clip)
-        self.optimizer.step()
+        if self._scaler is not None:
+            self._scaler.scale(out.loss).backward()
+            if self.data_parallel:  # torch.distributed: gradient of the whole global batch
+                self._scaler.unscale_(self.optimizer)
+                distributed.average_gradients(self.params, out.weight)
+            if s.grad_clip > 0:
+                if not self.data_parallel:
+                    self._scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.params, s.grad_clip)
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            out.loss.backward()
+            if self.data_parallel:  # torch.distributed: gradient of the whole global batch
+                distributed.average_gradients(self.params, out.weight)
+            if s.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.params, s.grad_clip)
+            self.optimizer.step()
         self.step_count += 1
         value = float(out.loss.detach()) if out.value is None else out.value
         if self.data_parallel:
@@ -303,6 +326,20 @@ class Trainer:
                     return self._result(total, weight, steps, sums)
             if not repeat or max_steps is None or steps == 0:
                 return self._result(total, weight, steps, sums)
+
+    def _tensorboard(self, phase: str, row: Mapping[str, Any]) -> None:
+        """Write the numeric fields of one history row as TensorBoard scalars ``<field>`` at step
+        ``epoch``, in ``<tensorboard_dir>/<phase>`` (only when the run's options name a folder)."""
+        if self.options.tensorboard_dir is None:
+            return
+        if getattr(self, "_tb_writer", None) is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb_writer = SummaryWriter(log_dir=str(self.options.tensorboard_dir / phase.replace(":", "_")))
+        for key, value in row.items():
+            if key not in ("phase", "epoch") and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                self._tb_writer.add_scalar(key, value, int(row["epoch"]))
+        self._tb_writer.flush()
 
     @staticmethod
     def _result(total: float, weight: float, steps: int, sums: dict[str, float]) -> StepsResult:
@@ -352,6 +389,8 @@ class Trainer:
         if s.patience is not None and val_loss is None:
             raise ValueError(f"{phase}: early stopping (patience {s.patience}) needs a validation loss")
         checkpoint_phase = checkpoint_phase or phase
+        if self.options.amp:  # mixed precision changes the numbers: never resume a full-precision run
+            checkpoint_phase = f"{checkpoint_phase}-amp"
         label = label or phase
         best_val, best_epoch, best_state, bad_epochs, stopped, first = float("inf"), -1, None, 0, False, 0
         resume = store.latest(checkpoint_phase, device) if store is not None else None
@@ -387,6 +426,7 @@ class Trainer:
             if extra_fields is not None:
                 row.update(extra_fields(EpochResult(epoch, result, val, self.current_lr(), best_epoch, stopped)))
             history.append(row)
+            self._tensorboard(phase, row)
             if logger is not None:
                 logger.info("%s epoch %d: train loss %.4f, val loss %.4f%s%s, %d steps", label, epoch,
                             result.train_loss, val, f", lr {self.current_lr():.3g}" if s.schedules_lr else "",
@@ -404,6 +444,9 @@ class Trainer:
                 break
         if s.patience is not None and best_state is not None:
             self.model.load_state_dict(best_state)
+        if getattr(self, "_tb_writer", None) is not None:
+            self._tb_writer.close()
+            self._tb_writer = None
         return FitResult(best_epoch, best_val, stopped, self.step_count,
                          [h for h in history if h.get("phase") == phase])
 

@@ -26,11 +26,15 @@ def progress(iterable, desc: str, total: int | None = None):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch (every CUDA device too), and ask torch, cuDNN and cuBLAS for
+    deterministic kernels (:func:`trajzoo.training.options.apply_determinism`, which says how far
+    same-seed-same-numbers holds on a GPU)."""
+    from trajzoo.training.options import apply_determinism
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    apply_determinism()
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -191,7 +195,10 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         data: its :class:`~trajzoo.tasks.base.TaskData` for the city.
 
     Returns:
-        ``{"metrics": {name: value}, "n_train": int, "n_test": int, "best_epoch": int}``.
+        ``{"metrics": {name: value}, "n_train": int, "n_test": int, "best_epoch": int,
+        "test_trip_ids": [str], "test_outputs": (n_test,) minutes (regression, mapped back) or
+        (n_test, C) class scores, "model": the fine-tuned FineTuneModel, "label_mean",
+        "label_std": the train-label standardisation of regression (0 and 1 otherwise)}``.
 
     Raises:
         ValueError: an empty train, val or test split.
@@ -259,7 +266,9 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         outputs = outputs.reshape(-1) * std + mean
     metrics = task.metrics(data.labels["test"], outputs)
     return {"metrics": metrics, "n_train": len(data.rows["train"]), "n_test": len(data.rows["test"]),
-            "best_epoch": best_epoch}
+            "best_epoch": best_epoch,
+            "test_trip_ids": [str(r["trip_id"]) for r in data.rows["test"]], "test_outputs": outputs,
+            "model": model, "label_mean": mean, "label_std": std}
 
 
 def pretraining_loss(model: nn.Module, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:

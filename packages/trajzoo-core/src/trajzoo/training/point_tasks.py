@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -141,13 +142,16 @@ def finetune_point_task(model: nn.Module, task, train_rows: list[dict], val_rows
 
 
 def evaluate_point_task(model: nn.Module, task, rows: list[dict], batch_size: int, device, city: str,
-                        max_len: int = 128) -> dict:
+                        max_len: int = 128, predictions: list | None = None) -> dict:
     """Score ``model`` on a point task.
 
     Args:
         model: with ``predict``. task: a PointTask. rows: ELIGIBLE point rows (test split).
         batch_size: trajectories per forward. device: torch device. city: city key.
         max_len: points kept per trajectory by the collate.
+        predictions: when a list, receives one DataFrame per batch with one row per predicted
+            value: trip_id, point (index along the trip), y_true, y_pred (x and y in metres
+            relative to the first point as ``_x``/``_y`` columns for xy tasks; minutes for time).
 
     Returns:
         ``{**task.metrics(y_true, y_pred), "n": trajectories, "n_predictions": predicted values}``;
@@ -168,6 +172,17 @@ def evaluate_point_task(model: nn.Module, task, rows: list[dict], batch_size: in
             y_true, y_pred = task.select(query, model.predict(query.visible()))
             truths.append(y_true.detach().double().cpu())
             preds.append(y_pred.detach().double().cpu())
+            if predictions is not None:
+                mask = task._mask(query).cpu()
+                trip_idx, point_idx = mask.nonzero(as_tuple=True)  # row-major, as task.select
+                frame = {"trip_id": [str(query.trip_ids[i]) for i in trip_idx.tolist()],
+                         "point": point_idx.numpy()}
+                yt, yp = truths[-1].numpy(), preds[-1].numpy()
+                names = ("_x", "_y") if yt.shape[1] == 2 else ("",)
+                for j, suffix in enumerate(names):
+                    frame[f"y_true{suffix}"] = yt[:, j]
+                    frame[f"y_pred{suffix}"] = yp[:, j]
+                predictions.append(pd.DataFrame(frame))
     y_true = torch.cat(truths).numpy()
     y_pred = torch.cat(preds).numpy()
     out = dict(task.metrics(y_true, y_pred))
