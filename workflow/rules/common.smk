@@ -711,7 +711,7 @@ def tte_prediction_files(city):
 
 
 def more_figures():
-    """The figures above for rule all (ablation charts only on request: the ablations are not
+    """The figures above, for the target all (ablation charts only on request: the ablations are not
     default experiments: snakemake results/porto/figures/metatrl-ablations.png)."""
     prepared = sorted(
         {
@@ -732,3 +732,93 @@ def more_figures():
         if tte_prediction_files(c):
             out.append(f"results/{c}/figures/tte.png")
     return out
+
+
+def location_images(wc):
+    images = config["cities"][wc.city].get("images")
+    if not images:
+        return []
+    return [f"results/{wc.city}/images/images.csv"]
+
+
+def image_model():
+    """The model whose plugin fetches and encodes street-view images (the first that can)."""
+    for name, plugin in PLUGINS.items():
+        if hasattr(plugin, "image_features"):
+            return name
+    raise WorkflowError(
+        "street-view images are configured, but no installed model encodes images"
+    )
+
+
+def bundle_inputs(wc):
+    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
+    city = bundle_city(exp)
+    files = {
+        "model": f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/model.pt"
+    }
+    if city is None:
+        return files
+    if "roads" in PLUGINS[exp.model].inputs:
+        files.update(
+            {
+                t: f"results/{city}/roads/{t}.parquet"
+                for t in (
+                    "segments",
+                    "adjacency",
+                    "structural",
+                    "attributes",
+                    "transitions",
+                )
+            }
+        )
+    else:
+        if config["cities"][city].get("osm"):
+            files["context_segments"] = f"results/{city}/roads/segments.parquet"
+        files["pois"] = [
+            str(DATA_ROOT / p) for p in config["cities"][city].get("pois") or []
+        ]
+    return files
+
+
+def bundle_city(exp):
+    """The city whose views a bundle's model reads new trips in: the training target, else the
+    first source (source-only pretrainings of point models)."""
+    return exp.pretrain_target or (list(exp.pretrain_sources) or [None])[0]
+
+
+def bundle_meta(wc):
+    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
+    city = bundle_city(exp)
+    c = config["cities"][city]
+    return {
+        "model": exp.model,
+        "variant": exp.variant,
+        "training": exp.training,
+        "setting": exp.setting,
+        "target": exp.pretrain_target,
+        "sources": list(exp.pretrain_sources),
+        "seed": int(wc.seed),
+        "hparams": model_section(exp.model, exp.variant)["hparams"],
+        "inputs": sorted(PLUGINS[exp.model].inputs),
+        "city": city,
+        "points": config["points"],
+        "city_config": {
+            k: c.get(k)
+            for k in ("crs", "timezone", "bbox", "filters", "map_matching", "osm")
+        },
+        "config": digest_of([exp]),
+    }
+
+
+def model_bundles():
+    """The bundle of every model's default-setting pretraining on every target city (rule all)."""
+    out = set()
+    for exp in EXPERIMENTS:
+        if exp.default:
+            d = model_default_experiment(exp.model, exp.target)
+            out.add(
+                pretraining_of(d).format(seed=SEEDS[0]).removesuffix("model.pt")
+                + "bundle"
+            )
+    return sorted(out)

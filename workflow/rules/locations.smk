@@ -5,13 +5,6 @@
 # each; the POI category counts within locations.aoi_radius_m.
 
 
-def location_images(wc):
-    images = config["cities"][wc.city].get("images")
-    if not images:
-        return []
-    return [f"results/{wc.city}/images/images.csv"]
-
-
 rule task_locations:
     input:
         segments="results/{city}/roads/segments.parquet",
@@ -51,16 +44,6 @@ for _city in CITIES:
                     _plugin.check_images(config["models"][_name], True)
                 except ValueError as exc:
                     raise WorkflowError(f"cities.{_city}.images: models.{_name}: {exc}")
-
-
-def image_model():
-    """The model whose plugin fetches and encodes street-view images (the first that can)."""
-    for name, plugin in PLUGINS.items():
-        if hasattr(plugin, "image_features"):
-            return name
-    raise WorkflowError(
-        "street-view images are configured, but no installed model encodes images"
-    )
 
 
 rule street_view_images:

@@ -119,66 +119,6 @@ rule embed:
         "../scripts/embed.py"
 
 
-def bundle_inputs(wc):
-    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
-    city = bundle_city(exp)
-    files = {
-        "model": f"results/models/{wc.model}/{wc.variant}/{wc.training}/seed{wc.seed}/model.pt"
-    }
-    if city is None:
-        return files
-    if "roads" in PLUGINS[exp.model].inputs:
-        files.update(
-            {
-                t: f"results/{city}/roads/{t}.parquet"
-                for t in (
-                    "segments",
-                    "adjacency",
-                    "structural",
-                    "attributes",
-                    "transitions",
-                )
-            }
-        )
-    else:
-        if config["cities"][city].get("osm"):
-            files["context_segments"] = f"results/{city}/roads/segments.parquet"
-        files["pois"] = [
-            str(DATA_ROOT / p) for p in config["cities"][city].get("pois") or []
-        ]
-    return files
-
-
-def bundle_city(exp):
-    """The city whose views a bundle's model reads new trips in: the training target, else the
-    first source (source-only pretrainings of point models)."""
-    return exp.pretrain_target or (list(exp.pretrain_sources) or [None])[0]
-
-
-def bundle_meta(wc):
-    exp = PRETRAININGS[(wc.model, wc.variant, wc.training)]
-    city = bundle_city(exp)
-    c = config["cities"][city]
-    return {
-        "model": exp.model,
-        "variant": exp.variant,
-        "training": exp.training,
-        "setting": exp.setting,
-        "target": exp.pretrain_target,
-        "sources": list(exp.pretrain_sources),
-        "seed": int(wc.seed),
-        "hparams": model_section(exp.model, exp.variant)["hparams"],
-        "inputs": sorted(PLUGINS[exp.model].inputs),
-        "city": city,
-        "points": config["points"],
-        "city_config": {
-            k: c.get(k)
-            for k in ("crs", "timezone", "bbox", "filters", "map_matching", "osm")
-        },
-        "config": digest_of([exp]),
-    }
-
-
 # A trained model as one self-contained folder (trajzoo.bundle): weights, hyperparameters, the road
 # tables and graph it was trained with (road models) or the road/POI context of its city (point
 # models), training cities, seed and config digest. `trajzoo embed` / trajzoo.load_model read it.
@@ -206,15 +146,3 @@ rule model_bundle:
         ),
     script:
         "../scripts/model_bundle.py"
-
-
-def model_bundles():
-    """The bundle of every model's default-setting pretraining on every target city (rule all)."""
-    out = set()
-    for exp in EXPERIMENTS:
-        if exp.default:
-            d = model_default_experiment(exp.model, exp.target)
-            out.add(
-                pretraining_of(d).format(seed=SEEDS[0]).replace("/model.pt", "/bundle")
-            )
-    return sorted(out)

@@ -216,27 +216,3 @@ rule segments_geoparquet:
         crs=lambda wc: config["cities"][wc.city]["crs"],
     script:
         "../scripts/figures.py"
-
-
-def more_figures():
-    """The figures above for rule all (ablation charts only on request: the ablations are not
-    default experiments: snakemake results/porto/figures/metatrl-ablations.png)."""
-    prepared = sorted(
-        {
-            c
-            for e in EXPERIMENTS
-            if e.default and "roads" in PLUGINS[e.model].inputs
-            for c in [e.target, *e.sources]
-        }
-    )
-    out = [
-        f"results/{c}/figures/{f}"
-        for c in prepared
-        for f in ("routes.html", "gps_road_distances.png")
-    ]
-    out += [f"results/{c}/roads/segments.geoparquet" for c in prepared]
-    for c in target_cities():
-        out.append(f"results/{c}/figures/embeddings.png")
-        if tte_prediction_files(c):
-            out.append(f"results/{c}/figures/tte.png")
-    return out
