@@ -73,6 +73,13 @@ def package_closure(pkgs) -> set[str]:
     return seen
 
 
+#: Modules of optional extras (or of geoclip, installed by hand with --no-deps), imported lazily
+#: inside the functions that need them: not installed by requirements.txt. Module -> distribution;
+#: the distribution must be in one of the package's optional-dependencies (geoclip: documented).
+OPTIONAL_MODULES = {"tensorboard": "tensorboard", "mapillary": "mapillary", "timm": "timm", "PIL": "pillow",
+                    "geoclip": None}
+
+
 def imported_distributions(pkg: str) -> set[str]:
     """Third-party distributions whose modules the package's source imports (absolute imports,
     parsed with ast; the standard library and the project's own packages excluded)."""
@@ -92,6 +99,12 @@ def imported_distributions(pkg: str) -> set[str]:
             for mod in mods:
                 top = mod.split(".")[0]
                 if top in own or top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if top in OPTIONAL_MODULES:
+                    extras = {canonicalize_name(Requirement(r).name)
+                              for reqs in pyproject(pkg).get("optional-dependencies", {}).values() for r in reqs}
+                    dist = OPTIONAL_MODULES[top]
+                    assert dist is None or dist in extras, f"{path}: imports optional {top!r}; declare {dist} in an extra"
                     continue
                 assert top in dists, f"{path}: imports {top!r}, which no installed distribution provides"
                 found |= {canonicalize_name(d) for d in dists[top]}

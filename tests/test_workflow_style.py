@@ -15,7 +15,9 @@ from test_env_pins import rule_blocks
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
 LOCAL_RULES = {"model_table", "summary", "ablation_table", "transfer_table", "qc_report", "plot_network",
-               "plot_map_matching", "plot_losses", "plot_metrics", "interpolation_baseline"}
+               "plot_map_matching", "plot_losses", "plot_metrics", "interpolation_baseline", "model_bundle",
+               "plot_ablations", "plot_embeddings", "plot_gps_distances", "plot_route_map", "plot_tte",
+               "segments_geoparquet"}
 
 
 def test_snakefmt_check_is_clean():

@@ -16,7 +16,7 @@ def test_installed_models_tasks_and_readers():
     assert list_models() == MODELS
     assert {"tte", "dp", "cla_taxi", "cla_calltype", "tp", "tr", "od_tte", "road_label", "dest_grid"} <= set(list_tasks())
     assert {"traffic_speed", "road_popularity", "aoi_function", "hard_braking"} <= set(list_tasks())
-    assert list_readers() == ["cabspotting", "deeptte_jsonl", "porto_csv"]
+    assert list_readers() == ["cabspotting", "deeptte_jsonl", "fixes", "porto_csv"]
     assert callable(get_reader("porto_csv"))
     with pytest.raises(KeyError, match="no trajzoo.readers entry point named 'gpx'"):
         get_reader("gpx")
