@@ -15,7 +15,7 @@ import yaml
 from e2e_support import copy_run, snakemake
 from smartraj2_support import smartraj2_config
 
-pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # not in the default run (pytest.ini): too long for CI
+pytestmark = pytest.mark.e2e
 
 VARIANTS = {"full", "no-diff-loss", "no-gating", "no-grid", "no-gps", "no-route", "no-invariant-specific",
             "no-gating-specific"}
