@@ -12,7 +12,7 @@ import yaml
 
 from e2e_support import TRAJGANR_EXPERIMENTS, copy_run, small_config, snakemake
 
-pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # not in the default run (pytest.ini): too long for CI
+pytestmark = pytest.mark.e2e
 
 METRICS = {"traffic_speed": {"MAE", "RMSE", "R2"}, "road_popularity": {"F1", "AUPRC"},
            "aoi_function": {"L1", "cosine"}, "hard_braking": {"MAE", "RMSE", "R2"}}
