@@ -29,7 +29,7 @@ from torch_geometric.utils import softmax
 from trajzoo.data.batch import RoadGraph
 from trajzoo.nn.graph import (
     STRUCTURAL_DIM,
-    EvaluationCache,
+    encode_with_evaluation_cache,
     receptive_subgraph,
     successor_edges_with_self_loops,
     validate_graph,
@@ -197,15 +197,7 @@ class MetaKnowledgeRoadEncoder(nn.Module):
             ValueError: if the graph tensors have inconsistent shapes (see :func:`validate_graph`).
         """
         validate_graph(graph, self.attribute_dim)
-        if not self.training and not torch.is_grad_enabled():
-            cache = self.__dict__.setdefault("_evaluation_cache", EvaluationCache())
-            key = cache.key(self, graph)
-            h = cache.get(key)
-            if h is None:
-                h = self._encode(graph, None)
-                cache.put(key, h)
-            return h if segments is None else h[segments]
-        return self._encode(graph, segments)
+        return encode_with_evaluation_cache(self, graph, segments, self._encode)
 
     def _encode(self, graph: RoadGraph, segments: Tensor | None) -> Tensor:
         edge_index, p = successor_edges_with_self_loops(graph)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 
 from trajzoo.data.batch import RoadGraph
-from trajzoo.nn.graph import STRUCTURAL_DIM, EvaluationCache, receptive_subgraph, validate_graph
+from trajzoo.nn.graph import STRUCTURAL_DIM, encode_with_evaluation_cache, receptive_subgraph, validate_graph
 
 
 def out_counts_from_trips(road_sequences, num_segments: int) -> Tensor:
@@ -141,15 +141,7 @@ class TPEGATRoadEncoder(nn.Module):
             ValueError: inconsistent graph tensors or a graph with another F_u.
         """
         validate_graph(graph, self.attribute_dim)
-        if not self.training and not torch.is_grad_enabled():
-            cache = self.__dict__.setdefault("_evaluation_cache", EvaluationCache())
-            key = cache.key(self, graph)
-            h = cache.get(key)
-            if h is None:
-                h = self._encode(graph, None)
-                cache.put(key, h)
-            return h if segments is None else h[segments]
-        return self._encode(graph, segments)
+        return encode_with_evaluation_cache(self, graph, segments, self._encode)
 
     def _encode(self, graph: RoadGraph, segments: Tensor | None) -> Tensor:
         features = graph.attributes

@@ -147,3 +147,28 @@ class EvaluationCache:
     def put(self, key: tuple, value: Tensor) -> None:
         """Remember ``value`` under ``key`` (one entry)."""
         self._key, self._value = key, value
+
+
+def encode_with_evaluation_cache(module, graph, segments, encode):
+    """A road encoder's forward with its evaluation cache: in eval mode without gradients the
+    whole graph is encoded once by ``encode(graph, None)`` and reused (:class:`EvaluationCache`,
+    refreshed when a parameter, buffer or graph tensor changes), then indexed by ``segments``;
+    otherwise ``encode(graph, segments)`` (the batch's L-hop subgraph). Shared by MetaTRL's and
+    START's road encoders.
+
+    Args:
+        module: the road encoder (``nn.Module``). graph: its :class:`RoadGraph`.
+        segments: ``(S,)`` int64 segment ids or None (all). encode: ``(graph, segments) -> (S|N, d)``.
+
+    Returns:
+        ``(S, d)`` (or ``(N, d)`` for ``segments=None``) segment representations.
+    """
+    if not module.training and not torch.is_grad_enabled():
+        cache = module.__dict__.setdefault("_evaluation_cache", EvaluationCache())
+        key = cache.key(module, graph)
+        h = cache.get(key)
+        if h is None:
+            h = encode(graph, None)
+            cache.put(key, h)
+        return h if segments is None else h[segments]
+    return encode(graph, segments)

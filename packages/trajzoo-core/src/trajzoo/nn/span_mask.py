@@ -92,22 +92,29 @@ def span_mask(
             total += take
             if total == k:
                 break
-        free = (n - 1) - k  # unmasked candidate positions among 1..n-1
-        while len(spans) - 1 > free:  # not enough room for separating gaps: merge
-            last = spans.pop()
-            spans[-1] += last
-        s = len(spans)
-        spare = free - (s - 1)
-        # uniform composition of `spare` into s + 1 non-negative gaps (stars and bars)
-        bars = torch.randperm(spare + s, generator=generator)[:s].sort().values.tolist()
-        gaps = [bars[0]] + [bars[t] - bars[t - 1] - 1 for t in range(1, s)] + [spare + s - 1 - bars[-1]]
-        position = 1 + gaps[0]
-        for t, length in enumerate(spans):
-            mask[row, position : position + length] = True
-            position += length
-            if t + 1 < s:
-                position += 1 + gaps[t + 1]
+        _place_spans(mask[row], n, k, spans, generator)
     return mask.to(padding_mask.device)
+
+
+def _place_spans(row_mask: Tensor, n: int, k: int, spans: list[int], generator: torch.Generator) -> None:
+    """Place ``spans`` (lengths summing to ``k``) among positions 1..n-1 of one row, in place:
+    spans merged while there is no room for an unmasked position between them, then random
+    offsets (a uniform composition of the spare positions into ``len(spans) + 1`` gaps, stars and
+    bars, drawn from ``generator``). Shared by :func:`span_mask` and :func:`fixed_span_mask`."""
+    free = (n - 1) - k  # unmasked candidate positions among 1..n-1
+    while len(spans) - 1 > free:  # not enough room for separating gaps: merge
+        last = spans.pop()
+        spans[-1] += last
+    s = len(spans)
+    spare = free - (s - 1)
+    bars = torch.randperm(spare + s, generator=generator)[:s].sort().values.tolist()
+    gaps = [bars[0]] + [bars[t] - bars[t - 1] - 1 for t in range(1, s)] + [spare + s - 1 - bars[-1]]
+    position = 1 + gaps[0]
+    for t, length in enumerate(spans):
+        row_mask[position : position + length] = True
+        position += length
+        if t + 1 < s:
+            position += 1 + gaps[t + 1]
 
 
 def fixed_span_mask(padding_mask: Tensor, ratio: float, span_length: int, generator: torch.Generator) -> Tensor:
@@ -141,18 +148,5 @@ def fixed_span_mask(padding_mask: Tensor, ratio: float, span_length: int, genera
             continue
         k = min(n - 1, max(1, round(ratio * n)))
         spans = [span_length] * (k // span_length) + ([k % span_length] if k % span_length else [])
-        free = (n - 1) - k
-        while len(spans) - 1 > free:
-            last = spans.pop()
-            spans[-1] += last
-        s = len(spans)
-        spare = free - (s - 1)
-        bars = torch.randperm(spare + s, generator=generator)[:s].sort().values.tolist()
-        gaps = [bars[0]] + [bars[t] - bars[t - 1] - 1 for t in range(1, s)] + [spare + s - 1 - bars[-1]]
-        position = 1 + gaps[0]
-        for t, length in enumerate(spans):
-            mask[row, position: position + length] = True
-            position += length
-            if t + 1 < s:
-                position += 1 + gaps[t + 1]
+        _place_spans(mask[row], n, k, spans, generator)
     return mask.to(padding_mask.device)
