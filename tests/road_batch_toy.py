@@ -72,3 +72,24 @@ def ring_road_graph(num_segments: int = 120, attribute_dim: int = 5, chords: int
                      structural=torch.randn(num_segments, 6, generator=gen),
                      attributes=torch.randn(num_segments, attribute_dim, generator=gen),
                      edge_index=edge_index, transition_prob=counts / totals[edge_index[0]])
+
+
+SUBGRAPH_TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+def assert_subgraph_equals_whole_graph(encoder: torch.nn.Module, graph, segments: torch.Tensor, dim: int,
+                                       seed: int = 0) -> None:
+    """Assert that ``encoder(graph, segments)`` (the batch's L-hop subgraph) equals the whole-graph
+    ``encoder(graph)[segments]`` in its ``(S, dim)`` outputs and in the gradients of every
+    parameter under the same random ``(S, dim)`` weighting of the outputs (tolerance
+    :data:`SUBGRAPH_TOL`). Shared by the MetaTRL and START subgraph tests (issue 14)."""
+    weights = torch.randn(segments.numel(), dim, generator=torch.Generator().manual_seed(seed))
+    full = encoder(graph)[segments]
+    (full * weights).sum().backward()
+    grads_full = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    sub = encoder(graph, segments)
+    (sub * weights).sum().backward()
+    torch.testing.assert_close(sub, full, **SUBGRAPH_TOL)
+    for g_sub, g_full in zip((p.grad for p in encoder.parameters()), grads_full):
+        torch.testing.assert_close(g_sub, g_full, **SUBGRAPH_TOL)

@@ -12,7 +12,7 @@ from trajzoo_baselines.start.road_encoder import TPEGATRoadEncoder, transfer_pro
 from trajzoo.nn.graph import receptive_subgraph
 
 from baselines_toy import single_thread  # noqa: F401  (autouse fixture)
-from road_batch_toy import random_road_batch, ring_road_graph
+from road_batch_toy import assert_subgraph_equals_whole_graph, random_road_batch, ring_road_graph
 
 N = 120
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -28,16 +28,7 @@ def test_subgraph_outputs_and_gradients_equal_whole_graph(layers):
     segments = torch.tensor([0, 3, 40, 41, 90])
     edges, _ = transfer_probability_edges(graph, enc.out_counts)
     assert receptive_subgraph(segments, edges, layers, N, "source_to_target")[0].numel() < N
-    weights = torch.randn(segments.numel(), 16)
-    full = enc(graph)[segments]
-    (full * weights).sum().backward()
-    grads_full = [p.grad.clone() for p in enc.parameters()]
-    enc.zero_grad()
-    sub = enc(graph, segments)
-    (sub * weights).sum().backward()
-    torch.testing.assert_close(sub, full, **TOL)
-    for g_sub, g_full in zip((p.grad for p in enc.parameters()), grads_full):
-        torch.testing.assert_close(g_sub, g_full, **TOL)
+    assert_subgraph_equals_whole_graph(enc, graph, segments, 16)
 
 
 def test_one_hop_too_few_changes_the_outputs(monkeypatch):
