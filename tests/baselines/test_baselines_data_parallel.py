@@ -133,3 +133,35 @@ def test_processes_resource_and_torchrun_detection(monkeypatch):
         launch.stop_unless_writer()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert launch.under_torchrun()
+
+
+TORCHRUN_SCRIPT = '''
+import os, sys, torch
+from trajzoo.training import distributed, launch
+
+def main(out):
+    rank, world = distributed.world()
+    total = torch.tensor([float(rank + 1)])
+    torch.distributed.all_reduce(total)  # the group torchrun described is joined
+    if launch.is_writer():
+        open(out, "w").write(f"{world} {float(total)}")
+
+if __name__ == "__main__":
+    launch.run(main, sys.argv[1], processes=1)  # `processes` is ignored under torchrun
+'''
+
+
+def test_a_job_under_torchrun_joins_its_processes(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    out = tmp_path / "out.txt"
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}
+    env.pop("WORLD_SIZE", None)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", str(launch.free_port()),
+                           str(script), str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_text() == "2 3.0"  # world size 2, ranks 0 + 1 summed (1 + 2); rank 0 wrote
