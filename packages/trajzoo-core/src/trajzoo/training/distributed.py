@@ -51,6 +51,13 @@ def init_from_env(device: torch.device | str = "cpu") -> tuple[int, int]:
     return world()
 
 
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: this process's GPU under NCCL, else the CPU (gloo)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def shard(items: Sequence, rank: int | None = None, world_size: int | None = None) -> Sequence:
     """This process's contiguous share of ``items`` (e.g. the rows of one global batch):
     ``items[rank * n // K : (rank + 1) * n // K]`` for n items and K processes (sizes differ by
@@ -69,7 +76,7 @@ def average_gradients(params: Iterable[Tensor], weight: float = 1.0) -> None:
     if k == 1:
         return
     params = [p for p in params if p.requires_grad]
-    device = params[0].device if params else torch.device("cpu")
+    device = params[0].device if params else _comm_device()
     total = torch.tensor([float(weight)], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -93,7 +100,7 @@ def mean_over_processes(value: float, weight: float = 1.0) -> float:
     _, k = world()
     if k == 1:
         return value
-    t = torch.tensor([value * weight, weight], dtype=torch.float64)
+    t = torch.tensor([value * weight, weight], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t[0] / t[1])
 
@@ -133,6 +140,7 @@ def broadcast_order(order: torch.Tensor) -> torch.Tensor:
     _, k = world()
     if k == 1:
         return order
-    order = order.clone()
+    device = order.device
+    order = order.to(_comm_device(), copy=True)
     dist.broadcast(order, src=0)
-    return order
+    return order.to(device)
