@@ -10,7 +10,11 @@ from trajzoo.registry import get_task
 from trajzoo.runlog import setup_rule_logging
 from trajzoo.training.loop import RunContext, seed_everything, tensor_digest
 from trajzoo.training.options import options_from_config, run_options
+from trajzoo.training.launch import fan_out_script, stop_unless_writer
 
+# data parallelism (job resource `processes` > 1, or torchrun): this script in K processes
+if __name__ == "__main__" and fan_out_script(__file__, snakemake, snakemake.params.job.get("device", "cpu")):
+    raise SystemExit(0)  # the K processes did the job
 log = setup_rule_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 job = snakemake.params.job
@@ -25,6 +29,7 @@ wc = snakemake.wildcards  # TensorBoard (config training.tensorboard) under logs
 tensorboard_dir = f"logs/tensorboard/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/{wc.task}"
 with run_options(options_from_config(job.get("training_options"), device, tensorboard_dir)):
     result = evaluate_task(model, task, city, job["fraction"], job["finetune"], ctx, features=features, plugin=plugin)
+stop_unless_writer()  # data parallelism: rank 0 alone writes the outputs
 log.info("%s %s %s: %s", job["model"], job["setting"], task.name, result.metrics)
 result.qc.to_csv(snakemake.output.qc, index=False)
 pd.DataFrame([{"task": task.name, "metric": m, "value": v, "n_train": result.n_train, "n_test": result.n_test,

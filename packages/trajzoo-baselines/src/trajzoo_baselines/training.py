@@ -26,7 +26,7 @@ from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.engine import TrainSchedule, train
+from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss
 
 from trajzoo.config import ConfigClass, ranged
@@ -150,8 +150,14 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
     ctx.logger.info("%s: pretraining on %s (%d train, %d val trips), %d epochs", model_name, target.name,
                     len(train_rows), len(val_rows), schedule.epochs)
-    train(model, optimizer, lambda m, item: m.loss(item[1].to(device), graph, gen)[0],
-          lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen),
+    def step_loss(m, item):
+        # data parallelism (trajzoo.training.distributed): item is this process's share of a global
+        # batch; a masked-token loss averages its masked positions, so its share weighs n_masked
+        loss, stats = m.loss(item[1].to(device), graph, gen)
+        return StepLoss(loss, grad_weight=float(stats.get("n_masked", len(item[0]))))
+
+    train(model, optimizer, step_loss,
+          lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen, shard=True),
           TrainSchedule(epochs=schedule.epochs, grad_clip=schedule.grad_clip, warmup_steps=schedule.warmup_steps,
                         cosine=schedule.cosine),
           steps_per_epoch=-(-len(train_rows) // schedule.batch_size), phase=f"{PHASE}:{target.name}",

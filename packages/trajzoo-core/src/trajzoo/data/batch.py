@@ -97,6 +97,15 @@ class TrajectoryBatch:
             kwargs[f.name] = value.to(device) if isinstance(value, Tensor) else value
         return TrajectoryBatch(**kwargs)
 
+    def rows(self, start: int, stop: int) -> "TrajectoryBatch":
+        """Rows ``start:stop`` of the batch, ``(stop - start, L)``, still padded to this batch's L
+        (a process's share of a global batch under data parallelism)."""
+        kwargs = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kwargs[f.name] = value[start:stop]
+        return TrajectoryBatch(**kwargs)
+
     def pin_memory(self) -> "TrajectoryBatch":
         """A copy with every tensor in pinned (page-locked) memory (DataLoader ``pin_memory``)."""
         return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)

@@ -164,17 +164,38 @@ def trip_rows(trips: pd.DataFrame, prefix_len: np.ndarray | None = None) -> list
 
 
 def iterate_batches(rows: list, batch_size: int, shuffle: bool = False,
-                    generator: torch.Generator | None = None):
+                    generator: torch.Generator | None = None, shard: bool = False):
     """Yield ``(indices, TrajectoryBatch)`` over ``rows`` in batches (shuffled with ``generator``).
 
     ``indices`` are positions into ``rows`` (int64 tensor) so callers can pick labels. Batches
     are collated by a ``torch.utils.data.DataLoader`` with the worker processes and pinned memory
     of the run's options (:mod:`trajzoo.training.options`); the order does not depend on them.
+
+    ``shard=True`` (the training batches of the engine, :mod:`trajzoo.training.distributed`):
+    under data parallelism with K processes each ``batch_size`` batch is a global batch; this
+    process yields only its contiguous share of its rows (``distributed.shard``), padded to the
+    global batch's length L, and the shuffle is rank 0's (broadcast). While the consumer handles
+    the share, :func:`trajzoo.training.distributed.batch_view` tells the random masks to draw for
+    the whole global batch. With one process ``shard`` changes nothing.
     """
+    from trajzoo.training import distributed
     from trajzoo.training.options import batch_loader
 
     n = len(rows)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    parallel = shard and distributed.world()[1] > 1
+    if parallel and shuffle:
+        order = distributed.broadcast_order(order)
     batches = [order[start:start + batch_size].tolist() for start in range(0, n, batch_size)]
     # a torch DataLoader (worker processes, pinned memory: config training), in this exact order
-    yield from batch_loader(rows, batches, lambda idx, part: (torch.tensor(idx, dtype=torch.int64), collate(part)))
+    loader = batch_loader(rows, batches, lambda idx, part: (torch.tensor(idx, dtype=torch.int64), collate(part)))
+    if not parallel:
+        yield from loader
+        return
+    try:
+        for idx, batch in loader:
+            start, stop = distributed.share_bounds(len(idx))
+            distributed.set_batch_view((len(idx), start, stop))
+            yield idx[start:stop], batch.rows(start, stop)
+    finally:
+        distributed.set_batch_view(None)

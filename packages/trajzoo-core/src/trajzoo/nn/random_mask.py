@@ -39,7 +39,9 @@ def check_suffix_padding(padding_mask: Tensor) -> Tensor:
 def random_subset(candidates: Tensor, count: Tensor, generator: torch.Generator) -> Tensor:
     """Choose ``count[b]`` of the candidate positions of each row uniformly without replacement.
 
-    Draws one ``torch.rand(B, L)`` from ``generator``; candidates are ranked by their score
+    Draws one ``torch.rand(B, L)`` from ``generator`` (under data parallelism, while this process
+    holds rows ``start:stop`` of a global batch of B' rows, :func:`trajzoo.training.distributed.batch_view`:
+    one ``torch.rand(B', L)`` whose rows ``start:stop`` are used); candidates are ranked by their score
     (stable sort), non-candidates rank last, and the first ``count[b]`` ranks are chosen.
 
     Args:
@@ -50,7 +52,15 @@ def random_subset(candidates: Tensor, count: Tensor, generator: torch.Generator)
     Returns:
         ``(B, L)`` bool CPU tensor, True at chosen positions (a subset of ``candidates``).
     """
-    scores = torch.rand(candidates.shape, generator=generator).masked_fill(~candidates, 2.0)
+    from trajzoo.training.distributed import batch_view
+
+    view = batch_view()  # data parallelism: this process holds rows start:stop of a global batch
+    if view is not None and candidates.dim() == 2 and candidates.shape[0] == view[2] - view[1]:
+        # the draw of the whole global batch (same masks and generator state as one process)
+        scores = torch.rand((view[0], candidates.shape[1]), generator=generator)[view[1]:view[2]]
+    else:
+        scores = torch.rand(candidates.shape, generator=generator)
+    scores = scores.masked_fill(~candidates, 2.0)
     rank = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
     return (rank < count.unsqueeze(1)) & candidates
 

@@ -51,6 +51,13 @@ def init_from_env(device: torch.device | str = "cpu") -> tuple[int, int]:
     return world()
 
 
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: this process's GPU under NCCL, else the CPU (gloo)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def shard(items: Sequence, rank: int | None = None, world_size: int | None = None) -> Sequence:
     """This process's contiguous share of ``items`` (e.g. the rows of one global batch):
     ``items[rank * n // K : (rank + 1) * n // K]`` for n items and K processes (sizes differ by
@@ -69,7 +76,7 @@ def average_gradients(params: Iterable[Tensor], weight: float = 1.0) -> None:
     if k == 1:
         return
     params = [p for p in params if p.requires_grad]
-    device = params[0].device if params else torch.device("cpu")
+    device = params[0].device if params else _comm_device()
     total = torch.tensor([float(weight)], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -93,6 +100,47 @@ def mean_over_processes(value: float, weight: float = 1.0) -> float:
     _, k = world()
     if k == 1:
         return value
-    t = torch.tensor([value * weight, weight], dtype=torch.float64)
+    t = torch.tensor([value * weight, weight], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t[0] / t[1])
+
+
+# --- the process's rows of a global batch, and random draws made for the whole global batch ---
+
+_BATCH_VIEW: tuple[int, int, int] | None = None
+
+
+def batch_view() -> tuple[int, int, int] | None:
+    """``(global_size, start, stop)`` while the training step of a sharded global batch runs
+    (:func:`trajzoo.data.city.iterate_batches` with ``shard=True`` under data parallelism): this
+    process holds rows ``start:stop`` of a global batch of ``global_size`` rows. None otherwise.
+
+    :func:`trajzoo.nn.random_mask.random_subset` reads it to draw its scores for the whole global
+    batch and keep this process's rows, so masks (and the generator's state, hence later
+    shuffles) are the same as with one process on the whole global batch."""
+    return _BATCH_VIEW
+
+
+def set_batch_view(view: tuple[int, int, int] | None) -> None:
+    """Set (or clear, with None) :func:`batch_view`; used by the sharding batch iterator only."""
+    global _BATCH_VIEW
+    _BATCH_VIEW = view
+
+
+def share_bounds(n: int, rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(start, stop)`` of this process's contiguous share of n items (as :func:`shard`)."""
+    r, k = world() if rank is None else (rank, world_size or 1)
+    return r * n // k, (r + 1) * n // k
+
+
+def broadcast_order(order: torch.Tensor) -> torch.Tensor:
+    """Rank 0's ``order`` (an int64 permutation) on every process, so that the shares of a global
+    batch always partition it even if the processes' generators drifted apart; ``order`` itself
+    with one process."""
+    _, k = world()
+    if k == 1:
+        return order
+    device = order.device
+    order = order.to(_comm_device(), copy=True)
+    dist.broadcast(order, src=0)
+    return order.to(device)

@@ -139,12 +139,22 @@ class StepLoss:
             loss without an auxiliary term that is still back-propagated).
         stats: further per-step floats, averaged over the epoch with the same weights into
             :attr:`StepsResult.stats`.
+        grad_weight: under data parallelism, this process's weight in the all-reduce of the
+            gradients and of the reported loss (the number of terms ``loss`` averages, e.g. the
+            masked positions of a masked-token loss, so that the result is the gradient of the
+            global batch's mean); None = ``weight``. Ignored with one process.
     """
 
     loss: Tensor
     weight: float = 1
     value: float | None = None
     stats: Mapping[str, float] = field(default_factory=dict)
+    grad_weight: float | None = None
+
+    @property
+    def share_weight(self) -> float:
+        """The weight used across processes: ``grad_weight``, or ``weight`` when None."""
+        return float(self.weight if self.grad_weight is None else self.grad_weight)
 
 
 @dataclass
@@ -217,8 +227,9 @@ class Trainer:
     Data parallelism: when a ``torch.distributed`` process group with K > 1 processes is
     initialised (:func:`trajzoo.training.distributed.init_from_env`, e.g. under torchrun), each
     process's ``batches()`` yields its share of each global batch
-    (:func:`~trajzoo.training.distributed.shard`), and :meth:`step` all-reduces the gradients
-    weighted by ``StepLoss.weight`` before clipping and the optimiser step (and reports the
+    (:func:`~trajzoo.training.distributed.shard`, e.g. ``iterate_batches(..., shard=True)``), and
+    :meth:`step` all-reduces the gradients weighted by ``StepLoss.grad_weight`` (default
+    ``StepLoss.weight``) before clipping and the optimiser step (and reports the
     weighted mean loss over the processes).
 
     Raises:
@@ -282,7 +293,7 @@ class Trainer:
             self._scaler.scale(out.loss).backward()
             if self.data_parallel:  # torch.distributed: gradient of the whole global batch
                 self._scaler.unscale_(self.optimizer)
-                distributed.average_gradients(self.params, out.weight)
+                distributed.average_gradients(self.params, out.share_weight)
             if s.grad_clip > 0:
                 if not self.data_parallel:
                     self._scaler.unscale_(self.optimizer)
@@ -292,14 +303,14 @@ class Trainer:
         else:
             out.loss.backward()
             if self.data_parallel:  # torch.distributed: gradient of the whole global batch
-                distributed.average_gradients(self.params, out.weight)
+                distributed.average_gradients(self.params, out.share_weight)
             if s.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.params, s.grad_clip)
             self.optimizer.step()
         self.step_count += 1
         value = float(out.loss.detach()) if out.value is None else out.value
         if self.data_parallel:
-            value = distributed.mean_over_processes(value, out.weight)
+            value = distributed.mean_over_processes(value, out.share_weight)
         return value, out.weight, out.stats
 
     def run_steps(self, batches: Callable[[], Iterable], max_steps: int | None = None,

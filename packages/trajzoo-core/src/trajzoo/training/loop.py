@@ -253,7 +253,7 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
         return total / max(count, 1)
 
     fit = train(model, opt, step_loss,
-                lambda: iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen),
+                lambda: iterate_batches(data.rows["train"], cfg.batch_size, shuffle=True, generator=gen, shard=True),
                 TrainSchedule(epochs=cfg.epochs, patience=cfg.patience, grad_clip=cfg.grad_clip,
                               warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
                 steps_per_epoch=-(-len(data.rows["train"]) // cfg.batch_size), phase=f"finetune:{task.name}",

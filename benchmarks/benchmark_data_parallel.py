@@ -1,0 +1,106 @@
+"""Data-parallel pretraining (trajzoo.training.launch): wall time of K processes against one.
+
+Transformer-MLM (d = 64, 2 layers, 4 heads, dropout 0, global batch 64, 1 epoch) pretrains on the
+Porto train split of the pipeline (``results/porto/{matched,splits}.parquet`` and
+``results/porto/roads/*.parquet``; build them with ``snakemake --cores 2
+results/porto/roads/transitions.parquet``) through ``pretrain_single_city`` (the engine), once
+with 1 process x T torch threads and once with K processes x T // K threads each (same total
+cores). Printed per row: the wall time of the training (from the first process's start of
+``pretrain_road`` to its end, after a barrier), trajectories/s, and the largest absolute weight
+difference from the one-process run (expected float noise only, ~1e-6; the key biases of the
+attention, whose gradient is zero in exact arithmetic, are left out, see
+tests/baselines/test_baselines_data_parallel.py). The ratio row is the speed-up (1 process's time
+/ K processes' time); on a machine shared with other work it understates it.
+
+Run from the repository root: ``python benchmarks/benchmark_data_parallel.py [--processes 2]
+[--threads 2] [--city-dir results/porto]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HPARAMS = {"d_model": 64, "layers": 2, "heads": 4, "ffn_dim": 128, "dropout": 0.0}
+SCHEDULE = {"epochs": 1, "batch_size": 64, "lr": 1e-3}
+
+
+def _pretrain(city_dir: str, out: str, threads: int) -> None:
+    import torch
+
+    from trajzoo.data.city import load_city
+    from trajzoo.registry import get_model
+    from trajzoo.training import distributed, launch
+    from trajzoo.training.loop import RunContext
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    d = Path(city_dir)
+    city = load_city("porto", "Europe/Lisbon", d / "matched.parquet", d / "splits.parquet",
+                     d / "roads/structural.parquet", d / "roads/attributes.parquet", d / "roads/transitions.parquet")
+    ctx = RunContext(torch.device("cpu"), 0, Path(out) / "checkpoints")
+    if distributed.world()[1] > 1:
+        torch.distributed.barrier()
+    t0 = time.perf_counter()
+    encoder = get_model("transformer-mlm").pretrain_road(city, [], {"hparams": HPARAMS, "pretrain": SCHEDULE}, ctx)
+    if distributed.world()[1] > 1:
+        torch.distributed.barrier()
+    elapsed = time.perf_counter() - t0
+    if launch.is_writer():
+        n_train = int((city.trips["split"] == "train").sum())
+        torch.save({k: v.detach().clone() for k, v in encoder.state_dict().items()}, Path(out) / "state.pt")
+        (Path(out) / "figures.json").write_text(json.dumps({"seconds": elapsed, "train_trips": n_train}))
+
+
+def run(processes: int, threads: int, city_dir: Path, out: Path) -> dict:
+    """Pretrain in ``processes`` processes with ``threads // processes`` threads each; figures."""
+    import torch
+
+    from trajzoo.training import launch
+
+    out.mkdir(parents=True, exist_ok=True)
+    per = max(1, threads // processes)
+    launch.run(_pretrain, str(city_dir), str(out), per, processes=processes, threads=per)
+    figures = json.loads((out / "figures.json").read_text())
+    figures["state"] = torch.load(out / "state.pt", weights_only=True)
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="total torch threads of a run")
+    ap.add_argument("--city-dir", type=Path, default=REPO / "results/porto")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="trajzoo-dp-bench-") as tmp:
+        one = run(1, args.threads, args.city_dir, Path(tmp) / "one")
+        many = run(args.processes, args.threads, args.city_dir, Path(tmp) / "many")
+    d = HPARAMS["d_model"]
+    diff = 0.0
+    for name, a in one["state"].items():
+        b = many["state"][name]
+        if name.endswith("self_attn.in_proj_bias"):  # key biases: zero gradient, Adam-amplified noise
+            a, b = a[list(range(d)) + list(range(2 * d, 3 * d))], b[list(range(d)) + list(range(2 * d, 3 * d))]
+        diff = max(diff, float((a - b).abs().max()))
+    n = one["train_trips"]
+    table = [
+        ("train trips (1 epoch, global batch 64)", f"{n}", "", ""),
+        (f"1 process x {args.threads} threads: s", f"{one['seconds']:.1f}", "", ""),
+        (f"1 process: trajectories/s", f"{n / one['seconds']:.1f}", "", ""),
+        (f"{args.processes} processes x {max(1, args.threads // args.processes)} threads: s",
+         f"{many['seconds']:.1f}", "", ""),
+        (f"{args.processes} processes: trajectories/s", f"{n / many['seconds']:.1f}", "", ""),
+        ("speed-up (1 process s / K processes s)", f"{one['seconds'] / many['seconds']:.2f}", "(measured)", ""),
+        ("max |weight difference| vs 1 process", f"{diff:.2e}", "<= 1e-5", f"{1e-5 / max(diff, 1e-12):.1f}"),
+    ]
+    header = ("figure", "value", "target", "ratio (>= 1 met)")
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(4)]
+    for r in [header, *table]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
