@@ -18,6 +18,11 @@ CPU time from ``os.wait4``:
   child with pandas' deep memory), and the output tables (``matched``, ``stats``, ``rejections``).
 - gather (workflow/scripts/map_match.py): ``gather_chunk_files`` of that one chunk + writing.
 
+A thread in each ingest and matching child samples its RSS every 0.25 s: the peak over the
+second half of the large run over the peak of its first half is ~1 for a bounded stage whatever
+the sizes (the small size may not reach the steady state of the block pipeline: the 10x file is
+only two 16 MB CSV blocks), and grows for a stage that accumulates.
+
 The road network and the UBODT are built once in the temporary folder with the rules' functions
 (``build_road_network``, ``build_ubodt``; about 1.5 minutes), or taken from ``--roads-dir`` (a
 ``results/porto`` with ``roads/segments.parquet`` and ``ubodt/``).
@@ -67,6 +72,41 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class RSSSampler:
+    """Samples this process's RSS every ``interval`` s in a thread, to tell a memory that grows
+    with the input (the second half of a run peaks higher) from one that is bounded."""
+
+    def __init__(self, interval: float = 0.25):
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - t0, rss_mb()))
+            self._stop.wait(interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def halves(self) -> tuple[float, float]:
+        """Peak RSS (MB) over the first and over the second half of the sampled time."""
+        if len(self.samples) < 2:
+            return float("nan"), float("nan")
+        end = self.samples[-1][0]
+        first = [r for t, r in self.samples if t <= end / 2]
+        second = [r for t, r in self.samples if t > end / 2]
+        return max(first), max(second)
+
+
 def replicate_sample(sample: Path, factor: int, out_csv: Path) -> dict:
     """Write ``factor`` copies of the Porto sample as one plain CSV, TRIP_ID ``<id>-r<copy>``.
 
@@ -103,9 +143,10 @@ def child_ingest(a: argparse.Namespace) -> dict:
     out = Path(a.out)
     base = rss_mb()
     t0 = time.perf_counter()
-    coverage = city_coverage(city, a.segments, a.data_root)
-    qc = ingest_city_to_parquet(city, a.data_root, out / "trips.parquet", out / "ingest_rejections.parquet",
-                                coverage=coverage)
+    with RSSSampler() as sampler:
+        coverage = city_coverage(city, a.segments, a.data_root)
+        qc = ingest_city_to_parquet(city, a.data_root, out / "trips.parquet", out / "ingest_rejections.parquet",
+                                    coverage=coverage)
     wall = time.perf_counter() - t0
     qc.to_csv(out / "ingest.csv", index=False)
     counts = dict(zip(qc["outcome"], qc["count"].astype(int)))
@@ -114,7 +155,7 @@ def child_ingest(a: argparse.Namespace) -> dict:
     return {"wall_s": wall, "rss_before_mb": base, "trips_in": int(counts["in"]), "kept": int(counts["kept"]),
             "kept_points": kept_points, "rows_written": parquet_rows(out / "trips.parquet"),
             "row_groups": pq.ParquetFile(out / "trips.parquet").metadata.num_row_groups,
-            "counts": {k: int(v) for k, v in counts.items()}}
+            "counts": {k: int(v) for k, v in counts.items()}, "rss_halves_mb": sampler.halves()}
 
 
 def _deep_mb(df) -> float:
@@ -147,8 +188,9 @@ def child_match(a: argparse.Namespace) -> dict:
     del trips
     base = rss_mb()
     t0 = time.perf_counter()
-    matched, stats, rejections = match_chunk(out / "trips.parquet", segments, city["crs"], params, a.ubodt,
-                                             0, 1, workers=a.workers, progress=False)
+    with RSSSampler() as sampler:
+        matched, stats, rejections = match_chunk(out / "trips.parquet", segments, city["crs"], params, a.ubodt,
+                                                 0, 1, workers=a.workers, progress=False)
     t_match = time.perf_counter() - t0
     after = rss_mb()
     outputs_mb = _deep_mb(matched) + _deep_mb(stats) + _deep_mb(rejections)
@@ -158,7 +200,7 @@ def child_match(a: argparse.Namespace) -> dict:
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "match_s": t_match, "points": n_points, "trips": int(len(stats)),
             "kept": int(len(matched)), "rss_before_mb": base, "rss_after_mb": after,
-            "trips_table_mb": trips_mb, "outputs_mb": outputs_mb}
+            "trips_table_mb": trips_mb, "outputs_mb": outputs_mb, "rss_halves_mb": sampler.halves()}
 
 
 def child_gather(a: argparse.Namespace) -> dict:
@@ -290,6 +332,10 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
                     f"outputs {r['match']['outputs_mb']:.0f})", f"{r['match']['peak_rss_mb']:.0f}", "", ""))
         out.append((f"map matching gather {k}x peak RSS MB (outputs {r['gather']['outputs_mb']:.0f})",
                     f"{r['gather']['peak_rss_mb']:.0f}", "", ""))
+    for st, name in (("ingest", "ingest"), ("match", "map matching chunk")):
+        h1, h2 = large[st]["rss_halves_mb"]
+        out.append((f"{name} {kl}x peak RSS, 2nd half of the run / 1st half (bounded: ~1)", f"{h2 / h1:.2f}x",
+                    f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (h2 / h1):.2f}"))
     # every copy is filtered like the sample: kept must scale exactly
     exact = all(m["results"][k]["ingest"]["kept"] * ks == small["ingest"]["kept"] * k for k in sizes)
     out.append((f"ingest kept trips {kl}x / {ks}x (each copy filtered alike)",
