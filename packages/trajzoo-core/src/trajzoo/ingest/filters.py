@@ -132,7 +132,8 @@ class TripIds:
 
     def __init__(self):
         # id -> the fingerprint of the trip kept under it (a set once a second trip shares the id):
-        # one 16-byte digest per kept trip, no per-trip set (memory grows ~150 B per kept trip)
+        # one 16-byte digest per kept trip, no per-trip set: ~160 B per kept trip with its id string
+        # (was ~420 B: 0.27 GB instead of 0.7 GB for the 1.7 M trips of the full Porto file)
         self._fingerprints: dict[str, bytes | set[bytes]] = {}
         self._derived: set[str] = set()  # ids made up for trips sharing an id (<id>_2, ...)
         self.n_renamed = 0
