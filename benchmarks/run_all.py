@@ -9,6 +9,9 @@
    ``results/<city>/trips.parquet``; target >= 0.9x.
 3. With ``--run-dir``: the start-up share of the fine-tuning jobs of a finished run
    (:mod:`benchmark_finetune_startup`); target <= 1/4.
+4. With ``--streaming``: ingest and map matching on the real Porto sample replicated 10x and
+   100x (:mod:`benchmark_streaming`; about 15 minutes): peak RSS per size and its growth (target
+   <= 1.10x), and the projected wall time of the full Porto train.csv on 8 cores (target <= 10 min).
 
 Needs the pipeline's outputs for the cities (``snakemake --cores 2
 results/porto/roads/transitions.parquet results/sanfrancisco/matched.parquet``). Run from the
@@ -41,6 +44,10 @@ def main() -> None:
     ap.add_argument("--no-training", action="store_true")
     ap.add_argument("--run-dir", type=Path, help="a finished pipeline run: adds the fine-tuning start-up share")
     ap.add_argument("--no-whole-graph", action="store_true", help="skip the whole-graph training comparison rows")
+    ap.add_argument("--streaming", action="store_true",
+                    help="add the full-size rows (benchmark_streaming: replicated Porto sample, ~15 min)")
+    ap.add_argument("--streaming-sizes", type=int, nargs=2, default=[10, 100], help="replication factors")
+    ap.add_argument("--streaming-roads-dir", type=Path, help="a results/porto with roads/ and ubodt/ to reuse")
     args = ap.parse_args()
     repo = HERE.parent
     table: list[tuple] = []
@@ -64,6 +71,10 @@ def main() -> None:
         import benchmark_finetune_startup
 
         table += benchmark_finetune_startup.rows(args.run_dir)
+    if args.streaming:
+        import benchmark_streaming
+
+        table += benchmark_streaming.rows(sorted(args.streaming_sizes), args.streaming_roads_dir)
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
     benchmark_training.print_table(table)

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from trajzoo.ingest.errors import InputFileError
@@ -285,6 +286,111 @@ def check_csv_kind(path: Path, what: str) -> None:
     open_compressed(path).close()  # a plain file named .xz/.gz/.bz2
 
 
+#: The string columns a kept trip carries from the file, in the reader's output order.
+_KEPT_TEXT = ["trip_id", "taxi_id", "call_type", "origin_call", "origin_stand", "day_type", "missing_data"]
+
+
+def _decode_rows(con, block: pa.Table, rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode rows of one block one by one (any content): ``(trips, rejections)`` as
+    :func:`read_porto_trips` yields them; ``rows`` are their 1-based data rows."""
+    con.register("block", block)
+    decoded = con.execute(_DECODE_SQL).df()
+    con.unregister("block")
+    reasons = [_reason(*r) for r in zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"],
+                                        decoded["trip_id"], decoded["taxi_id"], decoded["call_type"])]
+    bad = np.array([r is not None for r in reasons], dtype=bool)
+    rejections = pd.DataFrame({"trip_id": decoded["trip_id"][bad].astype(str).to_numpy(),
+                               "row": rows[bad],
+                               "reason": [r for r in reasons if r is not None]})
+    good = decoded[~bad].reset_index(drop=True)
+    lon, lat, times = [], [], []
+    for pts, start in zip(good["points"], good["start_time"]):
+        arr = _points_array(pts)
+        lon.append(arr[:, 0])
+        lat.append(arr[:, 1])
+        times.append(int(start) + PORTO_SAMPLING_SECONDS * np.arange(len(arr), dtype=np.int64))
+    trips = good.drop(columns=["points", "polyline_missing", "start_time"])
+    trips["row"] = rows[~bad]
+    trips["timestamps"] = times
+    trips["lon"] = lon
+    trips["lat"] = lat
+    return trips, rejections
+
+
+def _clean_rows(dec: pa.Table) -> np.ndarray:
+    """``(n,)`` bool: rows of a decoded block (``_DECODE_SQL`` as Arrow) that certainly pass every
+    check of :func:`_reason`: ids holding an ASCII letter or digit (so not blank), CALL_TYPE A/B/C,
+    a TIMESTAMP within :data:`MAX_ABS_TIMESTAMP`, and a POLYLINE of at least one pair, every pair
+    two non-null numbers. Every other row is decoded by :func:`_decode_rows`."""
+    n = dec.num_rows
+    ok = np.ones(n, dtype=bool)
+    for col in ("trip_id", "taxi_id"):
+        ok &= pc.fill_null(pc.match_substring_regex(dec[col], "[0-9A-Za-z]"), False).to_numpy(zero_copy_only=False)
+    ok &= pc.fill_null(pc.is_in(dec["call_type"], value_set=pa.array(CALL_TYPES)), False).to_numpy(zero_copy_only=False)
+    ok &= ~pc.fill_null(dec["polyline_missing"], True).to_numpy(zero_copy_only=False)
+    start = dec["start_time"]  # (no abs(): it wraps at the int64 minimum)
+    in_range = pc.and_(pc.less_equal(start, MAX_ABS_TIMESTAMP), pc.greater_equal(start, -MAX_ABS_TIMESTAMP))
+    ok &= pc.fill_null(in_range, False).to_numpy(zero_copy_only=False)
+    points = dec["points"].combine_chunks()
+    n_pairs = pc.fill_null(pc.list_value_length(points), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    valid = points.is_valid().to_numpy(zero_copy_only=False)
+    ok &= valid & (n_pairs > 0)
+    pairs = points.flatten()  # list<double>, one per pair of the valid rows
+    pair_valid = pairs.is_valid().to_numpy(zero_copy_only=False)
+    pair_len = pc.fill_null(pc.list_value_length(pairs), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    values_null = pc.is_null(pairs.flatten()).to_numpy(zero_copy_only=False)
+    value_owner = np.repeat(np.arange(len(pair_len)), pair_len * pair_valid)
+    null_in_pair = np.bincount(value_owner, weights=values_null, minlength=len(pair_len)) > 0
+    good_pair = pair_valid & (pair_len == 2) & ~null_in_pair
+    owner = np.repeat(np.arange(n), n_pairs * valid)
+    bad_pairs = np.bincount(owner, weights=~good_pair, minlength=n)
+    return ok & (bad_pairs == 0)
+
+
+def decode_block(con, block: pa.Table, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode one CSV block (all columns as strings) into ``(trips, rejections)`` (see
+    :func:`read_porto_trips`), ``first_row`` being the block's first 1-based data row.
+
+    DuckDB casts each POLYLINE to ``DOUBLE[][]`` once; the rows that are certainly clean
+    (:func:`_clean_rows`, nearly all of a real file) become per-trip lon/lat/time arrays with
+    vectorised Arrow/NumPy operations; the others are decoded row by row (:func:`_decode_rows`),
+    so each row gets exactly the outcome and reason of the row-by-row decoder. Trips and
+    rejections stay in input order.
+    """
+    con.register("block", block)
+    dec = con.execute(_DECODE_SQL).arrow()
+    if isinstance(dec, pa.RecordBatchReader):  # DuckDB >= 1.4 streams: read it while "block" is registered
+        dec = dec.read_all()
+    con.unregister("block")
+    n = dec.num_rows
+    rows = np.arange(first_row, first_row + n)
+    clean = _clean_rows(dec) if n else np.zeros(0, dtype=bool)
+    fast = dec.filter(pa.array(clean))
+    points = fast["points"].combine_chunks()
+    n_pts = pc.list_value_length(points).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = points.flatten().flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    lon, lat, times = [], [], []
+    if len(n_pts):
+        cuts = np.cumsum(n_pts)[:-1]
+        lon = np.split(np.ascontiguousarray(values[0::2]), cuts)
+        lat = np.split(np.ascontiguousarray(values[1::2]), cuts)
+        start = fast["start_time"].to_numpy().astype(np.int64)
+        step = np.arange(int(n_pts.sum()), dtype=np.int64) - np.repeat(np.concatenate([[0], cuts]), n_pts)
+        times = np.split(np.repeat(start, n_pts) + PORTO_SAMPLING_SECONDS * step, cuts)
+    trips = fast.select(_KEPT_TEXT).to_pandas()
+    trips["row"] = rows[clean]
+    trips["timestamps"] = times
+    trips["lon"] = lon
+    trips["lat"] = lat
+    if clean.all():
+        # the empty table of the row-by-row decoder (same dtypes)
+        return trips, pd.DataFrame({"trip_id": np.zeros(0, dtype=object), "row": np.zeros(0, dtype=np.int64),
+                                    "reason": []})
+    slow_trips, rejections = _decode_rows(con, block.filter(pa.array(~clean)), rows[~clean])
+    trips = pd.concat([trips, slow_trips], ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
+    return trips, rejections
+
+
 def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24,
                      counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
@@ -347,29 +453,8 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
             if max_trips is not None and seen + block.num_rows >= max_trips:
                 capped = True
                 block = block.slice(0, max_trips - seen)
-            con.register("block", block)
-            decoded = con.execute(_DECODE_SQL).df()
-            con.unregister("block")
-            rows = np.arange(seen + 1, seen + 1 + len(decoded))
-            seen += len(decoded)
-            reasons = [_reason(*r) for r in zip(decoded["points"], decoded["polyline_missing"], decoded["start_time"],
-                                                decoded["trip_id"], decoded["taxi_id"], decoded["call_type"])]
-            bad = np.array([r is not None for r in reasons], dtype=bool)
-            rejections = pd.DataFrame({"trip_id": decoded["trip_id"][bad].astype(str).to_numpy(),
-                                       "row": rows[bad],
-                                       "reason": [r for r in reasons if r is not None]})
-            good = decoded[~bad].reset_index(drop=True)
-            lon, lat, times = [], [], []
-            for pts, start in zip(good["points"], good["start_time"]):
-                arr = _points_array(pts)
-                lon.append(arr[:, 0])
-                lat.append(arr[:, 1])
-                times.append(int(start) + PORTO_SAMPLING_SECONDS * np.arange(len(arr), dtype=np.int64))
-            trips = good.drop(columns=["points", "polyline_missing", "start_time"])
-            trips["row"] = rows[~bad]
-            trips["timestamps"] = times
-            trips["lon"] = lon
-            trips["lat"] = lat
+            trips, rejections = decode_block(con, block, seen + 1)
+            seen += block.num_rows
             yield trips, rejections
         if not capped:  # the whole file was read: its own line count must match the parser's rows
             lines = stream.total()

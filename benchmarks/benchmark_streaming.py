@@ -1,0 +1,421 @@
+"""Memory of ingest and map matching at two sizes of the real Porto sample, and the projected wall
+time of the full Porto train.csv (1,710,670 trips) on 8 cores (issue 14, "Full-size data").
+
+Benchmark only (never in the main job): the mirrored sample ``porto/train.csv.xz`` (2,499 trips,
+122,862 GPS points) is replicated ``k`` times into a temporary folder as a plain CSV (the format
+Kaggle distributes), the TRIP_ID of copy ``c`` suffixed ``-r<c>`` so ids stay unique, every other
+field unchanged (so each copy is filtered exactly as the sample: kept(k) = k x kept(1) is checked).
+For each size, each stage runs in a fresh Python process with the same functions the rule scripts
+call, and the parent reads the child's peak RSS (``ru_maxrss``, with its worker processes) and
+CPU time from ``os.wait4``:
+
+- ingest: ``city_coverage`` + ``ingest_city_to_parquet`` (workflow/scripts/ingest_trajectories.py);
+  points/s = raw GPS points of the file / wall time of the call.
+- map matching, one scatter chunk holding every trip (``match_chunk(..., 0, 1, workers=1)`` +
+  the three ``to_parquet`` of workflow/scripts/map_match_chunk.py); points/s = GPS points of the
+  kept trips / wall time, one process. The chunk's peak RSS is split into what it holds before the
+  call (imports, segments), the trips table of the chunk (``read_trip_rows``, measured in the
+  child with pandas' deep memory), and the output tables (``matched``, ``stats``, ``rejections``).
+- gather (workflow/scripts/map_match.py): ``gather_chunk_files`` of that one chunk + writing.
+
+A thread in each ingest and matching child samples its RSS every 0.25 s: the peak over the
+second half of the large run over the peak of its first half is ~1 for a bounded stage whatever
+the sizes (the small size may not reach the steady state of the block pipeline: the 10x file is
+only two 16 MB CSV blocks), and grows for a stage that accumulates.
+
+The road network and the UBODT are built once in the temporary folder with the rules' functions
+(``build_road_network``, ``build_ubodt``; about 1.5 minutes), or taken from ``--roads-dir`` (a
+``results/porto`` with ``roads/segments.parquet`` and ``ubodt/``).
+
+Projection: points of the full file = 1,710,670 trips x the sample's mean points per trip
+(122,862 / 2,499 = 49.16); each stage's time is fitted as ``t = setup + points / rate`` from the
+two sizes. Ingest is one process (one decompression stream). Matching: the kept fraction of
+points (measured) over 8 scatter chunks on 8 cores (``--set-scatter map_match=8``, 1 worker each;
+4 chunks x 2 workers is the same), then the gather (one process). Roads and the UBODT are not
+counted (built once per city; the UBODT build runs beside ingest in the DAG).
+
+Run from the repository root: ``python benchmarks/benchmark_streaming.py`` (sizes 10x and 100x:
+1.2 M and 12.3 M raw points; about 15 minutes on 2 loaded cores). ``--sizes 2 5`` for a quick run.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import lzma
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+#: Data rows of the full Kaggle train.csv (ECML/PKDD 2015).
+PORTO_FULL_TRIPS = 1_710_670
+PROJECT_CORES = 8
+TARGET_MINUTES = 10.0
+#: Largest allowed growth of peak RSS from the small to the large size (the outputs excluded).
+TARGET_RSS_GROWTH = 1.10
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (MB, /proc/self/status VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RSSSampler:
+    """Samples this process's RSS every ``interval`` s in a thread, to tell a memory that grows
+    with the input (the second half of a run peaks higher) from one that is bounded."""
+
+    def __init__(self, interval: float = 0.25):
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - t0, rss_mb()))
+            self._stop.wait(interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def halves(self) -> tuple[float, float]:
+        """Peak RSS (MB) over the first and over the second half of the sampled time."""
+        if len(self.samples) < 2:
+            return float("nan"), float("nan")
+        end = self.samples[-1][0]
+        first = [r for t, r in self.samples if t <= end / 2]
+        second = [r for t, r in self.samples if t > end / 2]
+        return max(first), max(second)
+
+
+def replicate_sample(sample: Path, factor: int, out_csv: Path) -> dict:
+    """Write ``factor`` copies of the Porto sample as one plain CSV, TRIP_ID ``<id>-r<copy>``.
+
+    Returns:
+        ``{"trips": rows written, "points": GPS points written, "bytes": file size}``.
+    """
+    text = lzma.open(sample, "rt", encoding="utf-8", newline="").read()
+    rows = list(csv.reader(io.StringIO(text)))
+    header, data = rows[0], rows[1:]
+    points = sum(len(json.loads(r[8])) if r[8].strip() else 0 for r in data)
+    buf = io.StringIO()
+    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    body = []
+    for r in data:
+        buf.seek(0)
+        buf.truncate()
+        w.writerow(r[1:])
+        body.append((r[0], buf.getvalue()))
+    with open(out_csv, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(header)
+        for c in range(factor):
+            f.writelines(f'"{tid}-r{c}",{rest}' for tid, rest in body)
+    return {"trips": len(data) * factor, "points": points * factor, "bytes": out_csv.stat().st_size}
+
+
+# --------------------------------------------------------------------------- children
+
+def child_ingest(a: argparse.Namespace) -> dict:
+    from trajzoo.ingest import city_coverage, ingest_city_to_parquet
+    from trajzoo.qc import parquet_rows
+    import pyarrow.parquet as pq
+
+    city = json.loads(Path(a.city_json).read_text())
+    out = Path(a.out)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    with RSSSampler() as sampler:
+        coverage = city_coverage(city, a.segments, a.data_root)
+        qc = ingest_city_to_parquet(city, a.data_root, out / "trips.parquet", out / "ingest_rejections.parquet",
+                                    coverage=coverage)
+    wall = time.perf_counter() - t0
+    qc.to_csv(out / "ingest.csv", index=False)
+    counts = dict(zip(qc["outcome"], qc["count"].astype(int)))
+    kept_points = int(pq.read_table(out / "trips.parquet", columns=["n_points"]).column("n_points")
+                      .to_numpy().sum())
+    return {"wall_s": wall, "rss_before_mb": base, "trips_in": int(counts["in"]), "kept": int(counts["kept"]),
+            "kept_points": kept_points, "rows_written": parquet_rows(out / "trips.parquet"),
+            "row_groups": pq.ParquetFile(out / "trips.parquet").metadata.num_row_groups,
+            "counts": {k: int(v) for k, v in counts.items()}, "rss_halves_mb": sampler.halves()}
+
+
+def _deep_mb(df) -> float:
+    """Bytes (MB) a DataFrame holds: its columns, and for object columns every element (the
+    buffers of array elements counted even when they are views of an Arrow table)."""
+    total = 0
+    for col in df.columns:
+        values = df[col].to_numpy()
+        if values.dtype == object:
+            total += values.nbytes + sum(v.nbytes if hasattr(v, "nbytes") else sys.getsizeof(v) for v in values)
+        else:
+            total += int(df[col].memory_usage(index=False, deep=True))
+    return total / 1e6
+
+
+def child_match(a: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    from trajzoo.mapmatching.chunks import match_chunk, read_trip_rows, trip_chunk_range
+    from trajzoo.mapmatching.fmm import MatchParams
+
+    city = json.loads(Path(a.city_json).read_text())
+    out = Path(a.out)
+    segments = pd.read_parquet(a.segments)
+    params = MatchParams.from_dict(city["map_matching"])
+    # the size of the chunk's trips table in memory (what match_chunk reads first), then freed
+    start, stop = trip_chunk_range(out / "trips.parquet", 0, 1)
+    trips = read_trip_rows(out / "trips.parquet", start, stop)
+    trips_mb, n_points = _deep_mb(trips), int(trips["n_points"].sum())
+    del trips
+    base = rss_mb()
+    t0 = time.perf_counter()
+    with RSSSampler() as sampler:
+        matched, stats, rejections = match_chunk(out / "trips.parquet", segments, city["crs"], params, a.ubodt,
+                                                 0, 1, workers=a.workers, progress=False)
+    t_match = time.perf_counter() - t0
+    after = rss_mb()
+    outputs_mb = _deep_mb(matched) + _deep_mb(stats) + _deep_mb(rejections)
+    matched.to_parquet(out / "matched_chunk.parquet", index=False)
+    stats.to_parquet(out / "stats_chunk.parquet", index=False)
+    rejections.to_parquet(out / "rejections_chunk.parquet", index=False)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "match_s": t_match, "points": n_points, "trips": int(len(stats)),
+            "kept": int(len(matched)), "rss_before_mb": base, "rss_after_mb": after,
+            "trips_table_mb": trips_mb, "outputs_mb": outputs_mb, "rss_halves_mb": sampler.halves()}
+
+
+def child_gather(a: argparse.Namespace) -> dict:
+    from trajzoo.mapmatching.chunks import gather_chunk_files
+
+    out = Path(a.out)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    matched, stats, rejections, qc = gather_chunk_files([out / "matched_chunk.parquet"], [out / "stats_chunk.parquet"],
+                                                        [out / "rejections_chunk.parquet"], out / "trips.parquet")
+    outputs_mb = _deep_mb(matched) + _deep_mb(stats) + _deep_mb(rejections)
+    matched.to_parquet(out / "matched.parquet", index=False)
+    stats.to_parquet(out / "map_matching_stats.parquet", index=False)
+    rejections.to_parquet(out / "map_matching_rejections.parquet", index=False)
+    qc.to_csv(out / "map_matching.csv", index=False)
+    return {"wall_s": time.perf_counter() - t0, "rss_before_mb": base, "outputs_mb": outputs_mb,
+            "kept": int(len(matched))}
+
+
+CHILDREN = {"ingest": child_ingest, "match": child_match, "gather": child_gather}
+
+
+def run_child(stage: str, **kw) -> dict:
+    """Run one stage in a fresh process; adds its peak RSS (MB) and CPU seconds from ``os.wait4``."""
+    res = Path(kw["out"]) / f"{stage}.json"
+    cmd = [sys.executable, __file__, "--child", stage, "--result", str(res)]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    # fastmm's C++ log writes to fd 1: the child's stdout goes to a log file
+    with open(Path(kw["out"]) / f"{stage}.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{stage} child failed ({proc.returncode}); see {Path(kw['out']) / (stage + '.log')}")
+    out = json.loads(res.read_text())
+    out["peak_rss_mb"] = usage.ru_maxrss / 1024
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return out
+
+
+# --------------------------------------------------------------------------- parent
+
+def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None) -> tuple[Path, Path]:
+    """``(segments.parquet, ubodt dir)``: from ``roads_dir`` or built with the rules' functions."""
+    if roads_dir is not None:
+        seg, ubodt = roads_dir / "roads/segments.parquet", roads_dir / "ubodt"
+        if not seg.exists() or not any(ubodt.glob("ubodt_*")):
+            sys.exit(f"{roads_dir} lacks roads/segments.parquet or ubodt/ubodt_*")
+        return seg, ubodt
+    import pandas as pd
+
+    from trajzoo.mapmatching.fmm import MatchParams, build_ubodt
+    from trajzoo.roads.network import build_road_network
+
+    city = cfg["cities"]["porto"]
+    data_root = (REPO / cfg["data_root"]).resolve()
+    (work / "roads").mkdir(parents=True)
+    t0 = time.perf_counter()
+    segments, _ = build_road_network(city["osm"], data_root, city["crs"], city["bbox"])
+    segments.to_parquet(work / "roads/segments.parquet", index=False)
+    build_ubodt(pd.read_parquet(work / "roads/segments.parquet"),
+                MatchParams(ubodt_delta=float(city["map_matching"]["ubodt_delta"])), work / "ubodt")
+    print(f"  roads + UBODT built in {time.perf_counter() - t0:.0f} s (not counted)", flush=True)
+    return work / "roads/segments.parquet", work / "ubodt"
+
+
+def fit(x1: float, t1: float, x2: float, t2: float) -> tuple[float, float]:
+    """``(setup_s, rate)`` of ``t = setup + x / rate`` through two points (setup clipped at 0)."""
+    rate = (x2 - x1) / max(t2 - t1, 1e-9)
+    setup = max(t1 - x1 / rate, 0.0)
+    return setup, rate
+
+
+def measure(sizes: list[int], roads_dir: Path | None, workers: int, keep: bool) -> dict:
+    """Replicate, run the three stages per size; returns every figure."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    data_root = (REPO / cfg["data_root"]).resolve()
+    work = Path(tempfile.mkdtemp(prefix="trajzoo-stream-"))
+    print(f"work folder {work}", flush=True)
+    try:
+        segments, ubodt = prepare_roads(cfg, work, roads_dir)
+        results = {}
+        for k in sizes:
+            root = work / f"x{k}"
+            (root / "porto").mkdir(parents=True)
+            (root / "porto/osm").symlink_to(data_root / "porto/osm")  # the declared OSM box of coverage
+            rep = replicate_sample(data_root / cfg["cities"]["porto"]["trajectories"]["path"], k,
+                                   root / "porto/train.csv")
+            city = dict(cfg["cities"]["porto"])
+            city["trajectories"] = {**city["trajectories"], "path": "porto/train.csv"}
+            city["caps"] = {"max_trips": None}
+            (root / "city.json").write_text(json.dumps(city))
+            common = dict(out=root, city_json=root / "city.json", segments=segments, data_root=root)
+            print(f"  {k}x: {rep['trips']:,} trips, {rep['points']:,} points, {rep['bytes'] / 1e6:.0f} MB CSV",
+                  flush=True)
+            ing = run_child("ingest", **common)
+            print(f"    ingest {ing['wall_s']:.1f} s, peak RSS {ing['peak_rss_mb']:.0f} MB", flush=True)
+            mat = run_child("match", ubodt=ubodt, workers=workers, **common)
+            print(f"    match {mat['wall_s']:.1f} s, peak RSS {mat['peak_rss_mb']:.0f} MB", flush=True)
+            gat = run_child("gather", **common)
+            print(f"    gather {gat['wall_s']:.1f} s, peak RSS {gat['peak_rss_mb']:.0f} MB", flush=True)
+            results[k] = {"replica": rep, "ingest": ing, "match": mat, "gather": gat}
+            for f in ("porto/train.csv",):  # free the disk as we go
+                (root / f).unlink()
+        return {"sizes": sizes, "results": results, "workers": workers}
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers: int = 1,
+         keep: bool = False) -> list[tuple]:
+    """Table rows ``(figure, value, target, ratio)`` (ratio >= 1: met), in run_all.py's style."""
+    sizes = sizes or [10, 100]
+    m = measure(sizes, roads_dir, workers, keep)
+    small, large = (m["results"][k] for k in (min(sizes), max(sizes)))
+    ks, kl = min(sizes), max(sizes)
+    out: list[tuple] = []
+    base = small["replica"]
+    for k in (ks, kl):
+        r = m["results"][k]
+        out.append((f"ingest {k}x ({r['replica']['points'] / 1e6:.1f} M points) points/s, 1 process",
+                    f"{r['replica']['points'] / r['ingest']['wall_s']:,.0f}", "", ""))
+        out.append((f"ingest {k}x peak RSS MB", f"{r['ingest']['peak_rss_mb']:.0f}", "", ""))
+        out.append((f"map matching {k}x ({r['match']['points'] / 1e6:.1f} M kept points) points/s, "
+                    f"{m['workers']} process", f"{r['match']['points'] / r['match']['wall_s']:,.0f}", "", ""))
+        out.append((f"map matching {k}x chunk peak RSS MB (trips table {r['match']['trips_table_mb']:.0f}, "
+                    f"outputs {r['match']['outputs_mb']:.0f})", f"{r['match']['peak_rss_mb']:.0f}", "", ""))
+        out.append((f"map matching gather {k}x peak RSS MB (outputs {r['gather']['outputs_mb']:.0f})",
+                    f"{r['gather']['peak_rss_mb']:.0f}", "", ""))
+    for st, name in (("ingest", "ingest"), ("match", "map matching chunk")):
+        h1, h2 = large[st]["rss_halves_mb"]
+        out.append((f"{name} {kl}x peak RSS, 2nd half of the run / 1st half (bounded: ~1)", f"{h2 / h1:.2f}x",
+                    f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (h2 / h1):.2f}"))
+    # every copy is filtered like the sample: kept must scale exactly
+    exact = all(m["results"][k]["ingest"]["kept"] * ks == small["ingest"]["kept"] * k for k in sizes)
+    out.append((f"ingest kept trips {kl}x / {ks}x (each copy filtered alike)",
+                f"{large['ingest']['kept'] / small['ingest']['kept']:.2f}", f"= {kl / ks:.2f}",
+                "ok" if exact else "MISMATCH"))
+    g_ing = large["ingest"]["peak_rss_mb"] / small["ingest"]["peak_rss_mb"]
+    out.append((f"ingest peak RSS {kl}x / {ks}x", f"{g_ing:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
+                f"{TARGET_RSS_GROWTH / g_ing:.2f}"))
+    g_mat = large["match"]["peak_rss_mb"] / small["match"]["peak_rss_mb"]
+    out.append((f"map matching chunk peak RSS {kl}x / {ks}x", f"{g_mat:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
+                f"{TARGET_RSS_GROWTH / g_mat:.2f}"))
+    ex = [(r["match"]["peak_rss_mb"] - r["match"]["outputs_mb"]) for r in (small, large)]
+    out.append((f"map matching chunk peak RSS minus its output tables {kl}x / {ks}x", f"{ex[1] / ex[0]:.2f}x",
+                f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (ex[1] / ex[0]):.2f}"))
+    g_gat = large["gather"]["peak_rss_mb"] / small["gather"]["peak_rss_mb"]
+    out.append((f"map matching gather peak RSS {kl}x / {ks}x (holds the outputs)", f"{g_gat:.2f}x", "(comparison)", ""))
+    slope = (large["match"]["peak_rss_mb"] - small["match"]["peak_rss_mb"]) * 1e6 / \
+        (large["match"]["points"] - small["match"]["points"])
+    out.append(("map matching chunk peak RSS growth, bytes per kept point", f"{slope:.0f}", "", ""))
+
+    # projection for the full train.csv
+    mean_pts = base["points"] / base["trips"]
+    full_pts = PORTO_FULL_TRIPS * mean_pts
+    kept_frac = large["ingest"]["kept_points"] / large["replica"]["points"]
+    full_kept = full_pts * kept_frac
+    out.append((f"full Porto: {PORTO_FULL_TRIPS:,} trips x {mean_pts:.2f} points/trip (sample mean)",
+                f"{full_pts / 1e6:.1f} M points", "", ""))
+    out.append((f"full Porto: kept points ({kept_frac:.1%} of raw, measured)", f"{full_kept / 1e6:.1f} M", "", ""))
+    # wall clock, and CPU seconds of the child (what an idle core gives: this machine is shared)
+    for clock, tag in (("wall_s", "wall clock"), ("cpu_s", "CPU time")):
+        x = {st: [r["replica"]["points"] if st == "ingest" else r["match"]["points"] for r in (small, large)]
+             for st in ("ingest", "match", "gather")}
+        fits = {st: fit(x[st][0], small[st][clock], x[st][1], large[st][clock]) for st in x}
+        t_ing = fits["ingest"][0] + full_pts / fits["ingest"][1]
+        # the chunk's rate is of its m["workers"] processes: per core rate x 8 cores
+        t_mat = fits["match"][0] + full_kept / (PROJECT_CORES * fits["match"][1] / m["workers"])
+        t_gat = fits["gather"][0] + full_kept / fits["gather"][1]
+        total = t_ing + t_mat + t_gat
+        out.append((f"[{tag}] full Porto ingest, 1 process (setup {fits['ingest'][0]:.0f} s + "
+                    f"{fits['ingest'][1]:,.0f} points/s)", f"{t_ing / 60:.1f} min", "", ""))
+        out.append((f"[{tag}] full Porto matching, {PROJECT_CORES} chunks on {PROJECT_CORES} cores (setup "
+                    f"{fits['match'][0]:.0f} s + {fits['match'][1]:,.0f} points/s each)", f"{t_mat / 60:.1f} min", "", ""))
+        out.append((f"[{tag}] full Porto matching gather, 1 process (setup {fits['gather'][0]:.0f} s + "
+                    f"{fits['gather'][1]:,.0f} points/s)", f"{t_gat / 60:.1f} min", "", ""))
+        out.append((f"[{tag}] full Porto ingest + matching on {PROJECT_CORES} cores (projected)",
+                    f"{total / 60:.1f} min", f"<= {TARGET_MINUTES:.0f} min", f"{TARGET_MINUTES * 60 / total:.2f}"))
+    chunk_rss = small["match"]["peak_rss_mb"] + slope * (full_kept / PROJECT_CORES - small["match"]["points"]) / 1e6
+    out.append((f"full Porto matching chunk peak RSS, 1/{PROJECT_CORES} of the trips (projected)",
+                f"{chunk_rss / 1e3:.2f} GB", "", ""))
+    cpu_i = large["ingest"]["cpu_s"] / large["ingest"]["wall_s"]
+    cpu_m = large["match"]["cpu_s"] / large["match"]["wall_s"]
+    out.append((f"CPU / wall of the {kl}x children (ingest, matching; < 1: the machine was shared)",
+                f"{cpu_i:.2f}, {cpu_m:.2f}", "", ""))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs=2, default=[10, 100], help="replication factors (small, large)")
+    ap.add_argument("--roads-dir", type=Path, help="a results/porto with roads/segments.parquet and ubodt/")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of the matching chunk")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    for k in ("result", "out", "city-json", "segments", "data-root", "ubodt"):
+        ap.add_argument(f"--{k}", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        args.data_root = Path(args.data_root)
+        Path(args.result).write_text(json.dumps(CHILDREN[args.child](args)))
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchmark_training import print_table
+
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    table = rows(sorted(args.sizes), args.roads_dir, args.workers, args.keep)
+    print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores; benchmark wall {(time.perf_counter() - t0) / 60:.1f} min")
+    print_table(table)
+
+
+if __name__ == "__main__":
+    main()
