@@ -156,29 +156,45 @@ def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
 
 def _walk_piece(subtrajectory) -> tuple[list[int], list[float], float, float]:
     """:func:`road_sequence` plus the route length (m) between the first and last matched point
-    (fastmm's ``cumulative_distance`` along the matched path)."""
+    (fastmm's ``cumulative_distance`` along the matched path).
+
+    Speed: fastmm's bindings copy a C++ vector into a new Python list of new objects on *every*
+    attribute read (``segments``, ``edges``, ``points``), and reading ``edge.points`` costs more
+    than the rest together. So each attribute is read once, and ``points`` only where it is
+    needed: on an edge that starts a new road segment (its entry time), and on the last edge
+    with points (the end time and route length). An edge that repeats the previous segment id is
+    skipped without reading its points; the result is the same as reading every point.
+    """
     roads: list[int] = []
     times: list[float] = []
-    end_time = float("nan")
-    first_d, last_d = None, 0.0
-    segments = subtrajectory.segments  # fastmm builds a new Python list on every attribute read
-    for seg in segments:
+    first_d = None
+    prev = None
+    last_edge = None
+    for seg in subtrajectory.segments:
         for edge in seg.edges:
+            last_edge = edge
+            edge_id = edge.edge_id
+            if edge_id == prev:
+                continue
             points = edge.points
             if not points:
                 continue
+            p0 = points[0]
             if first_d is None:
-                first_d = float(points[0].cumulative_distance)
-            last = points[-1]
-            last_d = float(last.cumulative_distance)
-            end_time = float(last.t)
-            edge_id = edge.edge_id
-            if roads and roads[-1] == edge_id:
-                continue
-            roads.append(int(edge_id))
-            times.append(float(points[0].t))
-    route_m = max(last_d - (first_d or 0.0), 0.0)
-    return roads, times, end_time, route_m
+                first_d = p0.cumulative_distance
+            roads.append(edge_id)
+            times.append(p0.t)
+            prev = edge_id
+    if last_edge is None:
+        return roads, times, float("nan"), 0.0
+    points = last_edge.points
+    if not points:  # the last edge has no points: find the last one that has (rare)
+        points = [p for seg in subtrajectory.segments for e in seg.edges for p in e.points][-1:]
+    if not points:
+        return roads, times, float("nan"), 0.0
+    last = points[-1]
+    route_m = max(float(last.cumulative_distance) - float(first_d or 0.0), 0.0)
+    return roads, times, float(last.t), route_m
 
 
 #: Columns of the per-trip stats table (:func:`match_trips`), in order, after trip_id.
@@ -187,7 +203,8 @@ STATS_COLUMNS = ("n_points", "n_stationary_dropped", "n_subtrajectories", "n_mat
                  "route_gps_ratio", "n_revisited", "error_codes", "reason")
 
 
-def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None) -> dict:
+def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None,
+              xyt: list | None = None) -> dict:
     """Match one trip: collapse stationary fixes, run FMM, keep the longest piece, check it.
 
     Args:
@@ -197,6 +214,9 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
         tree: ``shapely.STRtree`` of the road segment geometries, used to tell, for a trip FMM
             could not match in one piece, which fixes have no road within
             ``candidate_search_radius``; ``None`` reports no fix as such.
+        xyt: the trip's fixes as a list of ``[x, y, t]`` lists (all ``n``, before stationary
+            collapse) when the caller built them for a whole chunk at once (one ``tolist`` per
+            chunk instead of per trip); ``None`` builds them here from x, y, t.
 
     Returns:
         dict with ``reason`` (None when kept, else a rejection reason), ``roads`` (int64),
@@ -210,23 +230,28 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
     """
     import fastmm
 
+    success = fastmm.MatchErrorCode.SUCCESS
     n = len(x)
     keep = collapse_stationary(x, y, params.stationary_radius_m)
     orig = np.flatnonzero(keep)
-    xs, ys, ts = np.asarray(x)[keep], np.asarray(y)[keep], np.asarray(t)[keep]
-    traj = fastmm.Trajectory.from_xyt_tuples(np.column_stack([xs, ys, ts]).tolist())
-    result = matcher.match(traj, max_candidates=params.max_candidates,
+    xs, ys = np.asarray(x)[keep], np.asarray(y)[keep]
+    if xyt is None:
+        xyt = np.column_stack([xs, ys, np.asarray(t)[keep]]).tolist()
+    else:
+        xyt = [xyt[i] for i in orig.tolist()]
+    result = matcher.match(fastmm.Trajectory.from_xyt_tuples(xyt), max_candidates=params.max_candidates,
                            candidate_search_radius=params.candidate_search_radius,
                            gps_error=params.gps_error, reverse_tolerance=params.reverse_tolerance)
-    subs = list(result.subtrajectories)
-    ok = [s for s in subs if s.error_code == fastmm.MatchErrorCode.SUCCESS]
-    errors = sorted({s.error_code.name for s in subs if s.error_code != fastmm.MatchErrorCode.SUCCESS})
+    subs = result.subtrajectories
+    codes = [s.error_code for s in subs]  # each read makes a new object: read once
+    ok = [s for s, c in zip(subs, codes) if c == success]
+    errors = sorted({c.name for c in codes if c != success})
     out = {"n_points": n, "n_stationary_dropped": int(n - len(orig)), "n_subtrajectories": len(subs),
            "n_matched_pieces": len(ok), "matched_points": 0, "n_unmatched": 0, "n_no_candidate": 0,
            "no_candidate_fixes": "", "split_after": "", "route_m": float("nan"), "gps_m": float("nan"),
            "route_gps_ratio": float("nan"), "n_revisited": -1, "error_codes": ",".join(errors),
            "roads": None, "enter_times": None, "end_time": None, "reason": None}
-    pieces = [(int(s.start_index), int(s.end_index)) for s in ok]
+    pieces = [(s.start_index, s.end_index) for s in ok]
     if len(ok) != 1 or pieces[0] != (0, len(orig) - 1):
         if tree is not None:
             near = tree.query(shapely.points(xs, ys), predicate="dwithin",
@@ -243,12 +268,15 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
     if not ok:
         out["reason"] = cause or "fmm_disconnected"
         return out
-    best = max(ok, key=lambda s: (s.end_index - s.start_index, -s.start_index))
-    a, b = int(best.start_index), int(best.end_index)
+    k_best = max(range(len(ok)), key=lambda k: (pieces[k][1] - pieces[k][0], -pieces[k][0]))
+    best = ok[k_best]
+    a, b = pieces[k_best]
     covered = int(orig[b] - orig[a] + 1)  # input fixes spanned, standstill fixes included
     out["matched_points"] = covered
     roads, times, end_time, route_m = _walk_piece(best)
-    out.update(route_quality(route_m, path_length_m(xs[a:b + 1], ys[a:b + 1]), np.asarray(roads, dtype=np.int64)))
+    gps_m = path_length_m(xs[a:b + 1], ys[a:b + 1])
+    out.update(route_m=float(route_m), gps_m=gps_m, route_gps_ratio=float(route_m) / max(gps_m, 1.0),
+               n_revisited=len(roads) - len(set(roads)))  # = route_quality(...), without numpy per trip
     if covered / n < params.min_matched_fraction:
         out["reason"] = cause or "fmm_disconnected"
         return out
@@ -276,8 +304,10 @@ def _match_chunk(span: tuple[int, int]) -> list[dict]:
     the two indices travel to the worker)."""
     x, y, t, bounds = _WORKER["x"], _WORKER["y"], _WORKER["t"], _WORKER["bounds"]
     matcher, params, tree = _WORKER["matcher"], _WORKER["params"], _WORKER.get("tree")
-    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree)
-            for a, b in zip(bounds[span[0]:span[1]], bounds[span[0] + 1:span[1] + 1])]
+    lo, hi = int(bounds[span[0]]), int(bounds[span[1]])
+    rows = np.column_stack([x[lo:hi], y[lo:hi], t[lo:hi]]).tolist()  # one conversion for the chunk
+    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree, xyt=rows[a - lo:b - lo])
+            for a, b in zip(bounds[span[0]:span[1]].tolist(), bounds[span[0] + 1:span[1] + 1].tolist())]
 
 
 def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
