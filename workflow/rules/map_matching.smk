@@ -79,7 +79,9 @@ rule map_match:
         "../../envs/core.yaml"
     params:
         # logged beside the 90th percentile interval measured on the trips (ubodt_delta: auto)
-        sampling_interval_s=lambda wc: config["cities"][wc.city].get("sampling_interval_s"),
+        sampling_interval_s=lambda wc: config["cities"][wc.city].get(
+            "sampling_interval_s"
+        ),
         ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
     script:
         "../scripts/map_match.py"

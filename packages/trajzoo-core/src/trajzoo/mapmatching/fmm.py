@@ -20,6 +20,7 @@ The kept piece's own first and last times then define the trip's travel time.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 from dataclasses import dataclass, fields
@@ -165,18 +166,29 @@ def describe_ubodt_delta(city: dict) -> str:
     return f"ubodt_delta {delta:g} m (config number; auto would give {auto:g} m)"
 
 
-def build_fastmm_network(segments: pd.DataFrame):
+def build_fastmm_network(segments: pd.DataFrame, geometries: np.ndarray | None = None):
     """Build a finalized ``fastmm.Network`` whose edge ids are the road segment ids.
 
     Args:
         segments: road segment table with segment_id, u, v and geometry_wkt (projected metres).
+        geometries: ``(n_segments,)`` shapely LineStrings of ``geometry_wkt`` when the caller has
+            parsed them already (:func:`match_trips` reuses them for its STRtree); None parses here.
+
+    The coordinates of all segments are read in one ``shapely.get_coordinates`` call (the same
+    float64 values as each LineString's ``coords``), not one Python iteration per segment.
     """
     import fastmm
 
+    if geometries is None:
+        geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())
+    coords, owner = shapely.get_coordinates(geometries, return_index=True)
+    points = list(map(tuple, coords.tolist()))
+    ends = np.cumsum(np.bincount(owner, minlength=len(geometries))).tolist()
     net = fastmm.Network()
-    for sid, u, v, geom in zip(segments["segment_id"], segments["u"], segments["v"],
-                               shapely.from_wkt(segments["geometry_wkt"].to_numpy())):
-        net.add_edge(int(sid), source=int(u), target=int(v), geom=[tuple(c) for c in geom.coords])
+    start = 0
+    for sid, u, v, end in zip(segments["segment_id"].tolist(), segments["u"].tolist(), segments["v"].tolist(), ends):
+        net.add_edge(int(sid), source=int(u), target=int(v), geom=points[start:end])
+        start = end
     net.finalize()
     return net
 
@@ -201,20 +213,23 @@ def ubodt_file(net, params: MatchParams, ubodt_dir: Path) -> Path | None:
     return None
 
 
-def build_matcher(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path, require_ubodt: bool = False):
+def build_matcher(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path, require_ubodt: bool = False,
+                  geometries: np.ndarray | None = None):
     """Create a ``fastmm.FastMapMatch`` in SHORTEST mode, building or loading the cached UBODT.
 
     Args:
         require_ubodt: raise :class:`UBODTMissingError` instead of building the UBODT when it is not
             cached in ``ubodt_dir`` (the chunk jobs of a fanned-out matching stage load the table
             the ``build_ubodt`` rule made; none of them should build it again).
+        geometries: the segments' parsed LineStrings, if the caller has them
+            (:func:`build_fastmm_network`).
 
     Returns:
         ``(network, matcher)``; keep the network alive as long as the matcher.
     """
     import fastmm
 
-    net = build_fastmm_network(segments)
+    net = build_fastmm_network(segments, geometries)
     if require_ubodt and ubodt_file(net, params, ubodt_dir) is None:
         raise UBODTMissingError(
             f"no UBODT for network {net.compute_hash()} and delta {params.ubodt_delta} m in {ubodt_dir} "
@@ -394,9 +409,16 @@ def _match_chunk(span: tuple[int, int]) -> list[dict]:
 
 
 def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """Project degrees (EPSG:4326) to ``crs`` metres with pyproj; arrays of any shape."""
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    return transformer.transform(lon, lat)
+    """Project degrees (EPSG:4326) to ``crs`` metres with pyproj; arrays of any shape.
+
+    The transformer is made once per CRS and process (:func:`_transformer`), not per call.
+    """
+    return _transformer(crs).transform(lon, lat)
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer(crs: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
 def build_ubodt(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path) -> Path:
@@ -453,8 +475,9 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
     if chunk_size is None:
         chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
     spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
-    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt)
-    tree = shapely.STRtree(shapely.from_wkt(segments["geometry_wkt"].to_numpy()))
+    geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())  # parsed once: network and STRtree
+    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt, geometries=geometries)
+    tree = shapely.STRtree(geometries)
     _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds, tree=tree)
     results: list[dict] = []
     bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)
