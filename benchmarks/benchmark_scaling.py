@@ -66,7 +66,7 @@ def bench_city(city: str, cfg: dict, data_root: Path, work: Path, worker_counts:
     """Ingest, network, UBODT and matching of one city's shipped data; returns the measured figures."""
     from trajzoo.ingest import ingest_city_to_parquet
     from trajzoo.mapmatching.fmm import (MatchParams, build_matcher, build_ubodt, match_one, match_trips,
-                                         project_points)
+                                         project_points, resolve_ubodt_delta)
     from trajzoo.roads.network import build_road_network
 
     ccfg = cfg["cities"][city]
@@ -78,7 +78,7 @@ def bench_city(city: str, cfg: dict, data_root: Path, work: Path, worker_counts:
     kept_points = int(trips["n_points"].sum())
     raw_points = int(counts.get("fixes_in", 0)) or None  # Cabspotting counts raw fixes; Porto below
     (seg, _), t_net = timed(build_road_network, ccfg["osm"], data_root, ccfg["crs"])
-    params = MatchParams.from_dict(ccfg["map_matching"])
+    params = MatchParams.from_dict({**ccfg["map_matching"], "ubodt_delta": resolve_ubodt_delta(ccfg)[0]})
     _, t_ubodt = timed(build_ubodt, seg, params, out / "ubodt")
     (net, matcher), t_load = timed(build_matcher, seg, params, out / "ubodt", require_ubodt=True)
     # matching alone (fastmm + trajzoo's conversion of each result), 1 core, setup excluded

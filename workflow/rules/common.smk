@@ -12,6 +12,7 @@ from snakemake.utils import validate, min_version
 from trajzoo.config import check_city_config
 from trajzoo.download import plan_inputs
 from trajzoo.experiments import ExperimentError, default_experiment, expand_experiments
+from trajzoo.mapmatching.fmm import resolve_ubodt_delta
 from trajzoo.registry import get_model, list_readers, task_class
 
 min_version("9.0")
@@ -60,6 +61,16 @@ for _city in CITIES:
         check_city_config(_city, config["cities"][_city])
     except ValueError as exc:
         raise WorkflowError(str(exc))
+
+# The UBODT delta of every road city: `auto` (the default) derived from the city's sampling
+# interval (trajzoo.mapmatching.fmm.resolve_ubodt_delta), written back as a number so every rule
+# (build_ubodt, map_match_chunk, model bundles) and every digest sees the value used.
+for _city in ROAD_CITIES:
+    try:
+        _delta, _ = resolve_ubodt_delta(config["cities"][_city])
+    except ValueError as exc:
+        raise WorkflowError(f"cities.{_city}.{exc}")
+    config["cities"][_city]["map_matching"]["ubodt_delta"] = _delta
 
 PLUGINS = _plugins()
 READERS = list_readers()

@@ -1,6 +1,7 @@
 # Stage 3: FMM map matching (fastmm), fanned out over N chunks with Snakemake's scatter/gather.
 #
-#   build_ubodt      segments -> results/<city>/ubodt/ (fastmm's UBODT cache), built once per city
+#   build_ubodt      segments -> results/<city>/ubodt/ (fastmm's UBODT cache + ubodt.json), built once per
+#                    city and delta; every map_match_chunk job loads it (none builds it: require_ubodt)
 #   map_match_chunk  chunk i of N of trips.parquet -> results/<city>/map_matching/<i>-of-<N>/*.parquet
 #   map_match        gather: the chunks in order -> matched.parquet + QC over the whole city
 #
@@ -24,7 +25,8 @@ rule build_ubodt:
     conda:
         "../../envs/core.yaml"
     params:
-        # only the delta shapes the table: other matching parameters do not rebuild it
+        # only the delta (a number: `auto` is resolved in common.smk) shapes the table: other
+        # matching parameters and the ingest do not rebuild it
         ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
     script:
         "../scripts/build_ubodt.py"
@@ -75,5 +77,11 @@ rule map_match:
         "benchmarks/{city}/map_match.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        # logged beside the 90th percentile interval measured on the trips (ubodt_delta: auto)
+        sampling_interval_s=lambda wc: config["cities"][wc.city].get(
+            "sampling_interval_s"
+        ),
+        ubodt_delta=lambda wc: config["cities"][wc.city]["map_matching"]["ubodt_delta"],
     script:
         "../scripts/map_match.py"

@@ -240,11 +240,12 @@ class TrainedModel:
         cfg = self.city_config
         if self.is_road_model:
             from trajzoo.data.city import add_time_features, trip_rows
-            from trajzoo.mapmatching.fmm import MatchParams, match_trips
+            from trajzoo.mapmatching.fmm import MatchParams, match_trips, resolve_ubodt_delta
 
             if not len(kept):
                 return [], pd.DataFrame(columns=REJECTION_COLUMNS)
-            params = MatchParams.from_dict(cfg["map_matching"])
+            # the pipeline stores the delta resolved; resolve_ubodt_delta keeps a number as it is
+            params = MatchParams.from_dict({**cfg["map_matching"], "ubodt_delta": resolve_ubodt_delta(cfg)[0]})
             matched, _, rej = match_trips(kept, self.segments, cfg["crs"], params,
                                           Path(ubodt_dir) if ubodt_dir else self.path / "ubodt",
                                           workers=workers, progress=False)

@@ -70,6 +70,23 @@ def trip_chunk_range(trips_path: Path, chunk: int, n_chunks: int) -> tuple[int, 
     return chunk_row_ranges(n_points, n_chunks)[chunk]
 
 
+def interval_quantile(trips_path: Path, q: float = 0.9) -> float:
+    """The ``q`` quantile (s) of the interval between consecutive fixes over every trip of a
+    trips.parquet (reads the timestamps only); NaN when no trip has two fixes.
+
+    The measured counterpart of a city's ``sampling_interval_s`` (the 90th percentile), logged
+    by the ``map_match`` rule next to the configured value.
+    """
+    ts = pq.read_table(trips_path, columns=["timestamps"]).column("timestamps").combine_chunks()
+    values = ts.flatten().to_numpy().astype(np.float64)
+    offsets = ts.offsets.to_numpy()
+    steps = np.diff(values)
+    inside = np.ones(len(steps), dtype=bool)  # drop the step from one trip's last fix to the next's first
+    inside[offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < len(values))] - 1] = False
+    steps = steps[inside]
+    return float(np.quantile(steps, q)) if len(steps) else float("nan")
+
+
 def read_trip_rows(trips_path: Path, start: int, stop: int) -> pd.DataFrame:
     """Rows ``start:stop`` of a trips.parquet, reading only the row groups that hold them.
 

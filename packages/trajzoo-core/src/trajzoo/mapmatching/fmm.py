@@ -20,6 +20,7 @@ The kept piece's own first and last times then define the trip's travel time.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 from dataclasses import dataclass, fields
@@ -45,6 +46,7 @@ class MatchParams:
         gps_error: GPS error standard deviation in the emission probability (m).
         ubodt_delta: UBODT upper bound on shortest-path distance between candidates (m); should
             exceed the distance a vehicle covers between two fixes (15 s in Porto, ~60 s in SF).
+            The config's ``auto`` is resolved to a number by :func:`resolve_ubodt_delta` first.
         reverse_tolerance: backward movement allowed along an edge (m), fastmm's
             ``reverse_tolerance``. 0 forbids it, and then GPS jitter backwards on a one-way street
             can only be matched by a loop around the block. Default 10 m: above the jitter of a
@@ -79,21 +81,114 @@ class MatchParams:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown map_matching parameter(s): {sorted(unknown)}")
+        if isinstance(d.get("ubodt_delta"), str):
+            raise ValueError(f"map_matching.ubodt_delta {d['ubodt_delta']!r} is not a number: resolve 'auto' with "
+                             "resolve_ubodt_delta(city config) first")
         return cls(**d)
 
 
-def build_fastmm_network(segments: pd.DataFrame):
+#: Bounds (m) of the UBODT delta derived from the sampling interval (:func:`resolve_ubodt_delta`).
+#: Below 500 m FMM could not route between candidates a few long road segments apart even at a
+#: short sampling interval; at 5 km the table of the Porto extract would be about 0.8 GB
+#: (extrapolated: its size grows about with delta squared, 276 MB at 3 km) for routes no taxi
+#: drives between two fixes.
+UBODT_DELTA_MIN_M = 500.0
+UBODT_DELTA_MAX_M = 5000.0
+#: Road route length over straight-line distance allowed between two fixes (:func:`resolve_ubodt_delta`).
+ROUTE_DETOUR_FACTOR = 2.0
+#: Plausible maximum speed (m/s) when the city's ``filters.max_speed_mps`` is not set: the
+#: ingest's own default bound on the straight-line speed between consecutive fixes.
+DEFAULT_MAX_SPEED_MPS = 50.0
+
+
+def resolve_ubodt_delta(city: dict) -> tuple[float, str]:
+    """The UBODT delta (m) of a city's config, and how it was chosen (for logs and QC).
+
+    ``map_matching.ubodt_delta: auto`` (the default) derives it from the city's sampling interval:
+
+        delta = clip(ROUTE_DETOUR_FACTOR * v_max * dt_90, UBODT_DELTA_MIN_M, UBODT_DELTA_MAX_M)
+
+    with ``dt_90 = sampling_interval_s``, the 90th percentile (s) of the interval between
+    consecutive fixes of the city's trips (a config value: Porto 15 s, every fix; San Francisco
+    70 s, Cabspotting's median being 60 s; Chengdu 90 s; measured on the data), ``v_max`` the
+    fastest straight-line speed between two fixes the ingest lets through
+    (``filters.max_speed_mps``, default 50 m/s), and ``ROUTE_DETOUR_FACTOR = 2`` for the road
+    route being longer than the straight line (one-way streets, a U-turn around a block). So the
+    table holds every route a vehicle can have driven between 9 in 10 consecutive fixes; a longer
+    gap driven farther than the table reaches splits the trip (``fmm_disconnected``). Porto:
+    2 * 50 * 15 = 1,500 m; San Francisco: 2 * 50 * 70 = 7,000 m, capped to 5,000 m. Measured on
+    the 1,855 Porto sample trips: 1,743 kept at 1,500 m, 1,745 at 3,000 m (the former fixed
+    default; 2.0x the UBODT load time), 1,709 at 750 m (no detour factor). An explicit number in
+    the config is used as it is.
+
+    The interval is a config value, not measured from the ingested trips, so that the
+    ``build_ubodt`` rule needs only the road network: the UBODT is built in parallel with the
+    ingest and is not rebuilt when an ingest option changes (``map_match`` logs the measured
+    90th percentile of the matched trips next to the configured one).
+
+    Args:
+        city: one city's config section (``cities.<city>``), after schema defaults.
+
+    Returns:
+        ``(delta_m, how)``: the delta in metres and a one-line description of its derivation.
+
+    Raises:
+        ValueError: ``auto`` without a positive ``sampling_interval_s``, naming the keys.
+    """
+    value = (city.get("map_matching") or {}).get("ubodt_delta", "auto")
+    if value != "auto":
+        return float(value), f"map_matching.ubodt_delta = {float(value):g} m (config)"
+    interval = city.get("sampling_interval_s")
+    if interval is None or not float(interval) > 0:
+        raise ValueError("map_matching.ubodt_delta is 'auto' but sampling_interval_s (the 90th percentile of the "
+                         f"interval between fixes, s) is {interval!r}: set it, or give ubodt_delta in metres")
+    speed = (city.get("filters") or {}).get("max_speed_mps") or DEFAULT_MAX_SPEED_MPS
+    raw = ROUTE_DETOUR_FACTOR * float(speed) * float(interval)
+    delta = min(max(raw, UBODT_DELTA_MIN_M), UBODT_DELTA_MAX_M)
+    return delta, (f"map_matching.ubodt_delta = auto: {ROUTE_DETOUR_FACTOR:g} x filters.max_speed_mps {float(speed):g} m/s x "
+                   f"sampling_interval_s {float(interval):g} s = {raw:g} m, clipped to "
+                   f"[{UBODT_DELTA_MIN_M:g}, {UBODT_DELTA_MAX_M:g}] -> {delta:g} m")
+
+
+def describe_ubodt_delta(city: dict) -> str:
+    """One line for logs: the city's (resolved) UBODT delta and whether it is what ``auto`` gives.
+
+    The rules see the delta as a number (``auto`` is resolved when the DAG is built), so a config
+    that names the same number as ``auto`` derives builds the same table and does not rebuild it.
+    """
+    delta = float(city["map_matching"]["ubodt_delta"])
+    try:
+        auto, how = resolve_ubodt_delta({**city, "map_matching": {**city["map_matching"], "ubodt_delta": "auto"}})
+    except ValueError:
+        return f"ubodt_delta {delta:g} m (config; no sampling_interval_s for auto)"
+    if auto == delta:
+        return f"ubodt_delta {delta:g} m = the auto value: {how.split(': ', 1)[1]}"
+    return f"ubodt_delta {delta:g} m (config number; auto would give {auto:g} m)"
+
+
+def build_fastmm_network(segments: pd.DataFrame, geometries: np.ndarray | None = None):
     """Build a finalized ``fastmm.Network`` whose edge ids are the road segment ids.
 
     Args:
         segments: road segment table with segment_id, u, v and geometry_wkt (projected metres).
+        geometries: ``(n_segments,)`` shapely LineStrings of ``geometry_wkt`` when the caller has
+            parsed them already (:func:`match_trips` reuses them for its STRtree); None parses here.
+
+    The coordinates of all segments are read in one ``shapely.get_coordinates`` call (the same
+    float64 values as each LineString's ``coords``), not one Python iteration per segment.
     """
     import fastmm
 
+    if geometries is None:
+        geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())
+    coords, owner = shapely.get_coordinates(geometries, return_index=True)
+    points = list(map(tuple, coords.tolist()))
+    ends = np.cumsum(np.bincount(owner, minlength=len(geometries))).tolist()
     net = fastmm.Network()
-    for sid, u, v, geom in zip(segments["segment_id"], segments["u"], segments["v"],
-                               shapely.from_wkt(segments["geometry_wkt"].to_numpy())):
-        net.add_edge(int(sid), source=int(u), target=int(v), geom=[tuple(c) for c in geom.coords])
+    start = 0
+    for sid, u, v, end in zip(segments["segment_id"].tolist(), segments["u"].tolist(), segments["v"].tolist(), ends):
+        net.add_edge(int(sid), source=int(u), target=int(v), geom=points[start:end])
+        start = end
     net.finalize()
     return net
 
@@ -118,20 +213,23 @@ def ubodt_file(net, params: MatchParams, ubodt_dir: Path) -> Path | None:
     return None
 
 
-def build_matcher(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path, require_ubodt: bool = False):
+def build_matcher(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path, require_ubodt: bool = False,
+                  geometries: np.ndarray | None = None):
     """Create a ``fastmm.FastMapMatch`` in SHORTEST mode, building or loading the cached UBODT.
 
     Args:
         require_ubodt: raise :class:`UBODTMissingError` instead of building the UBODT when it is not
             cached in ``ubodt_dir`` (the chunk jobs of a fanned-out matching stage load the table
             the ``build_ubodt`` rule made; none of them should build it again).
+        geometries: the segments' parsed LineStrings, if the caller has them
+            (:func:`build_fastmm_network`).
 
     Returns:
         ``(network, matcher)``; keep the network alive as long as the matcher.
     """
     import fastmm
 
-    net = build_fastmm_network(segments)
+    net = build_fastmm_network(segments, geometries)
     if require_ubodt and ubodt_file(net, params, ubodt_dir) is None:
         raise UBODTMissingError(
             f"no UBODT for network {net.compute_hash()} and delta {params.ubodt_delta} m in {ubodt_dir} "
@@ -156,29 +254,45 @@ def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
 
 def _walk_piece(subtrajectory) -> tuple[list[int], list[float], float, float]:
     """:func:`road_sequence` plus the route length (m) between the first and last matched point
-    (fastmm's ``cumulative_distance`` along the matched path)."""
+    (fastmm's ``cumulative_distance`` along the matched path).
+
+    Speed: fastmm's bindings copy a C++ vector into a new Python list of new objects on *every*
+    attribute read (``segments``, ``edges``, ``points``), and reading ``edge.points`` costs more
+    than the rest together. So each attribute is read once, and ``points`` only where it is
+    needed: on an edge that starts a new road segment (its entry time), and on the last edge
+    with points (the end time and route length). An edge that repeats the previous segment id is
+    skipped without reading its points; the result is the same as reading every point.
+    """
     roads: list[int] = []
     times: list[float] = []
-    end_time = float("nan")
-    first_d, last_d = None, 0.0
-    segments = subtrajectory.segments  # fastmm builds a new Python list on every attribute read
-    for seg in segments:
+    first_d = None
+    prev = None
+    last_edge = None
+    for seg in subtrajectory.segments:
         for edge in seg.edges:
+            last_edge = edge
+            edge_id = edge.edge_id
+            if edge_id == prev:
+                continue
             points = edge.points
             if not points:
                 continue
+            p0 = points[0]
             if first_d is None:
-                first_d = float(points[0].cumulative_distance)
-            last = points[-1]
-            last_d = float(last.cumulative_distance)
-            end_time = float(last.t)
-            edge_id = edge.edge_id
-            if roads and roads[-1] == edge_id:
-                continue
-            roads.append(int(edge_id))
-            times.append(float(points[0].t))
-    route_m = max(last_d - (first_d or 0.0), 0.0)
-    return roads, times, end_time, route_m
+                first_d = p0.cumulative_distance
+            roads.append(edge_id)
+            times.append(p0.t)
+            prev = edge_id
+    if last_edge is None:
+        return roads, times, float("nan"), 0.0
+    points = last_edge.points
+    if not points:  # the last edge has no points: find the last one that has (rare)
+        points = [p for seg in subtrajectory.segments for e in seg.edges for p in e.points][-1:]
+    if not points:
+        return roads, times, float("nan"), 0.0
+    last = points[-1]
+    route_m = max(float(last.cumulative_distance) - float(first_d or 0.0), 0.0)
+    return roads, times, float(last.t), route_m
 
 
 #: Columns of the per-trip stats table (:func:`match_trips`), in order, after trip_id.
@@ -187,7 +301,8 @@ STATS_COLUMNS = ("n_points", "n_stationary_dropped", "n_subtrajectories", "n_mat
                  "route_gps_ratio", "n_revisited", "error_codes", "reason")
 
 
-def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None) -> dict:
+def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None,
+              xyt: list | None = None) -> dict:
     """Match one trip: collapse stationary fixes, run FMM, keep the longest piece, check it.
 
     Args:
@@ -197,6 +312,9 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
         tree: ``shapely.STRtree`` of the road segment geometries, used to tell, for a trip FMM
             could not match in one piece, which fixes have no road within
             ``candidate_search_radius``; ``None`` reports no fix as such.
+        xyt: the trip's fixes as a list of ``[x, y, t]`` lists (all ``n``, before stationary
+            collapse) when the caller built them for a whole chunk at once (one ``tolist`` per
+            chunk instead of per trip); ``None`` builds them here from x, y, t.
 
     Returns:
         dict with ``reason`` (None when kept, else a rejection reason), ``roads`` (int64),
@@ -210,23 +328,28 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
     """
     import fastmm
 
+    success = fastmm.MatchErrorCode.SUCCESS
     n = len(x)
     keep = collapse_stationary(x, y, params.stationary_radius_m)
     orig = np.flatnonzero(keep)
-    xs, ys, ts = np.asarray(x)[keep], np.asarray(y)[keep], np.asarray(t)[keep]
-    traj = fastmm.Trajectory.from_xyt_tuples(np.column_stack([xs, ys, ts]).tolist())
-    result = matcher.match(traj, max_candidates=params.max_candidates,
+    xs, ys = np.asarray(x)[keep], np.asarray(y)[keep]
+    if xyt is None:
+        xyt = np.column_stack([xs, ys, np.asarray(t)[keep]]).tolist()
+    else:
+        xyt = [xyt[i] for i in orig.tolist()]
+    result = matcher.match(fastmm.Trajectory.from_xyt_tuples(xyt), max_candidates=params.max_candidates,
                            candidate_search_radius=params.candidate_search_radius,
                            gps_error=params.gps_error, reverse_tolerance=params.reverse_tolerance)
-    subs = list(result.subtrajectories)
-    ok = [s for s in subs if s.error_code == fastmm.MatchErrorCode.SUCCESS]
-    errors = sorted({s.error_code.name for s in subs if s.error_code != fastmm.MatchErrorCode.SUCCESS})
+    subs = result.subtrajectories
+    codes = [s.error_code for s in subs]  # each read makes a new object: read once
+    ok = [s for s, c in zip(subs, codes) if c == success]
+    errors = sorted({c.name for c in codes if c != success})
     out = {"n_points": n, "n_stationary_dropped": int(n - len(orig)), "n_subtrajectories": len(subs),
            "n_matched_pieces": len(ok), "matched_points": 0, "n_unmatched": 0, "n_no_candidate": 0,
            "no_candidate_fixes": "", "split_after": "", "route_m": float("nan"), "gps_m": float("nan"),
            "route_gps_ratio": float("nan"), "n_revisited": -1, "error_codes": ",".join(errors),
            "roads": None, "enter_times": None, "end_time": None, "reason": None}
-    pieces = [(int(s.start_index), int(s.end_index)) for s in ok]
+    pieces = [(s.start_index, s.end_index) for s in ok]
     if len(ok) != 1 or pieces[0] != (0, len(orig) - 1):
         if tree is not None:
             near = tree.query(shapely.points(xs, ys), predicate="dwithin",
@@ -243,12 +366,15 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
     if not ok:
         out["reason"] = cause or "fmm_disconnected"
         return out
-    best = max(ok, key=lambda s: (s.end_index - s.start_index, -s.start_index))
-    a, b = int(best.start_index), int(best.end_index)
+    k_best = max(range(len(ok)), key=lambda k: (pieces[k][1] - pieces[k][0], -pieces[k][0]))
+    best = ok[k_best]
+    a, b = pieces[k_best]
     covered = int(orig[b] - orig[a] + 1)  # input fixes spanned, standstill fixes included
     out["matched_points"] = covered
     roads, times, end_time, route_m = _walk_piece(best)
-    out.update(route_quality(route_m, path_length_m(xs[a:b + 1], ys[a:b + 1]), np.asarray(roads, dtype=np.int64)))
+    gps_m = path_length_m(xs[a:b + 1], ys[a:b + 1])
+    out.update(route_m=float(route_m), gps_m=gps_m, route_gps_ratio=float(route_m) / max(gps_m, 1.0),
+               n_revisited=len(roads) - len(set(roads)))  # = route_quality(...), without numpy per trip
     if covered / n < params.min_matched_fraction:
         out["reason"] = cause or "fmm_disconnected"
         return out
@@ -276,14 +402,23 @@ def _match_chunk(span: tuple[int, int]) -> list[dict]:
     the two indices travel to the worker)."""
     x, y, t, bounds = _WORKER["x"], _WORKER["y"], _WORKER["t"], _WORKER["bounds"]
     matcher, params, tree = _WORKER["matcher"], _WORKER["params"], _WORKER.get("tree")
-    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree)
-            for a, b in zip(bounds[span[0]:span[1]], bounds[span[0] + 1:span[1] + 1])]
+    lo, hi = int(bounds[span[0]]), int(bounds[span[1]])
+    rows = np.column_stack([x[lo:hi], y[lo:hi], t[lo:hi]]).tolist()  # one conversion for the chunk
+    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree, xyt=rows[a - lo:b - lo])
+            for a, b in zip(bounds[span[0]:span[1]].tolist(), bounds[span[0] + 1:span[1] + 1].tolist())]
 
 
 def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """Project degrees (EPSG:4326) to ``crs`` metres with pyproj; arrays of any shape."""
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    return transformer.transform(lon, lat)
+    """Project degrees (EPSG:4326) to ``crs`` metres with pyproj; arrays of any shape.
+
+    The transformer is made once per CRS and process (:func:`_transformer`), not per call.
+    """
+    return _transformer(crs).transform(lon, lat)
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer(crs: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
 def build_ubodt(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path) -> Path:
@@ -340,8 +475,9 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
     if chunk_size is None:
         chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
     spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
-    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt)
-    tree = shapely.STRtree(shapely.from_wkt(segments["geometry_wkt"].to_numpy()))
+    geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())  # parsed once: network and STRtree
+    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt, geometries=geometries)
+    tree = shapely.STRtree(geometries)
     _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds, tree=tree)
     results: list[dict] = []
     bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)

@@ -43,18 +43,22 @@ def collapse_stationary(x: np.ndarray, y: np.ndarray, radius_m: float) -> np.nda
     keep = np.ones(n, dtype=bool)
     if radius_m <= 0 or n < 3:
         return keep
-    keep[:] = False
-    keep[0] = True
-    anchor, dropped = 0, False
+    # Python floats, not numpy scalars: the same IEEE double arithmetic, ~5x faster per fix
+    xl, yl = x.tolist(), y.tolist()
+    kept = [0]
+    ax, ay, dropped = xl[0], yl[0], False
     r2 = float(radius_m) ** 2
     for i in range(1, n):
-        if (x[i] - x[anchor]) ** 2 + (y[i] - y[anchor]) ** 2 <= r2:
+        xi, yi = xl[i], yl[i]
+        if (xi - ax) ** 2 + (yi - ay) ** 2 <= r2:
             dropped = True
             continue
         if dropped:
-            keep[i - 1] = True  # the last fix of the standstill: when the vehicle left
-        keep[i] = True
-        anchor, dropped = i, False
+            kept.append(i - 1)  # the last fix of the standstill: when the vehicle left
+        kept.append(i)
+        ax, ay, dropped = xi, yi, False
+    keep[:] = False
+    keep[kept] = True
     keep[n - 1] = True
     return keep
 
