@@ -422,8 +422,8 @@ def pretrain_inputs(wc):
 # tasks (workflow/scripts/evaluate.py, trajzoo.evaluation.evaluate_run) and writes one set of
 # tables per task. A rule's outputs cannot depend on its wildcards, so runs with the same tasks
 # share one rule, `evaluate_<task>_<task>...`, defined in a loop in workflow/rules/models.smk;
-# each takes the threads, resources and job group that profiles (and the command line) give
-# `evaluate` (inherit_rule_settings).
+# each takes the threads and resources that profiles (and the command line) give `evaluate`
+# (inherit_rule_settings).
 
 
 def _evaluate_groups():
@@ -453,8 +453,9 @@ def evaluate_runs_constraint(runs):
     (a lookahead pins the rest of the run's path), so exactly one evaluate_* rule produces each
     run's files."""
     return "|".join(
-        re.escape(c) + "(?=/eval/" + "/".join(map(re.escape, (m, v, x))) + "/)"
+        re.escape(c) + "(?=" + re.escape(p[len(c) :]) + ")"
         for c, m, v, x in runs
+        for p in [f"{c}/eval/{m}/{v}/{x}/"]
     )
 
 
@@ -479,20 +480,15 @@ def evaluate_logs(tasks):
 
 
 def inherit_rule_settings(name, template="evaluate"):
-    """Give rule ``name`` the threads, resources and job group set for ``template`` in the
-    profiles and on the command line (--set-threads, --set-resources, --groups), unless ``name``
-    has its own. Snakemake keys these by rule name only; this copies the parsed entries (Snakemake
-    9 ResourceSettings/GroupSettings) before the rule is defined."""
+    """Give rule ``name`` the threads and resources set for ``template`` in the profiles and on the
+    command line (--set-threads, --set-resources), unless ``name`` has its own. Snakemake keys
+    these by rule name only; this copies the parsed entries (Snakemake 9 ResourceSettings) before
+    the rule is defined. (Job groups, --groups, are set after parsing and cannot be copied.)
+    """
     rs = workflow.resource_settings
     for parsed in (rs._parsed_overwrite_threads, rs._parsed_overwrite_resources):
         if template in parsed and name not in parsed:
             parsed[name] = parsed[template]
-    gs = workflow.group_settings
-    if template in gs.overwrite_groups and name not in gs.overwrite_groups:
-        gs.overwrite_groups = {
-            **gs.overwrite_groups,
-            name: gs.overwrite_groups[template],
-        }
 
 
 def evaluate_job(wc):
