@@ -5,10 +5,10 @@ loads the city's prepared views and the pretrained model ONCE (:func:`load_run`)
 and scores the run's tasks one after the other in a fixed order, each from a fresh copy of the
 loaded model and from the global RNG state the loading left (restored before every task), so that
 each task's tables are the ones a job of that task alone writes (tests/core/test_evaluation_run.py,
-road tasks). Known gap: on the real slice 2 of 36 TransferTraj point/SIM tables (Porto in-city TR
-after TP, few-shot SIM) differed in the 4th significant digit from their one-task jobs, while the
-city's point rows were unchanged by the earlier task: some state outside the model copy, the
-city and the global RNGs still carries over there (not found yet).
+road tasks). Known gap: on the real slice, 2 of the 19 task tables compared with one-task jobs
+differed (TransferTraj on Porto: in-city TR after TP, MAE 163.65 vs 163.70 m; few-shot SIM, mean
+rank 3.64 vs 3.58), while the earlier task left the city's point rows unchanged: some state
+outside the model copy, the city and the global RNGs still carries over there (not found yet).
 
 A task's ``input_kind`` (:data:`trajzoo.registry.TASK_KINDS`) picks its evaluator in
 :data:`EVALUATORS`; every evaluator has the signature ``(loaded, task, fraction, finetune, ctx)``
