@@ -453,9 +453,9 @@ def evaluate_runs_constraint(runs):
     (a lookahead pins the rest of the run's path), so exactly one evaluate_* rule produces each
     run's files."""
     return "|".join(
-        re.escape(c) + "(?=" + re.escape(p[len(c) :]) + ")"
+        f"{re.escape(c)}(?={re.escape(rest)})"
         for c, m, v, x in runs
-        for p in [f"{c}/eval/{m}/{v}/{x}/"]
+        for rest in [f"/eval/{m}/{v}/{x}/"]
     )
 
 
