@@ -231,13 +231,23 @@ def test_license_file_is_the_declared_mit():
 
 
 def rule_blocks() -> dict[str, str]:
-    """rule name -> its text, from every workflow/rules/*.smk and the Snakefile."""
+    """rule name -> its text, from every workflow/rules/*.smk and the Snakefile. A rule defined in a
+    loop (``rule:`` + ``name: <family>_rule_name(...)``, e.g. the fine-tuning rules evaluate_<tasks>)
+    counts once, under its family name (``evaluate``): see :func:`rule_family`."""
     blocks = {}
     for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
-        parts = re.split(r"^[ \t]*(?:rule|checkpoint)[ \t]+(\w+)[ \t]*:", path.read_text(), flags=re.M)
-        for name, body in zip(parts[1::2], parts[2::2]):
-            blocks[name] = body
+        parts = re.split(r"^[ \t]*(?:rule|checkpoint)[ \t]+(\w+)[ \t]*:|^[ \t]*rule:\s*name:\s*(\w+?)_rule_name\(",
+                         path.read_text(), flags=re.M)
+        for named, family, body in zip(parts[1::3], parts[2::3], parts[3::3]):
+            blocks[named or family] = body
     return blocks
+
+
+def rule_family(name: str) -> str:
+    """The rule a job's rule name belongs to in rule_blocks and the profiles: ``evaluate`` for the
+    fine-tuning rules ``evaluate_<tasks>`` (one per task set, workflow/rules/models.smk), else
+    ``name``."""
+    return "evaluate" if name.startswith("evaluate_") else name
 
 
 def test_every_rule_names_a_conda_env():

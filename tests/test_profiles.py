@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_env_pins import rule_blocks
+from test_env_pins import rule_blocks, rule_family
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = {name: yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
@@ -87,7 +87,7 @@ def planned_resources(repo, work, data_root, device):
     out, rule = {}, None
     for line in proc.stdout.splitlines():
         if m := re.match(r"(?:local)?rule (\w+):", line):
-            rule = m[1]
+            rule = rule_family(m[1])
         elif rule and line.strip().startswith("resources:"):
             res = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
             out.setdefault(rule, []).append(res)

@@ -1,6 +1,6 @@
 """Snakemake conventions: snakefmt-formatted rule files, `snakemake --lint` clean, tiny table and
-plot rules local, download rules retried, a workflow-catalog file, and the grouped SLURM profile
-bundling the fine-tuning jobs of one run into one submission (checked with a dry run)."""
+plot rules local, download rules retried, a workflow-catalog file. (One fine-tuning job per run:
+tests/test_config.py and tests/core/test_evaluation_run.py.)"""
 from __future__ import annotations
 
 import re
@@ -46,21 +46,3 @@ def test_workflow_catalog_file():
     meta = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())
     assert meta["usage"]["software-stack-deployment"]["conda"] is True
     assert "--cores" in meta["usage"]["mandatory-flags"]["flags"]
-
-
-def test_grouped_slurm_profile_is_the_slurm_profile_plus_groups(repo, data_root, tmp_path):
-    slurm = yaml.safe_load((repo / "profiles" / "slurm" / "config.yaml").read_text())
-    grouped = yaml.safe_load((repo / "profiles" / "slurm-grouped" / "config.yaml").read_text())
-    extra = {k: v for k, v in grouped.items() if k not in slurm}
-    assert {k: v for k, v in grouped.items() if k in slurm} == slurm and set(extra) == {"groups", "group-components"}
-    # the same grouping on a local dry run: one group job per (city, model, variant, setting, seed)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "results/porto/start.csv", "--snakefile",
-                           str(repo / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-                           str(repo / "config.yaml"), "--config", f"data_root={data_root}",
-                           "--groups", *extra["groups"], "--group-components", *extra["group-components"]],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    groups = re.findall(r"Group job (\S+) \(jobs in lexicogr\. order\):", proc.stdout + proc.stderr)
-    assert groups == ["finetune-porto-start-full-in-city-seed0"], groups
-    n_eval = len(re.findall(r"rule evaluate:", proc.stdout + proc.stderr))
-    assert n_eval >= 2  # START's road tasks on Porto, all in that one group

@@ -129,8 +129,6 @@ def test_processes_resource_and_torchrun_detection(monkeypatch):
     assert launch.run(lambda x: x + 1, 1) == 2  # one process: a plain call
     monkeypatch.setenv("RANK", "1")
     assert not launch.is_writer()
-    with pytest.raises(SystemExit):
-        launch.stop_unless_writer()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert launch.under_torchrun()
 
@@ -165,42 +163,3 @@ def test_a_job_under_torchrun_joins_its_processes(tmp_path):
                            str(script), str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_text() == "2 3.0"  # world size 2, ranks 0 + 1 summed (1 + 2); rank 0 wrote
-
-
-FAN_OUT_SCRIPT = '''
-import os, sys, types
-import torch
-from trajzoo.training import distributed
-from trajzoo.training.launch import fan_out_script, stop_unless_writer
-
-snakemake = types.SimpleNamespace(resources={"processes": 2}, threads=2, out=sys.argv[1])  # a preamble
-if __name__ == "__main__" and fan_out_script(__file__, snakemake):
-    raise SystemExit(0)
-# the module-level body of a rule script (evaluate.py): once per process, never as __mp_main__
-rank, world = distributed.world()
-open(os.path.join(snakemake.out, f"body-{rank}-{os.getpid()}"), "w").write(__name__)
-total = torch.tensor([1.0])
-torch.distributed.all_reduce(total)
-stop_unless_writer()
-open(os.path.join(snakemake.out, "output"), "w").write(f"{world} {float(total)}")
-'''
-
-
-def test_a_module_level_rule_script_runs_once_in_each_process(tmp_path):
-    """fan_out_script (evaluate.py's hook): the body runs in 2 processes, once each (spawn must
-    not re-run it while importing the main module), and only rank 0 gets past stop_unless_writer."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "rule.py"
-    script.write_text(FAN_OUT_SCRIPT)
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    done = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    bodies = sorted(p.name.split("-")[1] for p in out.glob("body-*"))
-    assert bodies == ["0", "1"]
-    assert {p.read_text() for p in out.glob("body-*")} == {"trajzoo_data_parallel_rank"}
-    assert (out / "output").read_text() == "2 2.0"

@@ -4,6 +4,7 @@
 # (each model's sections with its own config classes, task and reader names against their entry
 # points) and the experiments are expanded and checked, all before any job runs: `snakemake -n`
 # fails naming the key.
+import re
 import sys
 from pathlib import Path
 
@@ -428,6 +429,79 @@ def pretrain_inputs(wc):
     return files
 
 
+# One fine-tuning job per run (target city, model, variant, experiment, seed) fine-tunes all its
+# tasks (workflow/scripts/evaluate.py, trajzoo.evaluation.evaluate_run) and writes one set of
+# tables per task. A rule's outputs cannot depend on its wildcards, so runs with the same tasks
+# share one rule, `evaluate_<task>_<task>...`, defined in a loop in workflow/rules/models.smk;
+# each takes the threads and resources that profiles (and the command line) give `evaluate`
+# (inherit_rule_settings).
+
+
+def _evaluate_groups():
+    """Task tuple -> the (city, model, variant, exp) runs with exactly these tasks, in order."""
+    groups = {}
+    for key, exp in EVALS.items():
+        tasks = tuple(experiment_tasks(exp))
+        if "finetune" in tasks:
+            raise WorkflowError(
+                "a task named 'finetune' clashes with the run log finetune.log"
+            )
+        if tasks:
+            groups.setdefault(tasks, []).append(key)
+    return groups
+
+
+EVALUATE_GROUPS = _evaluate_groups()
+
+
+def evaluate_rule_name(tasks):
+    """Name of the fine-tuning rule of the runs with tasks ``tasks``."""
+    return "evaluate_" + "_".join(tasks)
+
+
+def evaluate_runs_constraint(runs):
+    """Regex of the city wildcard that matches only the given (city, model, variant, exp) runs
+    (a lookahead pins the rest of the run's path), so exactly one evaluate_* rule produces each
+    run's files."""
+    return "|".join(
+        f"{re.escape(c)}(?={re.escape(rest)})"
+        for c, m, v, x in runs
+        for rest in [f"/eval/{m}/{v}/{x}/"]
+    )
+
+
+def evaluate_outputs(tasks):
+    """Named outputs of a run's job: ``<task>__<kind>`` per task (trajzoo.evaluation.TASK_OUTPUTS)."""
+    base = "results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/"
+    out = {}
+    for t in tasks:
+        out[f"{t}__metrics"] = f"{base}{t}.csv"
+        out[f"{t}__history"] = f"{base}{t}_history.csv"
+        out[f"{t}__qc"] = f"{base}{t}_qc.csv"
+        # per-trip test predictions with the trip id, and the fine-tuned head (trajzoo predict)
+        out[f"{t}__predictions"] = f"{base}{t}_predictions.parquet"
+        out[f"{t}__head"] = f"{base}{t}_head.pt"
+    return out
+
+
+def evaluate_logs(tasks):
+    """The run's log (loading, each task's start and duration) and one log per task."""
+    base = "logs/{city}/eval/{model}/{variant}/{exp}/seed{seed}/"
+    return {"finetune": f"{base}finetune.log", **{t: f"{base}{t}.log" for t in tasks}}
+
+
+def inherit_rule_settings(name, template="evaluate"):
+    """Give rule ``name`` the threads and resources set for ``template`` in the profiles and on the
+    command line (--set-threads, --set-resources), unless ``name`` has its own. Snakemake keys
+    these by rule name only; this copies the parsed entries (Snakemake 9 ResourceSettings) before
+    the rule is defined. (Job groups, --groups, are set after parsing and cannot be copied.)
+    """
+    rs = workflow.resource_settings
+    for parsed in (rs._parsed_overwrite_threads, rs._parsed_overwrite_resources):
+        if template in parsed and name not in parsed:
+            parsed[name] = parsed[template]
+
+
 def evaluate_job(wc):
     exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
     return {
@@ -438,7 +512,6 @@ def evaluate_job(wc):
         "city": exp.target,
         "timezone": config["cities"][exp.target]["timezone"],
         "finetune": model_section(exp.model, exp.variant)["finetune"],
-        "task_options": config["tasks"].get(wc.task, {}),
         "seed": int(wc.seed),
         "device": config["device"],
         "inputs": sorted(PLUGINS[exp.model].inputs),
@@ -446,18 +519,30 @@ def evaluate_job(wc):
     }
 
 
+def evaluate_tasks(wc):
+    """The run's tasks in the order its job runs them: name, options (config tasks.<name>),
+    checkpoint folder and TensorBoard folder of each."""
+    exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
+    run = f"{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}"
+    return [
+        {
+            "name": t,
+            "options": config["tasks"].get(t, {}),
+            "checkpoint_dir": f"results/{run}/checkpoints_{t}",
+            # TensorBoard (config training.tensorboard)
+            "tensorboard_dir": f"logs/tensorboard/{run}/{t}",
+        }
+        for t in experiment_tasks(exp)
+    ]
+
+
 def evaluate_inputs(wc):
     exp = EVALS[(wc.city, wc.model, wc.variant, wc.exp)]
-    if wc.task not in experiment_tasks(exp):
-        raise WorkflowError(
-            f"task {wc.task!r} is not a task of experiment {wc.model}/{wc.variant}/{wc.exp} "
-            f"on {wc.city} (its tasks: {experiment_tasks(exp)})"
-        )
     files = {
         "model": pretraining_of(exp).format(seed=wc.seed),
         **city_files(exp.target, PLUGINS[exp.model].inputs),
     }
-    if task_class(wc.task).input_kind == "location":
+    if any(task_class(t).input_kind == "location" for t in experiment_tasks(exp)):
         files["features"] = (
             f"results/{wc.city}/features/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/locations.pt"
         )

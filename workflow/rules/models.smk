@@ -4,6 +4,7 @@
 #       it depends on: untrained-<city>, in-<city>, <sources>-to-<target> (cross-city) or
 #       from-<sources> (zero-/few-shot: the same file for every target)
 #   results/<city>/eval/<model>/<variant>/<experiment>/seed<s>/<task>.csv   one task of one experiment
+#       (all tasks of one experiment and seed: one job)
 #   results/<city>/embeddings/<model>.parquet                         trip id -> embedding (default setting)
 
 
@@ -28,29 +29,36 @@ rule pretrain:
         "../scripts/pretrain.py"
 
 
-rule evaluate:
-    input:
-        unpack(evaluate_inputs),
-    output:
-        metrics="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.csv",
-        history="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_history.csv",
-        qc="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_qc.csv",
-        # per-trip test predictions with the trip id, and the fine-tuned head (trajzoo predict)
-        predictions="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_predictions.parquet",
-        head="results/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}_head.pt",
-    log:
-        "logs/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.log",
-    benchmark:
-        "benchmarks/{city}/eval/{model}/{variant}/{exp}/seed{seed}/{task}.tsv"
-    conda:
-        "../../envs/models.yaml"
-    resources:
-        gpu=gpu_request,
-    params:
-        job=evaluate_job,
-        checkpoint_dir=lambda wc: f"results/{wc.city}/eval/{wc.model}/{wc.variant}/{wc.exp}/seed{wc.seed}/checkpoints_{wc.task}",
-    script:
-        "../scripts/evaluate.py"
+# Fine-tuning: ONE job per run (target city, model, variant, experiment, seed) loads the city and
+# the model once and fine-tunes the run's tasks one after the other, each from the loaded model
+# and the same RNG state (trajzoo.evaluation.evaluate_run), writing one set of tables per task.
+# Runs with the same tasks share a rule evaluate_<tasks> (outputs cannot depend on wildcards);
+# threads and resources: profiles/default `evaluate`.
+for _tasks, _runs in EVALUATE_GROUPS.items():
+    inherit_rule_settings(evaluate_rule_name(_tasks))
+
+    rule:
+        name:
+            evaluate_rule_name(_tasks)
+        input:
+            unpack(evaluate_inputs),
+        output:
+            **evaluate_outputs(_tasks),
+        log:
+            **evaluate_logs(_tasks),
+        benchmark:
+            "benchmarks/{city}/eval/{model}/{variant}/{exp}/seed{seed}/finetune.tsv"
+        wildcard_constraints:
+            city=evaluate_runs_constraint(_runs),
+        conda:
+            "../../envs/models.yaml"
+        resources:
+            gpu=gpu_request,
+        params:
+            job=evaluate_job,
+            tasks=evaluate_tasks,
+        script:
+            "../scripts/evaluate.py"
 
 
 rule location_features:

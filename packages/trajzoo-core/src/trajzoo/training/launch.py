@@ -100,7 +100,7 @@ def _join_and_call(main: Callable, args: tuple, device: str) -> Any:
 def _child(rank: int, world_size: int, port: int, device: str, threads: int | None, main: Callable,
            args: tuple) -> None:
     """One spawned process: torchrun's environment, silence unless rank 0, join, ``main(*args)``;
-    a ``SystemExit`` with code 0 or None (e.g. :func:`stop_unless_writer`) ends it normally."""
+    a ``SystemExit`` with code 0 or None ends it normally."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: loopback only
@@ -116,68 +116,6 @@ def _child(rank: int, world_size: int, port: int, device: str, threads: int | No
     except SystemExit as stop:
         if stop.code not in (0, None):
             raise
-
-
-def stop_unless_writer() -> None:
-    """End this process (``SystemExit(0)``) unless it is the writer (:func:`is_writer`): the
-    hook a rule script calls after its training, before it writes its outputs.
-
-    Raises:
-        SystemExit: code 0, in a process of rank > 0.
-    """
-    if not is_writer():
-        raise SystemExit(0)
-
-
-def _run_script(path: str, smk: Any) -> None:
-    """A spawned process's body for :func:`fan_out_script`: the rule script again, as a module
-    named ``trajzoo_data_parallel_rank`` (not ``__main__``), with ``snakemake`` set."""
-    import runpy
-
-    runpy.run_path(path, init_globals={"snakemake": smk}, run_name="trajzoo_data_parallel_rank")
-
-
-def fan_out_script(path: str, smk: Any, device: str | torch.device = "cpu") -> bool:
-    """Data parallelism for a rule script whose body is module-level code (no main function).
-
-    Called at the top of the script (``if fan_out_script(__file__, snakemake, device): raise
-    SystemExit(0)``): with ``processes_of(smk.resources)`` = K > 1, outside torchrun and in the
-    script's first run (``__main__``), it runs the whole script in K spawned processes (each
-    joins the process group first, see :func:`run`) and returns True once they all finished (the
-    caller then exits: the processes did the work). Under torchrun it joins torchrun's process
-    group and returns False; with K = 1, or inside a spawned process, it returns False (the
-    script goes on). The script's module-level code must be safe to run again in a spawned
-    process (the children do not re-run ``__main__``-guarded code, a Snakemake script's preamble
-    is fine), and it should call :func:`stop_unless_writer` before writing outputs.
-
-    Returns:
-        True in the parent after the spawned processes finished; False where the script goes on.
-
-    Raises:
-        as :func:`run`.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return False  # a spawned process: the group is joined
-    backend_device = _backend_device(device)
-    if under_torchrun():
-        distributed.init_from_env(backend_device)  # left for the process's exit to tear down
-        return False
-    k = processes_of(getattr(smk, "resources", None))
-    if k == 1:
-        return False
-    threads = max(1, int(getattr(smk, "threads", 1)) // k)
-    # the children must not re-run the script as __mp_main__ (spawn does so for a main module
-    # with a __file__): they run it once, through _run_script
-    import sys
-
-    main_module = sys.modules["__main__"]
-    saved = main_module.__dict__.pop("__file__", None)
-    try:
-        run(_run_script, str(path), smk, processes=k, device=device, threads=threads)
-    finally:
-        if saved is not None:
-            main_module.__file__ = saved
-    return True
 
 
 def run(main: Callable, *args: Any, processes: int = 1, device: str | torch.device = "cpu",

@@ -37,6 +37,42 @@ def seed_everything(seed: int) -> None:
     apply_determinism()
 
 
+@dataclass(frozen=True)
+class RngState:
+    """The global RNG states :func:`seed_everything` sets: Python's ``random``, NumPy's legacy
+    global generator, torch's CPU generator and (when CUDA was initialised at capture) every CUDA
+    device's generator. ``seed`` re-seeds CUDA lazily when it was not initialised at capture
+    (what ``torch.manual_seed`` does for a device first used later)."""
+
+    seed: int
+    python: tuple
+    numpy: tuple
+    torch_cpu: torch.Tensor
+    cuda: list | None
+
+
+def capture_rng_state(seed: int) -> RngState:
+    """The current global RNG states (after ``seed_everything(seed)`` and whatever consumed
+    random numbers since), to put back with :func:`restore_rng_state`.
+
+    Used by the ``evaluate`` rule, which loads a run's city and model once and then fine-tunes
+    each task from the same RNG state the task's own job would have started from
+    (:func:`trajzoo.evaluation.evaluate_run`)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return RngState(seed, random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda)
+
+
+def restore_rng_state(state: RngState) -> None:
+    """Put the global RNG states of :func:`capture_rng_state` back (bit-identical streams)."""
+    random.setstate(state.python)
+    np.random.set_state(state.numpy)
+    torch.set_rng_state(state.torch_cpu)
+    if state.cuda is not None:
+        torch.cuda.set_rng_state_all(state.cuda)
+    elif torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(state.seed)
+
+
 def resolve_device(requested: str) -> torch.device:
     """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present, else CPU).
 
