@@ -10,6 +10,11 @@ start greedily, in the log's order, as soon as their inputs exist and enough cor
 (Snakemake's local scheduler with ``--cores N``). It prints the estimate next to two bounds:
 total CPU seconds / cores (no schedule can beat it) and the longest dependency chain.
 
+Caveat: a multi-threaded torch job on contended cores burns CPU time spinning (its OpenMP
+threads wait actively for a descheduled peer): measured there, its ``cpu_time`` can be many
+times its idle work (a SMARTraj2 pretraining: 636 CPU-s at nice 19 under load, 26 CPU-s idle).
+The CPU-time replay is then pessimistic, not a lower bound, for such jobs.
+
 This is an estimate, not a measurement: it assumes perfect thread scaling and ignores I/O
 waits, so an idle run can be slower. It therefore also prints the replay with each job's
 measured wall time, which is an upper bound when the jobs ran on a loaded machine. Use it only where an idle measurement is impossible, and
@@ -164,7 +169,7 @@ def main() -> None:
     print(f"{'rule':<24}{'jobs':>6}{'cpu s':>10}")
     for rule, cpu in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
         print(f"{rule:<24}{len(cpu):>6}{sum(cpu):>10.0f}")
-    print(f"total CPU seconds: {total_cpu:.0f}; / {args.cores} cores = {total_cpu / args.cores / 60:.1f} min (lower bound)")
+    print(f"total CPU seconds: {total_cpu:.0f}; / {args.cores} cores = {total_cpu / args.cores / 60:.1f} min (a lower bound if measured on uncontended cores)")
     print(f"longest dependency chain: {critical_path(jobs, args.cores) / 60:.1f} min")
     print(f"estimated idle wall on {args.cores} cores (greedy replay of the DAG, jobs at cpu_time / threads): "
           f"{est / 60:.1f} min")
