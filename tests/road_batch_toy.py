@@ -93,3 +93,14 @@ def assert_subgraph_equals_whole_graph(encoder: torch.nn.Module, graph, segments
     torch.testing.assert_close(sub, full, **SUBGRAPH_TOL)
     for g_sub, g_full in zip((p.grad for p in encoder.parameters()), grads_full):
         torch.testing.assert_close(g_sub, g_full, **SUBGRAPH_TOL)
+
+
+def assert_one_hop_short_subgraph_differs(encoder: torch.nn.Module, module, graph, segments: torch.Tensor,
+                                          monkeypatch) -> None:
+    """Guard of :func:`assert_subgraph_equals_whole_graph`: with ``module.receptive_subgraph``
+    one hop short, ``encoder(graph, segments)`` must differ from the whole-graph outputs (so the
+    equality test can fail)."""
+    full = encoder(graph)[segments]
+    real = module.receptive_subgraph
+    monkeypatch.setattr(module, "receptive_subgraph", lambda s, e, hops, n, flow: real(s, e, hops - 1, n, flow))
+    assert not torch.allclose(encoder(graph, segments), full, **SUBGRAPH_TOL)

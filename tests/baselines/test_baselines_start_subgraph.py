@@ -12,7 +12,7 @@ from trajzoo_baselines.start.road_encoder import TPEGATRoadEncoder, transfer_pro
 from trajzoo.nn.graph import receptive_subgraph
 
 from baselines_toy import single_thread  # noqa: F401  (autouse fixture)
-from road_batch_toy import assert_subgraph_equals_whole_graph, random_road_batch, ring_road_graph
+from road_batch_toy import assert_one_hop_short_subgraph_differs, assert_subgraph_equals_whole_graph, random_road_batch, ring_road_graph
 
 N = 120
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -39,10 +39,7 @@ def test_one_hop_too_few_changes_the_outputs(monkeypatch):
     graph = ring_road_graph(N)
     enc = TPEGATRoadEncoder(5, 16, 3, heads=2, num_segments=N).train()
     segments = torch.tensor([3, 40, 41, 90])
-    full = enc(graph)[segments]
-    real = module.receptive_subgraph
-    monkeypatch.setattr(module, "receptive_subgraph", lambda s, e, hops, n, flow: real(s, e, hops - 1, n, flow))
-    assert not torch.allclose(enc(graph, segments), full, **TOL)
+    assert_one_hop_short_subgraph_differs(enc, module, graph, segments, monkeypatch)
 
 
 def test_pretraining_loss_and_embeddings_equal_whole_graph():

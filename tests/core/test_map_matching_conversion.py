@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from trajzoo.ingest import ingest_city
-from trajzoo.mapmatching.fmm import (STATS_COLUMNS, MatchParams, build_matcher, match_one, match_trips,
+from trajzoo.mapmatching.fmm import (MatchParams, build_matcher, match_one, match_trips, results_to_tables,
                                      project_points)
 from trajzoo.mapmatching.quality import collapse_stationary, describe_failure, path_length_m, route_quality
 from trajzoo.roads.network import build_road_network
@@ -107,24 +107,7 @@ def _reference_match_trips(trips, segments, params, ubodt_dir):
     tree = shapely.STRtree(shapely.from_wkt(segments["geometry_wkt"].to_numpy()))
     results = [_reference_match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree)
                for a, b in zip(bounds[:-1], bounds[1:])]
-    stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
-    for col in STATS_COLUMNS:
-        values = [r[col] for r in results]
-        if col in ("route_m", "gps_m", "route_gps_ratio"):
-            stats[col] = np.array(values, dtype=np.float64)
-        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
-            stats[col] = pd.array(values, dtype="str")
-        else:
-            stats[col] = np.array(values, dtype=np.int64)
-    ok = stats["reason"].isna().to_numpy()
-    keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
-    matched = trips.loc[ok, keep_cols].reset_index(drop=True)
-    matched["roads"] = [r["roads"] for r, k in zip(results, ok) if k]
-    matched["enter_times"] = [r["enter_times"] for r, k in zip(results, ok) if k]
-    matched["end_time"] = np.array([r["end_time"] for r, k in zip(results, ok) if k], dtype=np.float64)
-    matched["n_segments"] = np.array([len(r) for r in matched["roads"]], dtype=np.int32)
-    rejections = stats.loc[~ok, ["trip_id", "reason", "no_candidate_fixes", "split_after"]].reset_index(drop=True)
-    return matched, stats, rejections
+    return results_to_tables(trips, results)  # the table assembly did not change; the conversion did
 
 
 def assert_tables_equal(new: pd.DataFrame, ref: pd.DataFrame) -> None:

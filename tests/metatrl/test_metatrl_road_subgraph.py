@@ -11,7 +11,7 @@ from trajzoo_metatrl.model import MetaTRLConfig, MetaTRLEncoder
 from trajzoo_metatrl.objective import MetaTRLPretrainer
 from trajzoo_metatrl.road_encoder import MetaKnowledgeRoadEncoder
 
-from road_batch_toy import assert_subgraph_equals_whole_graph, random_road_batch, ring_road_graph
+from road_batch_toy import assert_one_hop_short_subgraph_differs, assert_subgraph_equals_whole_graph, random_road_batch, ring_road_graph
 
 N = 120
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -44,10 +44,7 @@ def test_one_hop_too_few_changes_the_outputs(monkeypatch):
     graph = ring_road_graph(N)
     enc = MetaKnowledgeRoadEncoder(5, 16, 3).train()
     segments = torch.tensor([3, 40, 41, 90])
-    full = enc(graph)[segments]
-    real = module.receptive_subgraph
-    monkeypatch.setattr(module, "receptive_subgraph", lambda s, e, hops, n, flow: real(s, e, hops - 1, n, flow))
-    assert not torch.allclose(enc(graph, segments), full, **TOL)
+    assert_one_hop_short_subgraph_differs(enc, module, graph, segments, monkeypatch)
 
 
 def test_encoder_training_and_evaluation_equal_whole_graph():

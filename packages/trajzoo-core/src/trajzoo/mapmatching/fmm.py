@@ -493,6 +493,19 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
             bar.update(len(part))
     bar.close()
     _WORKER.clear()
+    return results_to_tables(trips, results)
+
+
+def results_to_tables(trips: pd.DataFrame, results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The stage's ``(matched, stats, rejections)`` tables from one per-trip result dict per row
+    of ``trips`` (in order): ``stats`` has one row per trip with :data:`STATS_COLUMNS`; ``matched``
+    the kept trips' columns (without lon/lat/timestamps) plus ``roads`` (road segment ids),
+    ``enter_times`` (seconds), ``end_time`` (seconds) and ``n_segments``; ``rejections`` the
+    trip id, reason, fixes without a candidate and split points of the others.
+
+    Raises:
+        KeyError: a result lacks a column of :data:`STATS_COLUMNS`.
+    """
     # explicit dtypes: a chunk where every trip is kept (reason all missing) must give the same
     # column types as the whole table, so gathered chunks equal the unchunked stage
     stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
