@@ -68,8 +68,12 @@ def main() -> None:
         table.append((f"map matching {city} bare fastmm loop points/s (same)", f"{m['bare_points_per_s']:,.0f}", "", ""))
         table.append((f"map matching {city} bare fastmm, matching only (no setup)",
                       f"{m['bare_match_points_per_s']:,.0f}", "", ""))
+        table.append((f"map matching {city} bare fastmm + reading each matched route (road ids, entry times)",
+                      f"{m['bare_read_points_per_s']:,.0f}", "", ""))
         table.append((f"map matching {city} stage / bare", f"{m['ratio']:.2f}x", ">= 0.90x",
                       f"{m['ratio'] / 0.9:.2f}"))
+        table.append((f"map matching {city} stage / (bare + route read): trajzoo's own share", f"{m['ratio_read']:.2f}x",
+                      "", ""))
     if args.run_dir is not None:
         import benchmark_finetune_startup
 
