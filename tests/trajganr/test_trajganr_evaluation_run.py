@@ -48,7 +48,7 @@ def trajganr_run(monkeypatch, tmp_path):
 def _run(folder, names, files):
     folder.mkdir(parents=True, exist_ok=True)
     job = {"model": "trajganr", "variant": "full", "setting": "in-city", "fraction": 1.0, "city": "toy",
-           "timezone": "UTC", "finetune": {"epochs": 3, "batch_size": 1, "patience": 3, "lr": 1e-2}, "seed": 2,
+           "timezone": "UTC", "finetune": {"epochs": 2, "batch_size": 1, "patience": 2, "lr": 1e-2}, "seed": 2,
            "device": "cpu", "inputs": ["locations", "points"], "training_options": None}
     specs = [TaskJob(t, OPTIONS.get(t, {}), {k: str(folder / f"{t}.{k}") for k in TASK_OUTPUTS},
                      str(folder / f"checkpoints_{t}")) for t in names]
