@@ -1,8 +1,8 @@
 """One fine-tuning job per run (trajzoo.evaluation.evaluate_run): the tasks fine-tuned one after
-the other in one call write exactly the tables each task's own call writes (road models MetaTRL,
-START, Transformer-MLM on a toy city, SIM included) (the model is loaded,
-consuming random numbers, once; every task starts from a copy of it and the same RNG state), and
-the per-kind evaluator registry dispatches on ``input_kind``."""
+the other in one call write exactly the tables each task's own call writes, for the road models
+MetaTRL, START and Transformer-MLM on a toy city, SIM included (the model is loaded, consuming
+random numbers, once; every task starts from a copy of it and the same RNG state), and the
+per-kind evaluator registry dispatches on ``input_kind``."""
 from __future__ import annotations
 
 import logging
