@@ -25,7 +25,8 @@ HP = {"d_model": 16, "heads": 2, "ffn_dim": 32, "layers": 1, "gat_layers": 1}
 ROAD_MODELS = {
     "metatrl": (HP, ["tte", "cla_calltype"]),
     "start": ({**HP, "dropout": 0.1}, ["tte", "cla_calltype", "sim"]),
-    "transformer-mlm": ({"d_model": 16, "heads": 2, "ffn_dim": 32, "layers": 1, "dropout": 0.1}, ["tte", "cla_calltype", "sim"]),
+    "transformer-mlm": ({"d_model": 16, "heads": 2, "ffn_dim": 32, "layers": 1, "dropout": 0.1},
+                        ["tte", "cla_calltype", "sim"]),
 }
 SIM_OPTIONS = {"n_queries": 5, "database_size": 8, "min_length": 4}
 JOB = {"model": "metatrl", "variant": "full", "setting": "in-city", "fraction": 1.0, "city": "toy",

@@ -62,6 +62,7 @@ def test_location_tasks_in_one_job_write_the_tables_of_one_job_per_task(tmp_path
     for task in TASKS[1:]:
         _run(tmp_path / task, [task], trajganr_run)
         for kind in ("metrics", "history", "qc"):
-            if (tmp_path / "together" / f"{task}.{kind}").read_bytes() != (tmp_path / task / f"{task}.{kind}").read_bytes():
+            name = f"{task}.{kind}"
+            if (tmp_path / "together" / name).read_bytes() != (tmp_path / task / name).read_bytes():
                 differ.append(f"{task} {kind}")
     assert differ == [], f"tables of one call over {TASKS} differ from one-task calls: {differ}"

@@ -81,7 +81,8 @@ def test_point_tasks_in_one_job_write_the_tables_of_one_job_per_task(tmp_path, t
     for task in TASKS[1:]:
         _run(tmp_path / task, [task], fraction)
         for kind in ("metrics", "history", "qc"):
-            if (tmp_path / "together" / f"{task}.{kind}").read_bytes() != (tmp_path / task / f"{task}.{kind}").read_bytes():
+            name = f"{task}.{kind}"
+            if (tmp_path / "together" / name).read_bytes() != (tmp_path / task / name).read_bytes():
                 differ.append(f"{task} {kind}")
         try:
             pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "together" / f"{task}.predictions"),
