@@ -41,6 +41,8 @@ def test_detour_takes_the_other_path_and_retimes_it():
     assert detour(roads, succ, 2, 1, 128).tolist() == [0, 1, 5, 6, 3, 4]
     assert detour(roads, succ, 2, 1, 5) is None  # longer than max_len
     assert detour(roads, succ, 1, 2, 128) is None  # no path from 0 to 3 avoiding 1 and 2
+    loop = np.array([0, 1, 5, 1, 2])  # leaves segment 1 and comes back to it
+    assert detour(loop, _successors(7, [(0, 1), (1, 5), (5, 1), (1, 2), (1, 6), (6, 1)]), 2, 1, 128) is None
     row = {"trip_id": "a", "roads": roads, "seconds": np.array([0, 10, 20, 30, 40], np.float32),
            "minute_of_day": np.array([600] * 5), "day_of_week": np.array([2] * 5)}
     out = _retime(row, np.array([0, 1, 5, 6, 3, 4]), 2, 1)

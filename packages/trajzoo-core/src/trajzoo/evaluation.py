@@ -4,11 +4,24 @@ One ``evaluate`` job per run (target city, model, variant, experiment, seed): :f
 loads the city's prepared views and the pretrained model ONCE (:func:`load_run`), then fine-tunes
 and scores the run's tasks one after the other in a fixed order, each from a fresh copy of the
 loaded model and from the global RNG state the loading left (restored before every task), so that
-each task's tables are the ones a job of that task alone writes (tests/core/test_evaluation_run.py,
-road tasks). Known gap: on the real slice, 2 of the 19 task tables compared with one-task jobs
-differed (TransferTraj on Porto: in-city TR after TP, MAE 163.65 vs 163.70 m; few-shot SIM, mean
-rank 3.64 vs 3.58), while the earlier task left the city's point rows unchanged: some state
-outside the model copy, the city and the global RNGs still carries over there (not found yet).
+each task's tables are the ones a job of that task alone writes, byte for byte, for every model
+kind: road models and SIM (tests/core/test_evaluation_run.py: MetaTRL, START, Transformer-MLM),
+TransferTraj's point tasks and SIM on a real Porto slice, in-city and few-shot
+(tests/transfertraj/test_transfertraj_evaluation_run.py), SMARTraj2's road and segment tasks
+(tests/smartraj2/test_smartraj2_evaluation_run.py) and TrajGANR's location tasks, which share the
+run's frozen location features (tests/trajganr/test_trajganr_evaluation_run.py). Without the copy
+a later task starts from the weights an earlier one fine-tuned (SIM embeds with them); without the
+restore it continues the earlier task's random streams (e.g. TransferTraj's SC-MoE gate noise and
+dropout draw from the global torch RNG).
+
+The carry-over once seen on the real slice (TransferTraj on Porto: in-city TR after TP, MAE 163.65
+vs 163.70 m of its one-task job; few-shot SIM, mean rank 3.64 vs 3.58) was not state outside the
+model copy: the two jobs of that comparison run ran while this module was being edited (the
+packages are installed editable, so each job imports the code as it is when it starts). The
+in-city job's 16 tables are reproduced bit for bit by this loop without the RNG restore, the
+few-shot job's 16 by this loop without the model copy; with both, as committed, the same two
+jobs on the same inputs write, bit for bit, every table the old one-task jobs wrote (in-city TP,
+TR, SIM; few-shot TP, SIM).
 
 A task's ``input_kind`` (:data:`trajzoo.registry.TASK_KINDS`) picks its evaluator in
 :data:`EVALUATORS`; every evaluator has the signature ``(loaded, task, fraction, finetune, ctx)``
@@ -408,8 +421,8 @@ def evaluate_run(job: dict, files: dict, tasks: list[TaskJob], logger, log_to: C
     given order: restore the loaded RNG state, take a deep copy of the loaded model, build the
     task, fine-tune and score it (:func:`evaluate_task`, under the run options of
     ``job["training_options"]``) and write its tables (:func:`write_task_outputs`). Each task thus
-    starts from exactly the model and RNG state a job of that task alone started from (see the
-    module docstring for the one known exception, TransferTraj point tasks).
+    starts from exactly the model and RNG state a job of that task alone started from, and writes
+    the tables that job writes (see the module docstring for the tests).
 
     Args:
         job: the rule's ``params.job``: model, setting, fraction, city, timezone, finetune, seed,

@@ -76,9 +76,13 @@ def detour(roads: np.ndarray, successors: list[np.ndarray], start: int, length: 
         max_len: longest result allowed.
 
     Returns:
-        The detoured ``(m,)`` id sequence, or None (no such path, or longer than ``max_len``).
+        The detoured ``(m,)`` id sequence, or None (no such path, longer than ``max_len``, or a
+        replaced sub-path that is a loop: ``roads[start - 1] == roads[start + length]``, a trip
+        that comes back to the segment it left, has no other path between two different ends).
     """
     a, b = int(roads[start - 1]), int(roads[start + length])
+    if a == b:
+        return None
     banned = set(int(r) for r in roads[start:start + length]) - {a, b}
     limit = max_len - (len(roads) - length)
     prev = {a: -1}
