@@ -162,10 +162,11 @@ def iter_trip_batches(trips_path: Path, start: int, stop: int, batch_points: int
             continue
         table = pf.read_row_group(g).slice(lo, hi - lo)
         sizes = pc.list_value_length(table.column("lon")).to_numpy(zero_copy_only=False)
+        cum = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # fixes before each row
         a = 0
         while a < len(sizes):
-            cum = np.cumsum(sizes[a:], dtype=np.int64)
-            b = a + max(int(np.searchsorted(cum, batch_points, side="right")), 1)
+            # the last row b such that rows a..b-1 hold at most batch_points fixes; at least one row
+            b = max(int(np.searchsorted(cum, cum[a] + batch_points, side="right")) - 1, a + 1)
             yield table.slice(a, b - a).to_pandas().reset_index(drop=True)
             a = b
         del table
