@@ -1,5 +1,5 @@
 """Throughput of ingest and map matching at 1 and 2 cores, and the projected wall time of the full
-Porto train.csv (1.7 M trips) on 8 cores (target: at most 1 hour).
+Porto train.csv (1.7 M trips) on 8 cores from these rates (benchmark_streaming's projection).
 
 Measured on the shipped real data, with the pipeline's own functions and the default config:
 
@@ -11,10 +11,10 @@ Measured on the shipped real data, with the pipeline's own functions and the def
    which is about 4x the size of SF's (skip with ``--no-porto``; the projection then uses the SF
    rates).
 
-Projection (printed with its assumptions): points of the full file = 1,710,670 trips x the mean
-points per trip of the mirrored sample; ingest is serial; the UBODT is built once (serial) while
-ingest runs (no dependency between them in the DAG); matching scales linearly from the measured
-1-core rate over 8 chunk jobs (``--set-scatter map_match=8``), each loading the UBODT once.
+Projection: :func:`benchmark_streaming.projection_rows` (the one full-Porto projection of the
+benchmarks, target 10 minutes) with this run's ingest rate and 1-core matching rate (the UBODT
+load as each chunk job's setup; the gather is not measured here); benchmark_streaming.py fits the
+same projection on the Porto sample replicated to two sizes.
 
 Run from the repository root: ``python benchmarks/benchmark_scaling.py`` (about 4 minutes on 2 cores).
 """
@@ -34,10 +34,7 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-#: Data rows of the full Kaggle train.csv (ECML/PKDD 2015).
-PORTO_FULL_TRIPS = 1_710_670
-TARGET_HOURS = 1.0
-PROJECT_CORES = 8
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmark_streaming: the projection
 
 
 @contextlib.contextmanager
@@ -134,35 +131,25 @@ def report_city(r: dict) -> None:
 
 
 def project(porto: dict | None, sf: dict, sample_rows: int, sample_points: int) -> None:
-    mean_pts = sample_points / sample_rows
-    full_points = PORTO_FULL_TRIPS * mean_pts
+    """Print the full-Porto projection of :func:`benchmark_streaming.projection_rows` (the one
+    projection of the benchmarks) from this run's rates: ingest of the Porto reader (SF's with
+    ``--no-porto``), the 1-core matching rate with the UBODT load as each chunk's setup, no gather."""
+    import benchmark_streaming
+    from benchmark_training import print_table
+
     cal = porto or sf
-    ingest_rate = (cal["porto_raw_points"] if porto else sf["raw_points"]) / cal["ingest_s"]
-    kept_frac = cal["kept_points"] / (cal["porto_raw_points"] if porto else sf["raw_points"])
-    match_rate_1 = cal["kept_points"] / cal["match_only_s"]
-    t_ingest = full_points / ingest_rate
+    raw = cal["porto_raw_points"] if porto else sf["raw_points"]
+    rows = benchmark_streaming.projection_rows(
+        sample_points / sample_rows, cal["kept_points"] / raw, (0.0, raw / cal["ingest_s"]),
+        (cal["ubodt_load_s"], cal["kept_points"] / cal["match_only_s"]), None,
+        f"{'Porto' if porto else 'SF'} rates, wall clock")
     t_ubodt = cal["network_s"] + cal["ubodt_s"]
-    print(f"[projection] full Porto train.csv on {PROJECT_CORES} cores (target <= {TARGET_HOURS:.0f} h)")
-    print(f"  points: {PORTO_FULL_TRIPS:,} trips x {mean_pts:.1f} points/trip (mean of the mirrored sample: "
-          f"{sample_points:,} points / {sample_rows:,} rows) = {full_points / 1e6:,.1f} M points")
-    print(f"  ingest (serial, {'Porto' if porto else 'SF'} reader rate {ingest_rate:,.0f} points/s): "
-          f"{t_ingest / 60:.1f} min")
-    print(f"  road network + UBODT build (serial, {'Porto' if porto else 'SF'} network, measured): "
-          f"{t_ubodt / 60:.1f} min, in parallel with ingest (no dependency between them)")
-    for label, frac in (("kept fraction of the sample", kept_frac), ("every point matched, upper bound", 1.0)):
-        pts = full_points * frac
-        t_match = pts / (match_rate_1 * PROJECT_CORES) + cal["ubodt_load_s"]  # chunk jobs load in parallel
-        total = max(t_ingest, t_ubodt) + t_match
-        verdict = "meets" if total <= TARGET_HOURS * 3600 else "MISSES"
-        print(f"  matching, {label} ({frac:.0%}, {pts / 1e6:,.1f} M points) at {PROJECT_CORES} x "
-              f"{match_rate_1:,.0f} points/s/core + {cal['ubodt_load_s']:.0f} s UBODT load: {t_match / 60:.1f} min -> total "
-              f"{total / 60:.1f} min, {verdict} the {TARGET_HOURS:.0f} h target")
-    print("  assumptions: matching scales linearly from the measured 1-core rate (8 chunk jobs, "
-          "--set-scatter map_match=8, 1 thread each, as fastmm holds the GIL per process); the 1-core rate is "
-          f"measured on the {'Porto extract (' + format(cal['segments'], ',') + ' segments)' if porto else 'SF network'}"
-          " with the default delta, and the full file's trips are as dense as the sample's; a larger OSM "
-          "extract than the mirrored centre would grow the UBODT build (quadratic-ish in network density) and "
-          "cut the per-core rate; gather and split add seconds.")
+    rows.append((f"road network + UBODT build, serial ({'Porto' if porto else 'SF'} network), beside ingest "
+                 "(not counted)", f"{t_ubodt / 60:.1f} min", "", ""))
+    print(f"[projection] full Porto train.csv on {benchmark_streaming.PROJECT_CORES} cores (assumes linear scaling "
+          "from the 1-core rate over the chunk jobs and trips as dense as the sample's; the measured one at two "
+          "sizes is benchmarks/benchmark_streaming.py)")
+    print_table(rows)
 
 
 def main() -> None:

@@ -11,14 +11,20 @@ CPU time from ``os.wait4``:
 
 - ingest: ``city_coverage`` + ``ingest_city_to_parquet`` (workflow/scripts/ingest_trajectories.py);
   points/s = raw GPS points of the file / wall time of the call.
-- map matching, one scatter chunk holding every trip (``match_chunk(..., 0, 1, workers=1)`` +
-  the three ``to_parquet`` of workflow/scripts/map_match_chunk.py); points/s = GPS points of the
-  kept trips / wall time, one process. The chunk's peak RSS is split into what it holds before the
-  call (imports, segments), the trips table of the chunk (``read_trip_rows``, measured in the
-  child with pandas' deep memory), and the output tables (``matched``, ``stats``, ``rejections``).
-- gather (workflow/scripts/map_match.py): ``gather_chunk_files`` of that one chunk + writing.
+- map matching, one scatter chunk holding every trip (``match_chunk(..., 0, 1, ...)`` as
+  workflow/scripts/map_match_chunk.py calls it, 1 worker process by default): the UBODT loaded
+  once, the trips matched in batches of ``chunks.BATCH_POINTS`` GPS fixes, each batch's tables
+  appended to the three Parquet files; points/s = GPS points of the kept (ingested) trips / wall
+  time of the call.
+- gather (workflow/scripts/map_match.py): ``gather_chunk_files`` of that one chunk, streamed row
+  group by row group into the city's three tables with the QC counted on the way; points/s as
+  for matching.
 
-A thread in each ingest and matching child samples its RSS every 0.25 s: the peak over the
+Bounded memory means: the peak RSS of each stage at the large size over the small one is at most
+``TARGET_RSS_GROWTH`` (no stage holds its output tables in memory any more), and so is the peak
+over the second half of the large run over its first half.
+
+A thread in each child samples its RSS every 0.25 s: the peak over the
 second half of the large run over the peak of its first half is ~1 for a bounded stage whatever
 the sizes (the small size may not reach the steady state of the block pipeline: the 10x file is
 only two 16 MB CSV blocks), and grows for a stage that accumulates.
@@ -27,12 +33,14 @@ The road network and the UBODT are built once in the temporary folder with the r
 (``build_road_network``, ``build_ubodt``; about 1.5 minutes), or taken from ``--roads-dir`` (a
 ``results/porto`` with ``roads/segments.parquet`` and ``ubodt/``).
 
-Projection: points of the full file = 1,710,670 trips x the sample's mean points per trip
-(122,862 / 2,499 = 49.16); each stage's time is fitted as ``t = setup + points / rate`` from the
-two sizes. Ingest is one process (one decompression stream). Matching: the kept fraction of
-points (measured) over 8 scatter chunks on 8 cores (``--set-scatter map_match=8``, 1 worker each;
-4 chunks x 2 workers is the same), then the gather (one process). Roads and the UBODT are not
-counted (built once per city; the UBODT build runs beside ingest in the DAG).
+Projection (:func:`projection_rows`, the benchmarks' one full-Porto projection): points of the
+full file = 1,710,670 trips x the sample's mean points per trip (122,862 / 2,499 = 49.16); each
+stage's time is fitted as ``t = setup + points / rate`` from the two sizes, on the wall clock and
+on the children's CPU time (what idle cores give: this machine is shared). Ingest is one process
+(one decompression stream). Matching: the kept fraction of points (measured) over 8 scatter chunks
+on 8 cores (``--set-scatter map_match=8``, 1 worker each; 4 chunks x 2 workers is the same), then
+the gather (one process). Roads and the UBODT are not counted (built once per city; the UBODT
+build runs beside ingest in the DAG).
 
 Run from the repository root: ``python benchmarks/benchmark_streaming.py`` (sizes 10x and 100x:
 1.2 M and 12.3 M raw points; about 15 minutes on 2 loaded cores). ``--sizes 2 5`` for a quick run.
@@ -158,66 +166,49 @@ def child_ingest(a: argparse.Namespace) -> dict:
             "counts": {k: int(v) for k, v in counts.items()}, "rss_halves_mb": sampler.halves()}
 
 
-def _deep_mb(df) -> float:
-    """Bytes (MB) a DataFrame holds: its columns, and for object columns every element (the
-    buffers of array elements counted even when they are views of an Arrow table)."""
-    total = 0
-    for col in df.columns:
-        values = df[col].to_numpy()
-        if values.dtype == object:
-            total += values.nbytes + sum(v.nbytes if hasattr(v, "nbytes") else sys.getsizeof(v) for v in values)
-        else:
-            total += int(df[col].memory_usage(index=False, deep=True))
-    return total / 1e6
+def _file_mb(*paths: Path) -> float:
+    """Size (MB) of files on disk."""
+    return sum(Path(p).stat().st_size for p in paths) / 1e6
 
 
 def child_match(a: argparse.Namespace) -> dict:
+    """workflow/scripts/map_match_chunk.py on one chunk holding every trip: matched in batches of
+    ``BATCH_POINTS`` fixes and streamed to three Parquet files (the tables are never in memory)."""
     import pandas as pd
 
-    from trajzoo.mapmatching.chunks import match_chunk, read_trip_rows, trip_chunk_range
+    from trajzoo.mapmatching.chunks import BATCH_POINTS, match_chunk
     from trajzoo.mapmatching.fmm import MatchParams
 
     city = json.loads(Path(a.city_json).read_text())
     out = Path(a.out)
     segments = pd.read_parquet(a.segments)
     params = MatchParams.from_dict(city["map_matching"])
-    # the size of the chunk's trips table in memory (what match_chunk reads first), then freed
-    start, stop = trip_chunk_range(out / "trips.parquet", 0, 1)
-    trips = read_trip_rows(out / "trips.parquet", start, stop)
-    trips_mb, n_points = _deep_mb(trips), int(trips["n_points"].sum())
-    del trips
+    files = [out / f"{t}_chunk.parquet" for t in ("matched", "stats", "rejections")]
     base = rss_mb()
     t0 = time.perf_counter()
     with RSSSampler() as sampler:
-        matched, stats, rejections = match_chunk(out / "trips.parquet", segments, city["crs"], params, a.ubodt,
-                                                 0, 1, workers=a.workers, progress=False)
-    t_match = time.perf_counter() - t0
-    after = rss_mb()
-    outputs_mb = _deep_mb(matched) + _deep_mb(stats) + _deep_mb(rejections)
-    matched.to_parquet(out / "matched_chunk.parquet", index=False)
-    stats.to_parquet(out / "stats_chunk.parquet", index=False)
-    rejections.to_parquet(out / "rejections_chunk.parquet", index=False)
+        counts = match_chunk(out / "trips.parquet", segments, city["crs"], params, a.ubodt, 0, 1, *files,
+                             workers=int(a.workers), progress=False)
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "match_s": t_match, "points": n_points, "trips": int(len(stats)),
-            "kept": int(len(matched)), "rss_before_mb": base, "rss_after_mb": after,
-            "trips_table_mb": trips_mb, "outputs_mb": outputs_mb, "rss_halves_mb": sampler.halves()}
+    return {"wall_s": wall, "points": counts["points"], "trips": counts["trips"], "kept": counts["kept"],
+            "batches": counts["batches"], "batch_points": BATCH_POINTS, "rss_before_mb": base,
+            "rss_after_mb": rss_mb(), "outputs_file_mb": _file_mb(*files), "rss_halves_mb": sampler.halves()}
 
 
 def child_gather(a: argparse.Namespace) -> dict:
+    """workflow/scripts/map_match.py's gather of that one chunk, streamed to the three tables."""
     from trajzoo.mapmatching.chunks import gather_chunk_files
 
     out = Path(a.out)
+    files = [out / f"{t}.parquet" for t in ("matched", "map_matching_stats", "map_matching_rejections")]
     base = rss_mb()
     t0 = time.perf_counter()
-    matched, stats, rejections, qc = gather_chunk_files([out / "matched_chunk.parquet"], [out / "stats_chunk.parquet"],
-                                                        [out / "rejections_chunk.parquet"], out / "trips.parquet")
-    outputs_mb = _deep_mb(matched) + _deep_mb(stats) + _deep_mb(rejections)
-    matched.to_parquet(out / "matched.parquet", index=False)
-    stats.to_parquet(out / "map_matching_stats.parquet", index=False)
-    rejections.to_parquet(out / "map_matching_rejections.parquet", index=False)
+    with RSSSampler() as sampler:
+        qc, tally = gather_chunk_files([out / "matched_chunk.parquet"], [out / "stats_chunk.parquet"],
+                                       [out / "rejections_chunk.parquet"], out / "trips.parquet", *files)
     qc.to_csv(out / "map_matching.csv", index=False)
-    return {"wall_s": time.perf_counter() - t0, "rss_before_mb": base, "outputs_mb": outputs_mb,
-            "kept": int(len(matched))}
+    return {"wall_s": time.perf_counter() - t0, "rss_before_mb": base, "outputs_file_mb": _file_mb(*files),
+            "kept": tally.kept, "rss_halves_mb": sampler.halves()}
 
 
 CHILDREN = {"ingest": child_ingest, "match": child_match, "gather": child_gather}
@@ -244,6 +235,16 @@ def run_child(stage: str, **kw) -> dict:
 
 # --------------------------------------------------------------------------- parent
 
+def porto_city(cfg: dict) -> dict:
+    """The config's Porto section with ``map_matching.ubodt_delta: auto`` resolved to metres (as
+    workflow/rules/common.smk does before any rule runs)."""
+    from trajzoo.mapmatching.fmm import resolve_ubodt_delta
+
+    city = dict(cfg["cities"]["porto"])
+    city["map_matching"] = {**city["map_matching"], "ubodt_delta": resolve_ubodt_delta(city)[0]}
+    return city
+
+
 def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None) -> tuple[Path, Path]:
     """``(segments.parquet, ubodt dir)``: from ``roads_dir`` or built with the rules' functions."""
     if roads_dir is not None:
@@ -256,7 +257,7 @@ def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None) -> tuple[Path, 
     from trajzoo.mapmatching.fmm import MatchParams, build_ubodt
     from trajzoo.roads.network import build_road_network
 
-    city = cfg["cities"]["porto"]
+    city = porto_city(cfg)
     data_root = (REPO / cfg["data_root"]).resolve()
     (work / "roads").mkdir(parents=True)
     t0 = time.perf_counter()
@@ -290,7 +291,7 @@ def measure(sizes: list[int], roads_dir: Path | None, workers: int, keep: bool) 
             (root / "porto/osm").symlink_to(data_root / "porto/osm")  # the declared OSM box of coverage
             rep = replicate_sample(data_root / cfg["cities"]["porto"]["trajectories"]["path"], k,
                                    root / "porto/train.csv")
-            city = dict(cfg["cities"]["porto"])
+            city = porto_city(cfg)
             city["trajectories"] = {**city["trajectories"], "path": "porto/train.csv"}
             city["caps"] = {"max_trips": None}
             (root / "city.json").write_text(json.dumps(city))
@@ -326,13 +327,14 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
         out.append((f"ingest {k}x ({r['replica']['points'] / 1e6:.1f} M points) points/s, 1 process",
                     f"{r['replica']['points'] / r['ingest']['wall_s']:,.0f}", "", ""))
         out.append((f"ingest {k}x peak RSS MB", f"{r['ingest']['peak_rss_mb']:.0f}", "", ""))
-        out.append((f"map matching {k}x ({r['match']['points'] / 1e6:.1f} M kept points) points/s, "
-                    f"{m['workers']} process", f"{r['match']['points'] / r['match']['wall_s']:,.0f}", "", ""))
-        out.append((f"map matching {k}x chunk peak RSS MB (trips table {r['match']['trips_table_mb']:.0f}, "
-                    f"outputs {r['match']['outputs_mb']:.0f})", f"{r['match']['peak_rss_mb']:.0f}", "", ""))
-        out.append((f"map matching gather {k}x peak RSS MB (outputs {r['gather']['outputs_mb']:.0f})",
-                    f"{r['gather']['peak_rss_mb']:.0f}", "", ""))
-    for st, name in (("ingest", "ingest"), ("match", "map matching chunk")):
+        out.append((f"map matching {k}x ({r['match']['points'] / 1e6:.1f} M kept points, {r['match']['batches']} "
+                     f"batches of <= {r['match']['batch_points']:,} fixes) points/s, {m['workers']} process",
+                    f"{r['match']['points'] / r['match']['wall_s']:,.0f}", "", ""))
+        out.append((f"map matching {k}x chunk peak RSS MB (output files {r['match']['outputs_file_mb']:.0f} MB on disk)",
+                    f"{r['match']['peak_rss_mb']:.0f}", "", ""))
+        out.append((f"map matching gather {k}x points/s", f"{r['match']['points'] / r['gather']['wall_s']:,.0f}", "", ""))
+        out.append((f"map matching gather {k}x peak RSS MB", f"{r['gather']['peak_rss_mb']:.0f}", "", ""))
+    for st, name in (("ingest", "ingest"), ("match", "map matching chunk"), ("gather", "map matching gather")):
         h1, h2 = large[st]["rss_halves_mb"]
         out.append((f"{name} {kl}x peak RSS, 2nd half of the run / 1st half (bounded: ~1)", f"{h2 / h1:.2f}x",
                     f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (h2 / h1):.2f}"))
@@ -341,54 +343,84 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
     out.append((f"ingest kept trips {kl}x / {ks}x (each copy filtered alike)",
                 f"{large['ingest']['kept'] / small['ingest']['kept']:.2f}", f"= {kl / ks:.2f}",
                 "ok" if exact else "MISMATCH"))
-    g_ing = large["ingest"]["peak_rss_mb"] / small["ingest"]["peak_rss_mb"]
-    out.append((f"ingest peak RSS {kl}x / {ks}x", f"{g_ing:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
-                f"{TARGET_RSS_GROWTH / g_ing:.2f}"))
-    g_mat = large["match"]["peak_rss_mb"] / small["match"]["peak_rss_mb"]
-    out.append((f"map matching chunk peak RSS {kl}x / {ks}x", f"{g_mat:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
-                f"{TARGET_RSS_GROWTH / g_mat:.2f}"))
-    ex = [(r["match"]["peak_rss_mb"] - r["match"]["outputs_mb"]) for r in (small, large)]
-    out.append((f"map matching chunk peak RSS minus its output tables {kl}x / {ks}x", f"{ex[1] / ex[0]:.2f}x",
-                f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (ex[1] / ex[0]):.2f}"))
-    g_gat = large["gather"]["peak_rss_mb"] / small["gather"]["peak_rss_mb"]
-    out.append((f"map matching gather peak RSS {kl}x / {ks}x (holds the outputs)", f"{g_gat:.2f}x", "(comparison)", ""))
+    exact = all(m["results"][k]["match"]["kept"] * ks == small["match"]["kept"] * k for k in sizes)
+    out.append((f"map matching kept trips {kl}x / {ks}x (each copy matched alike)",
+                f"{large['match']['kept'] / small['match']['kept']:.2f}", f"= {kl / ks:.2f}",
+                "ok" if exact else "MISMATCH"))
+    for st, name in (("ingest", "ingest"), ("match", "map matching chunk"), ("gather", "map matching gather")):
+        g = large[st]["peak_rss_mb"] / small[st]["peak_rss_mb"]
+        out.append((f"{name} peak RSS {kl}x / {ks}x", f"{g:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
+                    f"{TARGET_RSS_GROWTH / g:.2f}"))
     slope = (large["match"]["peak_rss_mb"] - small["match"]["peak_rss_mb"]) * 1e6 / \
         (large["match"]["points"] - small["match"]["points"])
-    out.append(("map matching chunk peak RSS growth, bytes per kept point", f"{slope:.0f}", "", ""))
+    out.append(("map matching chunk peak RSS growth, bytes per kept point", f"{slope:.1f}", "", ""))
 
-    # projection for the full train.csv
+    # projection for the full train.csv, from the two sizes
     mean_pts = base["points"] / base["trips"]
-    full_pts = PORTO_FULL_TRIPS * mean_pts
     kept_frac = large["ingest"]["kept_points"] / large["replica"]["points"]
-    full_kept = full_pts * kept_frac
-    out.append((f"full Porto: {PORTO_FULL_TRIPS:,} trips x {mean_pts:.2f} points/trip (sample mean)",
-                f"{full_pts / 1e6:.1f} M points", "", ""))
-    out.append((f"full Porto: kept points ({kept_frac:.1%} of raw, measured)", f"{full_kept / 1e6:.1f} M", "", ""))
-    # wall clock, and CPU seconds of the child (what an idle core gives: this machine is shared)
     for clock, tag in (("wall_s", "wall clock"), ("cpu_s", "CPU time")):
         x = {st: [r["replica"]["points"] if st == "ingest" else r["match"]["points"] for r in (small, large)]
              for st in ("ingest", "match", "gather")}
         fits = {st: fit(x[st][0], small[st][clock], x[st][1], large[st][clock]) for st in x}
-        t_ing = fits["ingest"][0] + full_pts / fits["ingest"][1]
-        # the chunk's rate is of its m["workers"] processes: per core rate x 8 cores
-        t_mat = fits["match"][0] + full_kept / (PROJECT_CORES * fits["match"][1] / m["workers"])
-        t_gat = fits["gather"][0] + full_kept / fits["gather"][1]
-        total = t_ing + t_mat + t_gat
-        out.append((f"[{tag}] full Porto ingest, 1 process (setup {fits['ingest'][0]:.0f} s + "
-                    f"{fits['ingest'][1]:,.0f} points/s)", f"{t_ing / 60:.1f} min", "", ""))
-        out.append((f"[{tag}] full Porto matching, {PROJECT_CORES} chunks on {PROJECT_CORES} cores (setup "
-                    f"{fits['match'][0]:.0f} s + {fits['match'][1]:,.0f} points/s each)", f"{t_mat / 60:.1f} min", "", ""))
-        out.append((f"[{tag}] full Porto matching gather, 1 process (setup {fits['gather'][0]:.0f} s + "
-                    f"{fits['gather'][1]:,.0f} points/s)", f"{t_gat / 60:.1f} min", "", ""))
-        out.append((f"[{tag}] full Porto ingest + matching on {PROJECT_CORES} cores (projected)",
-                    f"{total / 60:.1f} min", f"<= {TARGET_MINUTES:.0f} min", f"{TARGET_MINUTES * 60 / total:.2f}"))
-    chunk_rss = small["match"]["peak_rss_mb"] + slope * (full_kept / PROJECT_CORES - small["match"]["points"]) / 1e6
-    out.append((f"full Porto matching chunk peak RSS, 1/{PROJECT_CORES} of the trips (projected)",
+        # the chunk's rate is of its m["workers"] processes: the rate per process
+        fits["match"] = (fits["match"][0], fits["match"][1] / m["workers"])
+        out += projection_rows(mean_pts, kept_frac, fits["ingest"], fits["match"], fits["gather"], tag,
+                               counts=clock == "wall_s")
+    chunk_rss = small["match"]["peak_rss_mb"] + \
+        max(slope, 0.0) * (PORTO_FULL_TRIPS * mean_pts * kept_frac / PROJECT_CORES - small["match"]["points"]) / 1e6
+    out.append((f"full Porto matching chunk peak RSS, 1/{PROJECT_CORES} of the trips (projected from the slope)",
                 f"{chunk_rss / 1e3:.2f} GB", "", ""))
-    cpu_i = large["ingest"]["cpu_s"] / large["ingest"]["wall_s"]
-    cpu_m = large["match"]["cpu_s"] / large["match"]["wall_s"]
-    out.append((f"CPU / wall of the {kl}x children (ingest, matching; < 1: the machine was shared)",
-                f"{cpu_i:.2f}, {cpu_m:.2f}", "", ""))
+    cpu = [large[st]["cpu_s"] / large[st]["wall_s"] for st in ("ingest", "match", "gather")]
+    out.append((f"CPU / wall of the {kl}x children (ingest, matching, gather; < 1: the machine was shared)",
+                ", ".join(f"{c:.2f}" for c in cpu), "", ""))
+    return out
+
+
+def projection_rows(mean_points: float, kept_fraction: float, ingest: tuple[float, float],
+                    match: tuple[float, float], gather: tuple[float, float] | None, tag: str,
+                    counts: bool = True, cores: int = PROJECT_CORES) -> list[tuple]:
+    """Rows of the projected wall time of the full Porto train.csv on ``cores`` cores (the one
+    full-Porto projection of the benchmarks; benchmark_scaling.py calls it with its own rates).
+
+    Points of the full file = ``PORTO_FULL_TRIPS`` x ``mean_points`` (mean GPS points per raw trip
+    of the sample); kept points = that x ``kept_fraction`` (measured). Each stage takes
+    ``setup + points / rate``: ingest in one process (one decompression stream) over the raw
+    points; matching over the kept points in ``cores`` scatter chunks of one process each
+    (``--set-scatter map_match=<cores>``), each loading the UBODT once (setup paid in parallel);
+    the gather in one process over the kept points (``None``: not measured, not counted). Roads
+    and the UBODT build are not counted (built once per city, beside ingest in the DAG).
+
+    Args:
+        mean_points: GPS points per trip of the sample.
+        kept_fraction: kept points / raw points, in [0, 1].
+        ingest, match, gather: ``(setup_s, points_per_s)``; ``match``'s rate is per process.
+        tag: the clock the rates were measured with (prefix of the rows, e.g. ``"wall clock"``).
+        counts: also print the two rows of point counts.
+
+    Returns:
+        ``(figure, value, target, ratio)`` rows; the last is the total against ``TARGET_MINUTES``.
+    """
+    full_pts = PORTO_FULL_TRIPS * mean_points
+    full_kept = full_pts * kept_fraction
+    out: list[tuple] = []
+    if counts:
+        out.append((f"full Porto: {PORTO_FULL_TRIPS:,} trips x {mean_points:.2f} points/trip (sample mean)",
+                    f"{full_pts / 1e6:.1f} M points", "", ""))
+        out.append((f"full Porto: kept points ({kept_fraction:.1%} of raw, measured)", f"{full_kept / 1e6:.1f} M", "", ""))
+    t_ing = ingest[0] + full_pts / ingest[1]
+    t_mat = match[0] + full_kept / (cores * match[1])
+    t_gat = gather[0] + full_kept / gather[1] if gather is not None else 0.0
+    total = t_ing + t_mat + t_gat
+    out.append((f"[{tag}] full Porto ingest, 1 process (setup {ingest[0]:.0f} s + {ingest[1]:,.0f} points/s)",
+                f"{t_ing / 60:.1f} min", "", ""))
+    out.append((f"[{tag}] full Porto matching, {cores} chunks on {cores} cores (setup {match[0]:.0f} s + "
+                f"{match[1]:,.0f} points/s each)", f"{t_mat / 60:.1f} min", "", ""))
+    if gather is not None:
+        out.append((f"[{tag}] full Porto matching gather, 1 process (setup {gather[0]:.0f} s + "
+                    f"{gather[1]:,.0f} points/s)", f"{t_gat / 60:.1f} min", "", ""))
+    out.append((f"[{tag}] full Porto ingest + matching{'' if gather is not None else ' (no gather)'} on {cores} "
+                "cores (projected)", f"{total / 60:.1f} min", f"<= {TARGET_MINUTES:.0f} min",
+                f"{TARGET_MINUTES * 60 / total:.2f}"))
     return out
 
 

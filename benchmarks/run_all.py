@@ -10,7 +10,7 @@
 3. With ``--run-dir``: the start-up share of the fine-tuning jobs of a finished run
    (:mod:`benchmark_finetune_startup`); target <= 1/4.
 4. With ``--streaming``: ingest and map matching on the real Porto sample replicated 10x and
-   100x (:mod:`benchmark_streaming`; about 15 minutes): peak RSS per size and its growth (target
+   100x (:mod:`benchmark_streaming`; about 15 minutes): points/s and peak RSS per size, its growth (target
    <= 1.10x), and the projected wall time of the full Porto train.csv on 8 cores (target <= 10 min).
 
 Needs the pipeline's outputs for the cities (``snakemake --cores 2

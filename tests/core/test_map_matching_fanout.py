@@ -92,20 +92,19 @@ def test_gathered_chunks_equal_the_unchunked_stage(porto, n_chunks):
     qc.to_csv(one / "qc.csv", index=False)
     assert len(r) > 0 and len(m) > 0.5 * len(trips)  # both outcomes occur: the comparison means something
 
-    # N chunk jobs (the second one with 2 worker processes) and the gather
+    # N chunk jobs (the second one with 2 worker processes) and the gather, streamed to Parquet
     parts = {"matched": [], "stats": [], "rejections": []}
     for i in range(n_chunks):
-        cm, cs, cr = match_chunk(trips_path, seg, CRS, PARAMS, ubodt, i, n_chunks, workers=2 if i == 1 else 1,
-                                 progress=False)
-        assert 0 < len(cs) < len(trips)
-        for name, df in (("matched", cm), ("stats", cs), ("rejections", cr)):
-            parts[name].append(work / f"{name}-{i + 1}-of-{n_chunks}.parquet")
-            df.to_parquet(parts[name][-1], index=False)
-    gm, gs, gr, gqc = gather_chunk_files(parts["matched"], parts["stats"], parts["rejections"], trips_path)
+        paths = [work / f"{name}-{i + 1}-of-{n_chunks}.parquet" for name in parts]
+        counts = match_chunk(trips_path, seg, CRS, PARAMS, ubodt, i, n_chunks, *paths, workers=2 if i == 1 else 1,
+                             progress=False)
+        assert 0 < counts["trips"] < len(trips)
+        for name, path in zip(parts, paths):
+            parts[name].append(path)
     many = work / "many"
     many.mkdir()
-    for name, df in (("matched", gm), ("stats", gs), ("rejections", gr)):
-        df.to_parquet(many / f"{name}.parquet", index=False)
+    gqc, _ = gather_chunk_files(parts["matched"], parts["stats"], parts["rejections"], trips_path,
+                                *(many / f"{name}.parquet" for name in parts))
     gqc.to_csv(many / "qc.csv", index=False)
 
     for name in ("matched", "stats", "rejections"):
@@ -124,10 +123,16 @@ def test_gather_counts_lost_or_repeated_trips(porto):
         paths[name] = work / f"acct-{name}.parquet"
         df.to_parquet(paths[name], index=False)
     with pytest.raises(AccountingError, match="the chunks hold 2 trip"):  # a chunk lost a trip
-        gather_chunk_files([paths["matched"]], [paths["stats"]], [paths["rejections"]], _trips_of(work, 3))
+        gather_chunk_files([paths["matched"]], [paths["stats"]], [paths["rejections"]], _trips_of(work, 3),
+                           *_outs(work))
     with pytest.raises(AccountingError, match="2 repeated"):  # the same chunk gathered twice
         gather_chunk_files([paths["matched"]] * 2, [paths["stats"]] * 2, [paths["rejections"]] * 2,
-                           _trips_of(work, 4))
+                           _trips_of(work, 4), *_outs(work))
+    assert not any(p.exists() for p in _outs(work))  # an accounting error writes nothing
+
+
+def _outs(work):
+    return [work / f"acct-out-{name}.parquet" for name in ("matched", "stats", "rejections")]
 
 
 def _trips_of(work, n):
@@ -139,7 +144,8 @@ def _trips_of(work, n):
 def test_a_chunk_never_builds_the_ubodt(porto, tmp_path):
     work, seg = porto
     with pytest.raises(UBODTMissingError, match="build_ubodt"):
-        match_chunk(work / "trips.parquet", seg, CRS, PARAMS, tmp_path, 0, 2, progress=False)
+        match_chunk(work / "trips.parquet", seg, CRS, PARAMS, tmp_path, 0, 2,
+                    *(tmp_path / f"{name}.parquet" for name in ("matched", "stats", "rejections")), progress=False)
     assert not any(tmp_path.iterdir())
 
 

@@ -7,6 +7,9 @@
 #
 # N defaults to 2 here; a profile or the command line sets it (`--set-scatter map_match=16`).
 # The gathered tables equal the unchunked stage's for every N (tests/core/test_map_matching_fanout.py).
+# Both stream: a chunk job matches its trips in batches (chunks.BATCH_POINTS fixes) appended to its
+# files, the gather copies the chunks' row groups; memory does not grow with the city
+# (tests/core/test_map_matching_streaming.py, benchmarks/benchmark_streaming.py).
 
 
 scattergather:

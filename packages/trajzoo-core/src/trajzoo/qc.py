@@ -24,12 +24,32 @@ def stage_counts(stage: str, n_in: int, n_kept: int, rejected_reasons: pd.Series
     Raises:
         AccountingError: if ``n_in != n_kept + len(rejected_reasons)``.
     """
-    n_rej = int(len(rejected_reasons))
+    counts = pd.Series(rejected_reasons, dtype=object).value_counts()
+    return stage_counts_tallied(stage, n_in, n_kept, int(len(rejected_reasons)), dict(counts.items()))
+
+
+def stage_counts_tallied(stage: str, n_in: int, n_kept: int, n_rejected: int,
+                         reason_counts: dict[str, int]) -> pd.DataFrame:
+    """:func:`stage_counts` from counts already tallied (e.g. summed over the row groups of a
+    streamed rejections table), so no per-trajectory column has to be held in memory.
+
+    Args:
+        stage, n_in, n_kept: as in :func:`stage_counts`.
+        n_rejected: rejected trajectories.
+        reason_counts: rejected trajectories per reason (rows in reason order).
+
+    Returns:
+        The table of :func:`stage_counts`.
+
+    Raises:
+        AccountingError: if ``n_in != n_kept + n_rejected``.
+    """
+    n_rej = int(n_rejected)
     if n_in != n_kept + n_rej:
         raise AccountingError(f"stage {stage}: {n_in} in != {n_kept} kept + {n_rej} rejected")
     rows = [{"stage": stage, "outcome": "in", "count": int(n_in)},
             {"stage": stage, "outcome": "kept", "count": int(n_kept)}]
-    for reason, count in sorted(pd.Series(rejected_reasons, dtype=object).value_counts().items()):
+    for reason, count in sorted(reason_counts.items()):
         rows.append({"stage": stage, "outcome": f"rejected:{reason}", "count": int(count)})
     return pd.DataFrame(rows, columns=["stage", "outcome", "count"])
 

@@ -441,10 +441,53 @@ def build_ubodt(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path) ->
     return found
 
 
+@dataclass
+class MatchSetup:
+    """What matching needs besides the trips, made once and reused over many calls of
+    :func:`match_trips_prepared` (a chunk job matching its trips batch by batch loads the UBODT
+    once, not per batch).
+
+    Attributes:
+        network: the finalized ``fastmm.Network`` (edge ids = road segment ids); keep it alive as
+            long as ``matcher``.
+        matcher: the ``fastmm.FastMapMatch`` with the UBODT loaded (:func:`build_matcher`).
+        tree: ``shapely.STRtree`` of the ``(n_segments,)`` segment LineStrings (projected m),
+            used to name the fixes with no road within the search radius.
+        params: the matching parameters the matcher was made for.
+    """
+
+    network: object
+    matcher: object
+    tree: shapely.STRtree
+    params: MatchParams
+
+
+def prepare_matching(segments: pd.DataFrame, params: MatchParams, ubodt_dir: Path,
+                     require_ubodt: bool = False) -> MatchSetup:
+    """Build the fastmm network, load (or build) the UBODT and the segments' STRtree, once.
+
+    Args:
+        segments: road segments (see :func:`trajzoo.roads.network.graph_to_segments`), geometry
+            in projected metres; their WKT is parsed once for the network and the STRtree.
+        params: matching parameters (``ubodt_delta`` selects the cached table).
+        ubodt_dir: fastmm's UBODT cache folder.
+        require_ubodt: fail rather than build a missing UBODT.
+
+    Returns:
+        A :class:`MatchSetup` for :func:`match_trips_prepared`.
+
+    Raises:
+        UBODTMissingError: ``require_ubodt`` and no UBODT for this network and delta in ``ubodt_dir``.
+    """
+    geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())  # parsed once: network and STRtree
+    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt, geometries=geometries)
+    return MatchSetup(network=net, matcher=matcher, tree=shapely.STRtree(geometries), params=params)
+
+
 def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: MatchParams,
                 ubodt_dir: Path, workers: int = 1, chunk_size: int | None = None, progress: bool = True,
                 require_ubodt: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Map-match every trip.
+    """Map-match every trip: :func:`prepare_matching` then :func:`match_trips_prepared`.
 
     Args:
         trips: ingest output (trip_id, timestamps, lon, lat, ...).
@@ -465,6 +508,25 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
         ``rejections``: trip_id, reason, and for FMM failures the fixes with no candidate and
         the split points (``no_candidate_fixes``, ``split_after``, input-fix indices as text).
     """
+    setup = prepare_matching(segments, params, ubodt_dir, require_ubodt=require_ubodt)
+    return match_trips_prepared(setup, trips, crs, workers=workers, chunk_size=chunk_size, progress=progress)
+
+
+def match_trips_prepared(setup: MatchSetup, trips: pd.DataFrame, crs: str, workers: int = 1,
+                         chunk_size: int | None = None, progress: bool = True
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`match_trips` with the matcher of :func:`prepare_matching` (no UBODT load here).
+
+    Each trip is matched independently of the others, so matching a table in consecutive
+    slices and concatenating the results gives the tables of matching it at once.
+
+    Args:
+        setup: network, matcher, STRtree and parameters (:func:`prepare_matching`).
+        trips, crs, workers, chunk_size, progress: as in :func:`match_trips`.
+
+    Returns:
+        ``(matched, stats, rejections)`` as :func:`match_trips`.
+    """
     from tqdm import tqdm
 
     lon = np.concatenate(trips["lon"].to_numpy()) if len(trips) else np.zeros(0)
@@ -475,10 +537,7 @@ def match_trips(trips: pd.DataFrame, segments: pd.DataFrame, crs: str, params: M
     if chunk_size is None:
         chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
     spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
-    geometries = shapely.from_wkt(segments["geometry_wkt"].to_numpy())  # parsed once: network and STRtree
-    net, matcher = build_matcher(segments, params, ubodt_dir, require_ubodt=require_ubodt, geometries=geometries)
-    tree = shapely.STRtree(geometries)
-    _WORKER.update(matcher=matcher, params=params, x=x, y=y, t=t, bounds=bounds, tree=tree)
+    _WORKER.update(matcher=setup.matcher, params=setup.params, x=x, y=y, t=t, bounds=bounds, tree=setup.tree)
     results: list[dict] = []
     bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)
     if workers > 1 and len(spans) > 1:
