@@ -1,10 +1,12 @@
-"""End to end on a real SLURM cluster: the small real-data DAG of START's Porto pretraining and one
-evaluation (Porto ingest, road network, UBODT, map-matching chunks and gather, split, road
-features, pretraining, the TTE evaluation: 10 jobs) submitted with sbatch through
-`--profile profiles/slurm` (threads and resources from the workflow profile profiles/default
-underneath it), in a fresh working directory with the slice config of the local base run
-(`workflow_run`). Then sacct must show every job COMPLETED under SLURM, and the table must equal
-the local run's bit for bit (weights) and byte for byte (the TTE result).
+"""End to end on a real SLURM cluster: the real-data DAG of START's Porto pretraining and one
+evaluation, from ingest on (Porto ingest, one map-matching chunk and the gather, split, road
+features, pretraining, the TTE evaluation: 7 jobs), submitted with sbatch through `--profile
+profiles/slurm` (threads and resources from the workflow profile profiles/default underneath it),
+in a copy of the local base run (`workflow_run`) with the slice config: the copy brings the road
+network and the UBODT (city data stages that do not depend on the trips), `--forcerun
+ingest_trajectories` reruns everything from ingest on. Then sacct must show every job COMPLETED
+under SLURM, and the table must equal the local run's bit for bit (weights) and byte for byte
+(the TTE result).
 
 Needs a running cluster with accounting (.ci/setup_local_slurm.sh sets one up on this
 machine, as root). Skipped without one, unless TRAJZOO_REQUIRE_SLURM=1 (CI), then it fails."""
@@ -20,7 +22,7 @@ import sys
 import pytest
 import yaml
 
-from e2e_support import small_config
+from e2e_support import copy_run, small_config
 from test_env_pins import rule_family
 
 TARGETS = ["results/models/start/full/in-porto/seed0/model.pt",
@@ -28,11 +30,16 @@ TARGETS = ["results/models/start/full/in-porto/seed0/model.pt",
 SLURM_PROFILE = "profiles/slurm"
 pytestmark = pytest.mark.slurm
 REQUIRED = os.environ.get("TRAJZOO_REQUIRE_SLURM") == "1"
-KILL_AFTER = 480  # seconds; the run takes about 3 minutes on 2 cores
+KILL_AFTER = 480  # seconds; the run takes about 2-3 minutes on 2 cores
 # The plugin waits init-seconds after a job finishes and 10 s more per poll while none does
-# (40 s by default); 1 s keeps this 15-job DAG at about 3 minutes.
-# The same number of map-matching chunks as the local run (the cluster profile fans out wider).
-SAME_CHUNKS = ["--set-scatter", "map_match=2"]
+# (40 s by default); 1 s keeps this 7-job DAG at about 3 minutes.
+# Rerun from ingest on, in the copy of the base run (road network and UBODT come from the copy).
+FROM_INGEST = ["--forcerun", "ingest_trajectories"]
+# One map-matching chunk (the local base run has 2, the cluster profile 16): on this 2-CPU node
+# two 2-thread chunk jobs would run one after the other, and the gathered tables do not depend on
+# the number of chunks (tests/core/test_map_matching_fanout.py), so the equality with the base
+# run below also checks that.
+SAME_CHUNKS = ["--set-scatter", "map_match=1"]
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
 
 
@@ -116,10 +123,11 @@ def _read(work):
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm, repo, data_root, tmp_path_factory):
+def slurm_run(slurm, repo, data_root, workflow_run, tmp_path_factory):
     """(working dir, snakemake output, SLURM run id, profile used) of the DAG run through SLURM."""
-    work = tmp_path_factory.mktemp("slurm") / "work"
-    work.mkdir()
+    work = copy_run(workflow_run, tmp_path_factory.mktemp("slurm") / "work")
+    for target in TARGETS:  # the compared outputs must come from the SLURM jobs, not the copy
+        (work / target).unlink()
     cfg = small_config(repo, data_root)
     # only TTE in START's fine-tuning job: the job fine-tunes every task of its run, and TTE's
     # table equals the base run's (whose job also ran the other tasks) byte for byte
@@ -127,7 +135,7 @@ def slurm_run(slurm, repo, data_root, tmp_path_factory):
     cfg["cities"]["porto"]["tasks"] = ["tte"]
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     profile = profile_for(repo, work, node_memory_mb())
-    proc = snakemake_slurm(repo, work, profile, *TARGETS, "--configfile", str(work / "config.yaml"))
+    proc = snakemake_slurm(repo, work, profile, *TARGETS, *FROM_INGEST, "--configfile", str(work / "config.yaml"))
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(work.rglob("*.log"))
