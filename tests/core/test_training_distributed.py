@@ -86,3 +86,54 @@ def test_shard_covers_every_item_once():
     assert [len(p) for p in parts] == [2, 2, 3]
     assert sum(parts, []) == items
     assert distributed.shard(items) == items  # one process: everything
+
+
+def _nt_xent_worker(rank, world_size, port, queue):
+    """Process ``rank`` of 2: its share (rows 0:2 or 2:5 of 5) of NT-Xent with the negatives of
+    both (all_gather_rows with unequal shares), backward, gradients summed over the processes."""
+    from trajzoo.nn.contrastive import nt_xent_share
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
+                      RANK=str(rank), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
+    distributed.init_from_env("cpu")
+    torch.set_num_threads(1)
+    proj, z1, z2 = _nt_xent_inputs()
+    start, stop = distributed.share_bounds(z1.shape[0])
+    gathered, offset = distributed.all_gather_rows(z1[start:stop])
+    share = nt_xent_share(proj(z1[start:stop]), proj(z2[start:stop]), 0.5)
+    share.backward()
+    distributed.sum_gradients(list(proj.parameters()))
+    total = distributed.sum_over_processes(float(share))
+    if rank == 0:
+        queue.put({"gathered": gathered.tolist(), "offset": offset, "loss": total,
+                   "grad": proj.weight.grad.tolist()})
+    else:
+        queue.put({"offset": offset})
+    torch.distributed.destroy_process_group()
+
+
+def _nt_xent_inputs():
+    gen = torch.Generator().manual_seed(3)
+    proj = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        proj.weight.copy_(torch.randn(3, 4, generator=gen))
+        proj.bias.copy_(torch.randn(3, generator=gen))
+    return proj, torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+
+
+def test_nt_xent_shares_with_gathered_negatives_sum_to_the_global_batch_loss_and_gradient():
+    from trajzoo.nn.contrastive import nt_xent, nt_xent_share
+
+    proj, z1, z2 = _nt_xent_inputs()
+    loss = nt_xent(proj(z1), proj(z2), 0.5)
+    loss.backward()
+    assert float(nt_xent_share(proj(z1), proj(z2), 0.5).detach()) == float(loss.detach())  # one process: nt_xent
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    mp.spawn(_nt_xent_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
+    outs = [queue.get(timeout=60) for _ in range(2)]
+    assert sorted(o["offset"] for o in outs) == [0, 2]  # shares of 5 rows: 2 and 3
+    out = next(o for o in outs if "loss" in o)
+    torch.testing.assert_close(torch.tensor(out["gathered"]), z1)  # rank order, padding cut
+    assert out["loss"] == pytest.approx(float(loss.detach()), rel=1e-6)
+    torch.testing.assert_close(torch.tensor(out["grad"]), proj.weight.grad, rtol=1e-5, atol=1e-7)

@@ -56,11 +56,26 @@ def load_balance_loss(probs: Tensor, topk_idx: Tensor, n_experts: int) -> Tensor
     Returns:
         scalar ``C * sum_c f_c P_c``: 1 when routing is uniform, up to C / k when collapsed;
         0 (graph-connected) when N = 0.
+
+    Data parallelism (during a sharded training step, :func:`trajzoo.training.distributed.batch_view`):
+    the N points are this process's share of the global batch's N' points; f is the global
+    batch's (its routing counts and N' all-reduced, no gradient) and the result is this
+    process's share ``C * sum_c f_c (sum_{i in share} p_ic) / N'``, so the processes' shares sum
+    to the term of the whole global batch and so do their gradients.
     """
+    from trajzoo.training.distributed import batch_view, sum_tensor_over_processes, world
+
     n, k = topk_idx.shape
+    counts = torch.bincount(topk_idx.reshape(-1), minlength=n_experts).to(probs.dtype)
+    if batch_view() is not None and world()[1] > 1:  # every process reaches this collective
+        totals = sum_tensor_over_processes(torch.cat([counts, counts.new_tensor([float(n)])]))
+        n_global = float(totals[-1])
+        if n_global == 0:
+            return probs.sum() * 0.0
+        f = totals[:-1] / (k * n_global)
+        return n_experts * (f * probs.sum(dim=0)).sum() / n_global
     if n == 0:
         return probs.sum() * 0.0
-    counts = torch.bincount(topk_idx.reshape(-1), minlength=n_experts).to(probs.dtype)
     f = counts / (k * n)
     p = probs.mean(dim=0)
     return n_experts * (f * p).sum()
