@@ -22,10 +22,11 @@ from trajzoo_transfertraj.training import PretrainConfig, pretrain
 
 from transfertraj_toy import batch_to_rows, build_batch
 
-# gate noise and dropout 0: they draw from the global torch RNG per point of the local share,
-# the draws data parallelism does not reproduce (statistically equivalent); masks it does
+# dropout 0 (the default): it draws from the global torch RNG per element of the local share, the
+# one draw data parallelism does not reproduce (statistically equivalent); masks, context dropout
+# and the gate noise (gate_noise 1, the default) it does
 CFG = TransferTrajConfig(d_model=16, heads=2, ffn_dim=16, layers=2, experts=4, top_k=2, max_len=32,
-                         gate_noise=0.0, dropout=0.0, load_balance_weight=0.1)
+                         gate_noise=1.0, dropout=0.0, load_balance_weight=0.1)
 GLOBAL_BATCH = 6
 
 

@@ -20,9 +20,10 @@ definition resumes after the last completed epoch and reaches the same weights.
 
 Data parallelism (K processes, :mod:`trajzoo.training.distributed`): each process takes its share
 of every global batch; masks are drawn for the global batch and the loss is each process's share
-of the global batch's (:func:`~trajzoo_transfertraj.objective.pretraining_loss`), so the weights
-match one process to float tolerance when gate noise and dropout are 0 (they draw from the global
-torch RNG per point of the share: statistically equivalent, not the same draws).
+of the global batch's (:func:`~trajzoo_transfertraj.objective.pretraining_loss`) and the gate noise
+is drawn for the global batch's points, so the weights match one process to float tolerance when
+dropout is 0 (the default; dropout draws from the global torch RNG per element of the share:
+statistically equivalent, not the same draws).
 """
 from __future__ import annotations
 

@@ -149,6 +149,33 @@ def sum_tensor_over_processes(x: Tensor) -> Tensor:
     return t.to(x.device)
 
 
+def share_sizes(n: int) -> list[int]:
+    """Every process's ``n`` (e.g. its share's rows or tokens), in rank order (one collective);
+    ``[n]`` with one process."""
+    rank, k = world()
+    if k == 1:
+        return [int(n)]
+    sizes = torch.zeros(k, dtype=torch.int64, device=_comm_device())
+    sizes[rank] = int(n)
+    dist.all_reduce(sizes)
+    return sizes.tolist()
+
+
+def global_randn_rows(n: int, *trailing: int, dtype=None, device=None) -> Tensor:
+    """``(n, *trailing)`` standard normal draws of the global torch RNG that are this process's
+    rows of ONE draw for the concatenation of every process's rows (rank order): under data
+    parallelism every process draws ``torch.randn(sum_r n_r, *trailing)`` and keeps its rows, so the
+    draws (and the global RNG's state afterwards) are those of one process on the whole global
+    batch, given the same RNG state before (e.g. TransferTraj's gate noise per real point). With
+    one process: ``torch.randn(n, *trailing)``. Every process must call it (a collective)."""
+    if world()[1] == 1:
+        return torch.randn((n, *trailing), dtype=dtype, device=device)
+    sizes = share_sizes(n)
+    rank = world()[0]
+    offset = sum(sizes[:rank])
+    return torch.randn((sum(sizes), *trailing), dtype=dtype, device=device)[offset:offset + n]
+
+
 def all_gather_rows(x: Tensor) -> tuple[Tensor, int]:
     """Differentiable all-gather of every process's rows: ``(cat_r x_r, start)``.
 
@@ -177,10 +204,7 @@ def all_gather_rows(x: Tensor) -> tuple[Tensor, int]:
         return x, 0
     from torch.distributed.nn.functional import all_gather
 
-    sizes = torch.zeros(k, dtype=torch.int64, device=_comm_device())
-    sizes[rank] = x.shape[0]
-    dist.all_reduce(sizes)
-    sizes = sizes.tolist()
+    sizes = share_sizes(x.shape[0])
     largest = max(sizes)
     padded = x
     if x.shape[0] < largest:
