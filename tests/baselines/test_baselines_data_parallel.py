@@ -26,9 +26,18 @@ GLOBAL_BATCH = 6  # 12 train trips: 2 steps per epoch; 3 + 3 rows per process wi
 SCHEDULE = {"epochs": 2, "batch_size": GLOBAL_BATCH, "lr": 3e-3}
 
 
-def _pretrain(out: str) -> None:
+# START: the same sizes, one GAT layer, two TAT-Enc layers (with one, the time-interval network
+# gets no gradient: [CLS] and masked queries have no time, so their biases are one constant); its span masks and both contrastive views are drawn for
+# the whole global batch and its NT-Xent sees the negatives of both processes (all-gather)
+START_HPARAMS = {"d_model": 16, "gat_layers": 1, "gat_heads": 2, "layers": 2, "heads": 2, "ffn_dim": 32,
+                 "dropout": 0.0, "interval_hidden": 4, "mask_ratio": 0.4, "temperature": 0.5}
+MODEL_HPARAMS = {"transformer-mlm": HPARAMS, "start": START_HPARAMS}
+
+
+def _pretrain(out: str, model: str = "transformer-mlm") -> None:
     """Every process: pretrain; rank 0: write the log, the encoder and the history (a rule
     script's main); every process also notes that it ran (outside the outputs)."""
+    hparams = MODEL_HPARAMS[model]
     out = Path(out)
     log = setup_rule_logging(out / "pretrain.log")
     torch.set_num_threads(1)
@@ -38,10 +47,10 @@ def _pretrain(out: str) -> None:
     (out / "ran" / f"rank{rank}").write_text(json.dumps({"world": world, "env_rank": os.environ.get("RANK")}))
     ctx = RunContext(torch.device("cpu"), 0, out / "checkpoints", log)
     city = toy_city()
-    encoder = get_model("transformer-mlm").pretrain_road(city, [], {"hparams": HPARAMS, "pretrain": SCHEDULE}, ctx)
+    encoder = get_model(model).pretrain_road(city, [], {"hparams": hparams, "pretrain": SCHEDULE}, ctx)
     if not launch.is_writer():
         return
-    save_encoder(out / "model.pt", encoder, "transformer-mlm", HPARAMS, city.graph)
+    save_encoder(out / "model.pt", encoder, model, hparams, city.graph)
     (out / "history.json").write_text(json.dumps(ctx.history))
 
 
@@ -163,3 +172,50 @@ def test_a_job_under_torchrun_joins_its_processes(tmp_path):
                            str(script), str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_text() == "2 3.0"  # world size 2, ranks 0 + 1 summed (1 + 2); rank 0 wrote
+
+
+def _zero_gradient_rows(name: str, x: torch.Tensor, d: int) -> torch.Tensor:
+    """``x`` without the rows whose gradient is zero in exact arithmetic (softmax is invariant to
+    a bias that is the same for every key of a query), so that their float gradients are
+    rounding noise, which Adam rescales to steps of ~lr: the key biases b_k of a fused q, k, v
+    projection (rows d:2d)."""
+    if name.endswith("self_attn.in_proj_bias") or name.endswith("attention.qkv.bias"):
+        return torch.cat([x[:d], x[2 * d:]])
+    return x
+
+
+def test_start_two_processes_match_one_process_with_negatives_from_both(tmp_path, keep_descriptors):
+    """START with 2 processes x 3 rows = 1 process x 6 rows: its span masks and views are drawn
+    for the global batch and its contrastive term gathers both processes' representations (with
+    only a share's negatives, or with the shares' gradients averaged rather than summed, the
+    weights differ by ~1e-3)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    launch.run(_pretrain, str(one), "start", processes=1)
+    launch.run(_pretrain, str(two), "start", processes=2, threads=1)
+
+    a, b = load_checkpoint(one / "model.pt")["state_dict"], load_checkpoint(two / "model.pt")["state_dict"]
+    assert a.keys() == b.keys()
+    d = START_HPARAMS["d_model"]
+    for name in a:
+        x, y = _zero_gradient_rows(name, a[name], d), _zero_gradient_rows(name, b[name], d)
+        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5, msg=name)
+    encoders = []
+    for state in (a, b):
+        encoder = get_model("start").build_encoder(toy_city().graph, START_HPARAMS).eval()
+        encoder.load_state_dict(state)
+        encoders.append(encoder)
+    batch = build_batch([8, 5, 3, 6])
+    with torch.no_grad():
+        torch.testing.assert_close(encoders[1].embed(batch, toy_city().graph),
+                                   encoders[0].embed(batch, toy_city().graph), rtol=1e-5, atol=1e-5)
+    ha, hb = json.loads((one / "history.json").read_text()), json.loads((two / "history.json").read_text())
+    assert [(h["phase"], h["epoch"]) for h in hb] == [(h["phase"], h["epoch"]) for h in ha] == \
+        [("pretrain:toy", 0), ("pretrain:toy", 1)]
+    for x, y in zip(ha, hb):
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
+        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
+    # guard: the weights moved, so agreement is not trivial
+    torch.manual_seed(0)
+    init = get_model("start").build_encoder(toy_city().graph, START_HPARAMS).state_dict()
+    assert any(not torch.allclose(init[n], a[n]) for n in a)

@@ -86,3 +86,103 @@ def test_shard_covers_every_item_once():
     assert [len(p) for p in parts] == [2, 2, 3]
     assert sum(parts, []) == items
     assert distributed.shard(items) == items  # one process: everything
+
+
+def _nt_xent_worker(rank, world_size, port, queue):
+    """Process ``rank`` of 2: its share (rows 0:2 or 2:5 of 5) of NT-Xent with the negatives of
+    both (all_gather_rows with unequal shares), backward, gradients summed over the processes."""
+    from trajzoo.nn.contrastive import nt_xent_share
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
+                      RANK=str(rank), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
+    distributed.init_from_env("cpu")
+    torch.set_num_threads(1)
+    proj, z1, z2 = _nt_xent_inputs()
+    start, stop = distributed.share_bounds(z1.shape[0])
+    gathered, offset = distributed.all_gather_rows(z1[start:stop])
+    share = nt_xent_share(proj(z1[start:stop]), proj(z2[start:stop]), 0.5)
+    share.backward()
+    distributed.sum_gradients(list(proj.parameters()))
+    total = distributed.sum_over_processes(float(share))
+    if rank == 0:
+        queue.put({"gathered": gathered.tolist(), "offset": offset, "loss": total,
+                   "grad": proj.weight.grad.tolist()})
+    else:
+        queue.put({"offset": offset})
+    torch.distributed.destroy_process_group()
+
+
+def _nt_xent_inputs():
+    gen = torch.Generator().manual_seed(3)
+    proj = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        proj.weight.copy_(torch.randn(3, 4, generator=gen))
+        proj.bias.copy_(torch.randn(3, generator=gen))
+    return proj, torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+
+
+def test_nt_xent_shares_with_gathered_negatives_sum_to_the_global_batch_loss_and_gradient():
+    from trajzoo.nn.contrastive import nt_xent, nt_xent_share
+
+    proj, z1, z2 = _nt_xent_inputs()
+    loss = nt_xent(proj(z1), proj(z2), 0.5)
+    loss.backward()
+    assert float(nt_xent_share(proj(z1), proj(z2), 0.5).detach()) == float(loss.detach())  # one process: nt_xent
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    mp.spawn(_nt_xent_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
+    outs = [queue.get(timeout=60) for _ in range(2)]
+    assert sorted(o["offset"] for o in outs) == [0, 2]  # shares of 5 rows: 2 and 3
+    out = next(o for o in outs if "loss" in o)
+    torch.testing.assert_close(torch.tensor(out["gathered"]), z1)  # rank order, padding cut
+    assert out["loss"] == pytest.approx(float(loss.detach()), rel=1e-6)
+    torch.testing.assert_close(torch.tensor(out["grad"]), proj.weight.grad, rtol=1e-5, atol=1e-7)
+
+
+def _finetune_road(out: str) -> None:
+    """Every process: fine-tune a road encoder + head on TTE (global batches of 7, shares 3 + 4);
+    rank 0 writes the test outputs and the history."""
+    import json
+    import logging
+    from pathlib import Path
+
+    import numpy as np
+
+    from test_tasks import toy_city
+    from trajzoo.registry import get_model, get_task
+    from trajzoo.training import launch
+    from trajzoo.training.loop import FineTuneConfig, RunContext, finetune_and_evaluate
+
+    torch.set_num_threads(1)
+    city = toy_city(n_trips=60)
+    torch.manual_seed(0)
+    encoder = get_model("metatrl").build_encoder(city.graph, {"d_model": 16, "heads": 2, "ffn_dim": 32, "layers": 1,
+                                                              "gat_layers": 1, "dropout": 0.0})
+    task = get_task("tte")
+    ctx = RunContext(torch.device("cpu"), 0, Path(out) / "checkpoints", logging.getLogger("test"))
+    result = finetune_and_evaluate(encoder, city.graph, task, task.prepare(city),
+                                   FineTuneConfig(epochs=2, patience=10, batch_size=7), ctx)
+    if launch.is_writer():
+        np.save(Path(out) / "outputs.npy", result["test_outputs"])
+        (Path(out) / "history.json").write_text(json.dumps(ctx.history))
+
+
+def test_road_task_finetuning_two_processes_match_one_process(tmp_path):
+    """Road-task fine-tuning with 2 processes x a share of every global batch of 7 (3 + 4 trips)
+    = 1 process: the same test predictions and the same trip-weighted train losses."""
+    import json
+
+    import numpy as np
+
+    from trajzoo.training import launch
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    launch.run(_finetune_road, str(one), processes=1)
+    launch.run(_finetune_road, str(two), processes=2, threads=1)
+    np.testing.assert_allclose(np.load(two / "outputs.npy"), np.load(one / "outputs.npy"), rtol=1e-5, atol=1e-4)
+    ha, hb = json.loads((one / "history.json").read_text()), json.loads((two / "history.json").read_text())
+    assert len(ha) == len(hb) == 2
+    for x, y in zip(ha, hb):
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
+        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)

@@ -91,7 +91,12 @@ class Pretrainer(Protocol):
 
     def loss(self, batch: TrajectoryBatch, graph: RoadGraph, generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
-        """``(scalar loss, float stats)`` of one batch; masks/augmentations from ``generator``."""
+        """``(scalar loss, float stats)`` of one batch; masks/augmentations from ``generator``.
+
+        Under data parallelism ``batch`` is this process's share of a global batch; the loss is
+        either the mean over the share's terms (``stats["n_masked"]`` terms, else one per trip:
+        the processes' gradients are averaged with those weights) or, with
+        ``stats["global_share"] = 1``, the share of the global batch's loss (summed)."""
 
 
 def evaluate_loss(model, rows: list[dict], graph, batch_size: int, seed: int, device) -> float:
@@ -152,9 +157,11 @@ def pretrain_single_city(model: Any, model_name: str, config: Any, schedule: Pre
                     len(train_rows), len(val_rows), schedule.epochs)
     def step_loss(m, item):
         # data parallelism (trajzoo.training.distributed): item is this process's share of a global
-        # batch; a masked-token loss averages its masked positions, so its share weighs n_masked
+        # batch; a masked-token loss averages its masked positions, so its share weighs n_masked;
+        # a loss that is already the share of the global batch's loss (START's) is summed
         loss, stats = m.loss(item[1].to(device), graph, gen)
-        return StepLoss(loss, grad_weight=float(stats.get("n_masked", len(item[0]))))
+        return StepLoss(loss, grad_weight=float(stats.get("n_masked", len(item[0]))),
+                        global_share=bool(stats.get("global_share", 0.0)))
 
     train(model, optimizer, step_loss,
           lambda: iterate_batches(train_rows, schedule.batch_size, shuffle=True, generator=gen, shard=True),

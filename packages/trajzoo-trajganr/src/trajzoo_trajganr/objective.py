@@ -22,7 +22,8 @@ from torch import Tensor
 
 
 def info_nce_multi(anchors: Tensor, positives: Tensor, anchor_ids: Tensor, positive_ids: Tensor,
-                   negatives: Tensor, negative_ids: Tensor, temperature: float) -> Tensor:
+                   negatives: Tensor, negative_ids: Tensor, temperature: float,
+                   pair_count: int | None = None) -> Tensor:
     """Eq. 6 averaged over every (anchor, positive) pair with the same location id.
 
     ``mean_{i, j: id_i = id_j} -log( e^{s_ij} / (e^{s_ij} + sum_{n: nid_n != id_i} e^{s_in}) )``
@@ -31,6 +32,10 @@ def info_nce_multi(anchors: Tensor, positives: Tensor, anchor_ids: Tensor, posit
     Args:
         anchors: ``(B, d)``. positives: ``(P, d)``. anchor_ids: ``(B,)``. positive_ids: ``(P,)``.
         negatives: ``(M, d)`` (M may be 0). negative_ids: ``(M,)``. temperature: tau > 0.
+        pair_count: None = the mean over the pairs; else the sum over the pairs divided by
+            ``pair_count`` (data parallelism: ``anchors`` are one process's share of the global
+            batch's and ``pair_count`` the global batch's number of pairs, so the processes'
+            values sum to the global batch's mean).
 
     Returns:
         Scalar loss in nats.
@@ -52,28 +57,48 @@ def info_nce_multi(anchors: Tensor, positives: Tensor, anchor_ids: Tensor, posit
     else:
         neg_lse = torch.full_like(s_pos[:, :1], float("-inf"))
     per_pair = torch.logaddexp(s_pos, neg_lse.expand_as(s_pos)) - s_pos  # -log(e^s / (e^s + sum e^n))
+    if pair_count is not None:
+        return per_pair[pos_mask].sum() / max(int(pair_count), 1)
     return per_pair[pos_mask].mean()
 
 
 def pretraining_loss(traj: Tensor | None, loc: Tensor, img: Tensor | None, location_ids: Tensor, queue_emb: Tensor,
-                     queue_ids: Tensor, temperature: float) -> tuple[Tensor, dict[str, float]]:
+                     queue_ids: Tensor, temperature: float, anchors: slice | None = None
+                     ) -> tuple[Tensor, dict[str, float]]:
     """Eq. 7 over the modalities present.
 
     Args:
-        traj: ``(B, d)`` localized trajectory embeddings (None: no trajectory term).
+        traj: ``(B, d)`` localized trajectory embeddings (None: no trajectory term); with
+            ``anchors``, only those rows ``(B_r, d)``.
         loc: ``(B, d)`` location embeddings of the same samples.
         img: ``(B, d)`` image embeddings, or None (no street-view images).
         location_ids: ``(B,)`` the samples' location ids.
         queue_emb, queue_ids: the queue's negatives.
         temperature: tau.
+        anchors: data parallelism: this process's rows ``start:stop`` of the global batch of B
+            samples. Its anchors (trajectories, images) are scored against the positives and
+            in-batch negatives of the whole global batch (locations and images, which every
+            process embeds for all B samples) and each term is this share's sum over its pairs
+            divided by the global batch's number of pairs, so the processes' losses (and stats)
+            sum to the global batch's eq. 7. None = one process, the whole batch.
 
     Returns:
         ``(loss, {"loss", "L_TL", "L_IL", "L_TI"})`` (absent terms 0).
     """
     terms = {}
-    if traj is not None:
+    if anchors is not None:
+        own = location_ids[anchors]
+        pairs = int((location_ids.unsqueeze(1) == location_ids.unsqueeze(0)).sum())
+        if traj is not None:
+            terms["L_TL"] = info_nce_multi(traj, loc, own, location_ids, queue_emb, queue_ids, temperature, pairs)
+        if img is not None:
+            terms["L_IL"] = info_nce_multi(img[anchors], loc, own, location_ids, queue_emb, queue_ids, temperature,
+                                           pairs)
+            if traj is not None:
+                terms["L_TI"] = info_nce_multi(traj, img, own, location_ids, img, location_ids, temperature, pairs)
+    if anchors is None and traj is not None:
         terms["L_TL"] = info_nce_multi(traj, loc, location_ids, location_ids, queue_emb, queue_ids, temperature)
-    if img is not None:
+    if anchors is None and img is not None:
         terms["L_IL"] = info_nce_multi(img, loc, location_ids, location_ids, queue_emb, queue_ids, temperature)
         if traj is not None:  # in-batch images of other locations as negatives
             terms["L_TI"] = info_nce_multi(traj, img, location_ids, location_ids, img, location_ids, temperature)

@@ -14,6 +14,15 @@ encoders keep their seeded random initialisation).
 
 Randomness (sample choice, shuffles, down-sampling, random locations) comes from the run's
 generator, checkpointed by the engine after every epoch (exact resume).
+
+Data parallelism (K processes, :mod:`trajzoo.training.distributed`): every process builds the
+same global batches (same generator) and down-samples the windows of all of them; it encodes the
+trajectories of its contiguous share only, and the locations (and images) of the whole batch,
+cheap coordinate encoders that give every anchor its positives and in-batch negatives from the
+whole global batch; its loss is its share of eq. 7 (:func:`~trajzoo_trajganr.objective.pretraining_loss`
+with ``anchors``), the gradients are summed, and every process enqueues the MoCo keys of the whole
+global batch (computed from its locations, the same queue as one process), so K processes train
+as one.
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import numpy as np
 import torch
 
 from trajzoo.runlog import config_digest
+from trajzoo.training import distributed
 from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import atomic_save, load_checkpoint, tensor_digest
@@ -109,22 +119,30 @@ def pretrain(model: TrajGANR, inputs, cfg: PretrainConfig, ctx) -> list[dict]:
     ctx.logger.info("pretrain on %d train trajectories passing %d locations; %d parameters", len(trip_ids),
                     len(trips_by_loc), model.num_parameters())
 
+    sharded = distributed.world()[1] > 1  # data parallelism: each process encodes its share
+
     def step_loss(m: TrajGANR, samples):
         m.momentum_update()
         loc_ids = torch.tensor([l for l, _ in samples], dtype=torch.long)
-        wb = collate_windows([inputs.rows[t] for _, t in samples], mc.window, inputs.frame["bbox_xy"], gen).to(device)
+        # the windows' down-sampling is drawn for the whole (global) batch, as one process would
+        wb = collate_windows([inputs.rows[t] for _, t in samples], mc.window, inputs.frame["bbox_xy"], gen)
         q_xy, q_m = table_norm[loc_ids].to(device), table_xy[loc_ids].to(device)
-        traj = m.localized_or_pooled(wb, q_xy, q_m, radius)
+        if sharded:  # this process's trajectories; locations and images of the whole batch
+            start, stop = distributed.share_bounds(len(samples))
+            traj = m.localized_or_pooled(wb.rows(start, stop).to(device), q_xy[start:stop], q_m[start:stop], radius)
+        else:
+            traj = m.localized_or_pooled(wb.to(device), q_xy, q_m, radius)
         loc = m.location(q_xy)
         img = m.image_embedding(images[loc_ids].to(device)) if images is not None else None
         q_emb, q_ids = m.queue.contents()
-        loss, stats = pretraining_loss(traj, loc, img, loc_ids.to(device), q_emb, q_ids, mc.temperature)
-        with torch.no_grad():
+        loss, stats = pretraining_loss(traj, loc, img, loc_ids.to(device), q_emb, q_ids, mc.temperature,
+                                       slice(start, stop) if sharded else None)
+        with torch.no_grad():  # every process enqueues the keys of the whole global batch (same queue)
             rnd = torch.rand(mc.random_locations, 2, generator=gen) * 2 - 1
             keys = m.key_location(torch.cat([q_xy, rnd.to(device)]))
             m.queue.enqueue(keys, torch.cat([loc_ids, torch.full((len(rnd),), -1, dtype=torch.long)]).to(device))
         return StepLoss(loss, value=stats["loss"], weight=len(samples),
-                        stats={k: stats[k] for k in ("L_TL", "L_IL", "L_TI")})
+                        stats={k: stats[k] for k in ("L_TL", "L_IL", "L_TI")}, global_share=sharded)
 
     def fields(r):
         return {**{k: r.train.stats.get(k, float("nan")) for k in ("L_TL", "L_IL", "L_TI")}, "n_trips": len(trip_ids)}

@@ -33,6 +33,10 @@ class WindowBatch:
     padding_mask: Tensor
     trip_ids: list
 
+    def rows(self, start: int, stop: int) -> "WindowBatch":
+        """Trajectories ``start:stop`` (a process's share of a global batch under data parallelism)."""
+        return replace(self, **{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
     def to(self, device) -> "WindowBatch":
         """A copy on ``device``."""
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)

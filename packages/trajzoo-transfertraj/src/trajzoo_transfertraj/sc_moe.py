@@ -13,7 +13,8 @@ spatial context (the POI and road modality tokens fused by modality mixing, then
 the trajectory), not a handful of raw scalars. Clean logits ``l_i = W_g h_i`` (C,) (Shazeer
 eq. 4; with ``hidden > 0`` a one-hidden-layer GELU MLP instead) and, during training, noise
 ``l~_i = l_i + gate_noise * eps * softplus(W_n h_i + b_n)``, eps ~ N(0, 1) (Shazeer eq. 4; the
-global torch RNG, so seeded runs repeat). ``TopK`` keeps the k largest ``l~_ic``; ``g_i`` is the
+global torch RNG, so seeded runs repeat; under data parallelism drawn for the global batch's
+points, so K processes draw what one does). ``TopK`` keeps the k largest ``l~_ic``; ``g_i`` is the
 softmax over those k (0 for the others; Shazeer eq. 3-5: ``G(h) = Softmax(KeepTopK(H(h), k))``),
 so exactly k experts are active per point. At evaluation no noise is added.
 
@@ -56,11 +57,26 @@ def load_balance_loss(probs: Tensor, topk_idx: Tensor, n_experts: int) -> Tensor
     Returns:
         scalar ``C * sum_c f_c P_c``: 1 when routing is uniform, up to C / k when collapsed;
         0 (graph-connected) when N = 0.
+
+    Data parallelism (during a sharded training step, :func:`trajzoo.training.distributed.batch_view`):
+    the N points are this process's share of the global batch's N' points; f is the global
+    batch's (its routing counts and N' all-reduced, no gradient) and the result is this
+    process's share ``C * sum_c f_c (sum_{i in share} p_ic) / N'``, so the processes' shares sum
+    to the term of the whole global batch and so do their gradients.
     """
+    from trajzoo.training.distributed import batch_view, sum_tensor_over_processes, world
+
     n, k = topk_idx.shape
+    counts = torch.bincount(topk_idx.reshape(-1), minlength=n_experts).to(probs.dtype)
+    if batch_view() is not None and world()[1] > 1:  # every process reaches this collective
+        totals = sum_tensor_over_processes(torch.cat([counts, counts.new_tensor([float(n)])]))
+        n_global = float(totals[-1])
+        if n_global == 0:
+            return probs.sum() * 0.0
+        f = totals[:-1] / (k * n_global)
+        return n_experts * (f * probs.sum(dim=0)).sum() / n_global
     if n == 0:
         return probs.sum() * 0.0
-    counts = torch.bincount(topk_idx.reshape(-1), minlength=n_experts).to(probs.dtype)
     f = counts / (k * n)
     p = probs.mean(dim=0)
     return n_experts * (f * p).sum()
@@ -95,6 +111,18 @@ class _DispatchRows(torch.autograd.Function):
         (inverse,) = ctx.saved_tensors
         g = grad.index_select(0, inverse)
         return g.view(-1, ctx.k, g.shape[-1]).sum(dim=1), None, None, None
+
+
+def _noise_like(logits: Tensor) -> Tensor:
+    """eps ~ N(0, 1) of ``logits``' shape from the global torch RNG: ``torch.randn_like``, or,
+    during a sharded training step under data parallelism, this process's rows of one draw for the
+    global batch's points (:func:`trajzoo.training.distributed.global_randn_rows`: the points of
+    the shares in rank order are the global batch's, so the noise is one process's)."""
+    from trajzoo.training.distributed import batch_view, global_randn_rows, world
+
+    if batch_view() is not None and world()[1] > 1:
+        return global_randn_rows(logits.shape[0], *logits.shape[1:], dtype=logits.dtype, device=logits.device)
+    return torch.randn_like(logits)
 
 
 class NoisyTopKGate(nn.Module):
@@ -145,7 +173,7 @@ class NoisyTopKGate(nn.Module):
         logits = self.logits(h)
         if self.training and self.noise > 0:
             std = F.softplus(self.noise_proj(h)) * self.noise
-            logits = logits + torch.randn_like(logits) * std
+            logits = logits + _noise_like(logits) * std
         top_val, top_idx = logits.topk(self.top_k, dim=-1)
         gates = torch.zeros_like(logits).scatter(-1, top_idx, torch.softmax(top_val, dim=-1))
         return gates, top_idx, torch.softmax(logits, dim=-1)

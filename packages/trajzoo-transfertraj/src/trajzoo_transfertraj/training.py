@@ -17,6 +17,13 @@ clipping, at most ``max_steps_per_epoch`` steps per epoch). A checkpoint (model,
 generator, global RNGs, history) is written atomically after every epoch with
 :class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again with the same
 definition resumes after the last completed epoch and reaches the same weights.
+
+Data parallelism (K processes, :mod:`trajzoo.training.distributed`): each process takes its share
+of every global batch; masks are drawn for the global batch and the loss is each process's share
+of the global batch's (:func:`~trajzoo_transfertraj.objective.pretraining_loss`) and the gate noise
+is drawn for the global batch's points, so the weights match one process to float tolerance when
+dropout is 0 (the default; dropout draws from the global torch RNG per element of the share:
+statistically equivalent, not the same draws).
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.distributed import sum_tensor_over_processes
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, atomic_save, load_checkpoint, tensor_digest
 
@@ -87,14 +95,17 @@ def cap_rows(rows: list[dict], cap: int | None, seed: int) -> list[dict]:
 
 
 def interleaved_batches(rows_by_city: dict[str, list[dict]], batch_size: int, max_len: int,
-                        generator: torch.Generator):
+                        generator: torch.Generator, shard: bool = False):
     """One epoch of batches of every city in a random interleaving.
 
     Yields ``PointBatch`` es (each of one city). The per-city shuffles and the interleaving are
-    drawn from ``generator``; batches are collated lazily.
+    drawn from ``generator``; batches are collated lazily. ``shard``: under data parallelism
+    each batch is a global batch of which this process gets its share
+    (:func:`trajzoo.data.points.iterate_point_batches`).
     """
     cities = sorted(rows_by_city)
-    iters = {c: iterate_point_batches(rows_by_city[c], batch_size, c, max_len, shuffle=True, generator=generator)
+    iters = {c: iterate_point_batches(rows_by_city[c], batch_size, c, max_len, shuffle=True, generator=generator,
+                                      shard=shard)
              for c in cities}
     sizes = [-(-len(rows_by_city[c]) // batch_size) for c in cities]
     schedule = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(sizes)]) if cities else \
@@ -171,11 +182,15 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
     usage: dict[int, list] = {}
 
     def step_loss(m, batch):
+        # data parallelism: batch is this process's share of a global batch and the loss its share
+        # of the global batch's loss (stats "global_share"), summed over the processes
         loss, stats = pretraining_loss(m, batch.to(device), gen)
-        return StepLoss(loss, value=stats["loss"], stats={k: stats[k] for k in STATS})
+        return StepLoss(loss, value=stats["loss"], stats={k: stats[k] for k in STATS},
+                        global_share=bool(stats.get("global_share", 0.0)))
 
     def record_usage(epoch, _result):
-        usage[epoch] = model.expert_usage(cumulative=True).tolist()  # training steps only, before validation
+        # training steps only, before validation; every process's routing under data parallelism
+        usage[epoch] = sum_tensor_over_processes(model.expert_usage(cumulative=True)).tolist()
 
     def fields(r):
         nan = float("nan")
@@ -185,7 +200,7 @@ def pretrain(model: TransferTraj, rows_by_city: dict[str, list[dict]], cfg: Pret
                         extra["xy_mse_km2"], extra["t_mse_min2"], extra["load_balance"], extra["expert_usage"])
         return extra
 
-    train(model, opt, step_loss, lambda: interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen),
+    train(model, opt, step_loss, lambda: interleaved_batches(rows, cfg.batch_size, model.config.max_len, gen, shard=True),
           TrainSchedule(epochs=cfg.epochs, steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip,
                         warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
           steps_per_epoch=sum(-(-len(r) // cfg.batch_size) for r in rows.values()), phase="pretrain",

@@ -13,6 +13,10 @@
    2B - 2 views of the batch away (L_con).
 
 Total: L = lambda * L_mask + (1 - lambda) * L_con (lambda = ``mask_weight``).
+
+Data parallelism (K processes, :mod:`trajzoo.training.distributed`): masks and views are drawn
+for the whole global batch and each process computes its share of the global batch's loss, the
+contrastive term against the negatives of every process, so K processes train as one.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from torch import Tensor, nn
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
 from trajzoo.nn.batch_checks import validate_road_batch
-from trajzoo.nn.contrastive import nt_xent
+from trajzoo.nn.contrastive import nt_xent, nt_xent_share
 from trajzoo.nn.span_mask import span_mask
 
 from .augmentation import road_mean_travel_seconds, shift_times, trim_trajectories
@@ -88,6 +92,9 @@ class STARTPretrainer(nn.Module):
             ValueError: as :meth:`STARTEncoder.forward`.
         """
         cfg = self.config
+        full = _global_batch_of(batch)
+        if full is not None:  # data parallelism: draw for the whole global batch, keep this share
+            return self._share_loss(batch, full, graph, generator)
         validate_road_batch(batch, self.num_segments)  # before the views index per-road statistics
         road_mask = span_mask(batch.padding_mask, cfg.mask_ratio, cfg.mean_span_length, generator)
         view1, view2 = self.views(batch, generator)
@@ -108,3 +115,54 @@ class STARTPretrainer(nn.Module):
         total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
         return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
                        "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked)}
+
+    def _share_loss(self, batch: TrajectoryBatch, full: TrajectoryBatch, graph: RoadGraph,
+                    generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        """This process's share of the global batch's loss under data parallelism (the
+        processes' shares sum to :meth:`loss` of the whole global batch on one process).
+
+        The span mask and both views are drawn for the whole global batch ``full`` (same draws
+        and generator state as one process) and this process's rows are kept
+        (:func:`trajzoo.training.distributed.local_rows`); the mask term is its masked
+        positions' summed cross-entropy over the global batch's M masked positions
+        (``mask_ce_r * M_r / M``), the contrastive term :func:`trajzoo.nn.contrastive.nt_xent_share`
+        (negatives from every process). ``stats`` as :meth:`loss` (``mask_ce``, ``contrastive``,
+        ``loss`` of this share) plus ``global_share = 1``.
+        """
+        from trajzoo.training.distributed import local_rows
+
+        cfg = self.config
+        device = batch.roads.device
+        validate_road_batch(full, self.num_segments)
+        full_mask = span_mask(full.padding_mask, cfg.mask_ratio, cfg.mean_span_length, generator)
+        full1, full2 = self.views(full, generator)
+        road_mask = local_rows(full_mask).to(device)
+        view1, view2 = local_rows(full1).to(device), local_rows(full2).to(device)
+        roads = self.encoder.road_embeddings(graph, self.encoder.batch_segments(batch, view1, view2))
+        z = self.encoder.encode(roads, hide_times(batch, road_mask), road_mask)  # (B_r, L, d)
+        n_masked, total_masked = int(road_mask.sum()), int(full_mask.sum())
+        if n_masked:
+            logits = self.road_head(z[road_mask])
+            targets = batch.roads[road_mask]
+            mask_ce = F.cross_entropy(logits, targets, reduction="sum") / total_masked
+            acc = float((logits.argmax(dim=-1) == targets).float().mean())
+        else:
+            mask_ce, acc = z.sum() * 0.0, 0.0
+        z1 = self.encoder.encode_trajectory(roads, view1)
+        z2 = self.encoder.encode_trajectory(roads, view2)
+        contrastive = nt_xent_share(z1, z2, cfg.temperature)
+        total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
+        return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
+                       "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked),
+                       "global_share": 1.0}
+
+
+def _global_batch_of(batch: TrajectoryBatch) -> TrajectoryBatch | None:
+    """The whole global batch whose share ``batch`` is, during a sharded training step under data
+    parallelism (:func:`trajzoo.training.distributed.global_batch`); None otherwise."""
+    from trajzoo.training.distributed import batch_view, global_batch
+
+    view, full = batch_view(), global_batch()
+    if view is None or full is None or batch.roads.shape[0] != view[2] - view[1]:
+        return None
+    return full.to(batch.roads.device)

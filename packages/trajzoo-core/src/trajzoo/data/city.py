@@ -176,7 +176,8 @@ def iterate_batches(rows: list, batch_size: int, shuffle: bool = False,
     process yields only its contiguous share of its rows (``distributed.shard``), padded to the
     global batch's length L, and the shuffle is rank 0's (broadcast). While the consumer handles
     the share, :func:`trajzoo.training.distributed.batch_view` tells the random masks to draw for
-    the whole global batch. With one process ``shard`` changes nothing.
+    the whole global batch (and :func:`~trajzoo.training.distributed.global_batch` holds it, for
+    draws made row by row). With one process ``shard`` changes nothing.
     """
     from trajzoo.training import distributed
     from trajzoo.training.options import batch_loader
@@ -195,7 +196,7 @@ def iterate_batches(rows: list, batch_size: int, shuffle: bool = False,
     try:
         for idx, batch in loader:
             start, stop = distributed.share_bounds(len(idx))
-            distributed.set_batch_view((len(idx), start, stop))
+            distributed.set_batch_view((len(idx), start, stop), batch)
             yield idx[start:stop], batch.rows(start, stop)
     finally:
         distributed.set_batch_view(None)

@@ -109,6 +109,12 @@ class PointBatch:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
                                 if isinstance(getattr(self, f.name), Tensor)})
 
+    def rows(self, start: int, stop: int) -> "PointBatch":
+        """Trajectories ``start:stop`` of the batch, ``(stop - start, L)``, still padded to this
+        batch's L (a process's share of a global batch under data parallelism)."""
+        return replace(self, **{f.name: getattr(self, f.name)[start:stop] for f in fields(self)
+                                if isinstance(getattr(self, f.name), (Tensor, list))})
+
     def pin_memory(self) -> "PointBatch":
         """A copy with every tensor in pinned (page-locked) memory (DataLoader ``pin_memory``)."""
         return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
@@ -256,12 +262,20 @@ def collate_points(rows: list[dict], city: str, max_len: int) -> PointBatch:
 
 
 def iterate_point_batches(rows: list[dict], batch_size: int, city: str, max_len: int, shuffle: bool = False,
-                          generator: torch.Generator | None = None):
+                          generator: torch.Generator | None = None, shard: bool = False):
     """Yield :class:`PointBatch` es of up to ``batch_size`` trips from ``rows``.
 
     The order is the rows' order, or ``torch.randperm(len(rows), generator=generator)`` when
     ``shuffle`` (so the same generator state gives the same batches). Batches carry no labels:
     every point task reads its truth from the batch itself (:class:`trajzoo.tasks.point_base.PointTask`).
+
+    ``shard=True`` (training batches, as :func:`trajzoo.data.city.iterate_batches`): under data
+    parallelism with K processes each batch is a global batch of which this process yields its
+    contiguous share of trajectories (:meth:`PointBatch.rows`, padded to the global batch's L),
+    the shuffle is rank 0's, and while the share is handled
+    :func:`trajzoo.training.distributed.batch_view` and
+    :func:`~trajzoo.training.distributed.global_batch` describe the global batch (random draws are
+    made for all of it). With one process ``shard`` changes nothing.
 
     Raises:
         ValueError: ``batch_size < 1`` (see also :func:`collate_points`).
@@ -270,8 +284,23 @@ def iterate_point_batches(rows: list[dict], batch_size: int, city: str, max_len:
         raise ValueError(f"iterate_point_batches: batch_size must be >= 1, got {batch_size}")
     from trajzoo.training.options import batch_loader
 
+    from trajzoo.training import distributed
+
     n = len(rows)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    parallel = shard and distributed.world()[1] > 1
+    if parallel and shuffle:
+        order = distributed.broadcast_order(order)
     batches = [order[start:start + batch_size].tolist() for start in range(0, n, batch_size)]
     # a torch DataLoader (worker processes, pinned memory: config training), in this exact order
-    yield from batch_loader(rows, batches, lambda idx, part: collate_points(part, city, max_len))
+    loader = batch_loader(rows, batches, lambda idx, part: collate_points(part, city, max_len))
+    if not parallel:
+        yield from loader
+        return
+    try:
+        for batch in loader:
+            start, stop = distributed.share_bounds(batch.batch_size)
+            distributed.set_batch_view((batch.batch_size, start, stop), batch)
+            yield batch.rows(start, stop)
+    finally:
+        distributed.set_batch_view(None)

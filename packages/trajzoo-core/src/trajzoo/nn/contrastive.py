@@ -1,5 +1,7 @@
 """Contrastive losses with in-batch negatives: InfoNCE and its symmetric two-view form NT-Xent.
 
+:func:`nt_xent_share` is the data-parallel form of NT-Xent: negatives gathered from every process.
+
 Sources: InfoNCE, van den Oord et al. 2018 ("Representation learning with contrastive predictive
 coding", eq. 4); NT-Xent, Chen et al. 2020 (SimCLR, eq. 1), used by START's trajectory
 contrastive learning (Jiang et al., ICDE 2023, eq. 13). Similarities are cosine similarities
@@ -69,3 +71,49 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     logits = logits.masked_fill(self_pairs, float("-inf"))
     targets = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
     return F.cross_entropy(logits, targets)
+
+
+def nt_xent_share(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """This process's share of :func:`nt_xent` over the whole global batch under data parallelism,
+    with the negatives of every process (as SimCLR's large-batch training over many devices, Chen
+    et al. 2020, section 2.2, whose negatives are the whole global batch).
+
+    With K processes each holding ``B_r`` rows of a global batch of ``B = sum_r B_r``, the 2B
+    representations of both views are gathered from every process (differentiable,
+    :func:`trajzoo.training.distributed.all_gather_rows`); for each of this process's 2B_r
+    vectors the logits are its cosine similarities to the other 2B - 1 vectors over tau and the
+    target is its other view, and the share is the sum of those 2B_r cross-entropies over 2B.
+    The processes' shares sum to :func:`nt_xent` of the global batch (same value, same gradient
+    once the processes' gradients are summed, :func:`trajzoo.training.distributed.sum_gradients`;
+    ``StepLoss.global_share`` in the engine). With one process it is :func:`nt_xent` itself.
+
+    Args:
+        z1: ``(B_r, d)`` this process's view-1 representations.
+        z2: ``(B_r, d)`` its view-2 representations (row b the positive of ``z1[b]``).
+        temperature: tau > 0.
+
+    Returns:
+        Scalar share in nats (0 when B = 1). Every process must call it at the same step (a
+        collective).
+
+    Raises:
+        ValueError: shapes differ or are not 2-D, or ``temperature`` <= 0.
+    """
+    from trajzoo.training.distributed import all_gather_rows, world
+
+    _check_pair(z1, z2, temperature)
+    if world()[1] == 1:
+        return nt_xent(z1, z2, temperature)
+    b = z1.shape[0]
+    all1, start = all_gather_rows(z1)
+    all2, _ = all_gather_rows(z2)
+    n = all1.shape[0]
+    z = F.normalize(torch.cat([all1, all2], dim=0), dim=-1)  # (2B, d)
+    local = torch.arange(start, start + b, device=z.device)
+    rows = torch.cat([local, local + n])  # this process's 2B_r vectors among the 2B
+    logits = (z[rows] @ z.t()) / temperature  # (2B_r, 2B)
+    self_pairs = torch.zeros_like(logits, dtype=torch.bool)
+    self_pairs[torch.arange(2 * b, device=z.device), rows] = True
+    logits = logits.masked_fill(self_pairs, float("-inf"))
+    targets = torch.cat([local + n, local])
+    return F.cross_entropy(logits, targets, reduction="sum") / (2 * n)

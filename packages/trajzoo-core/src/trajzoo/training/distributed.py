@@ -7,8 +7,12 @@ share of every global batch (:func:`shard`), computes the loss of its share, and
 optimiser step, so every process applies the gradient of the whole global batch and keeps
 identical weights (Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel
 Training", VLDB 2020: the all-reduce of gradients that ``DistributedDataParallel`` performs,
-here without wrapping the model, so state dicts and checkpoints keep their keys). Backend: gloo
-on CPU, NCCL on GPU. With one process (no launcher) every function is the identity.
+here without wrapping the model, so state dicts and checkpoints keep their keys). A loss that
+needs the whole global batch (contrastive negatives) gathers the shares' rows differentiably
+(:func:`all_gather_rows`); each process then computes its share of the global loss and the
+gradients are summed (:func:`sum_gradients`). Random draws are made for the whole global batch
+(:func:`batch_view`, :func:`global_batch`). Backend: gloo on CPU, NCCL on GPU. With one process
+(no launcher) every function is the identity.
 """
 from __future__ import annotations
 
@@ -94,6 +98,122 @@ def average_gradients(params: Iterable[Tensor], weight: float = 1.0) -> None:
         offset += n
 
 
+def sum_gradients(params: Iterable[Tensor]) -> None:
+    """All-reduce the gradients of ``params`` in place to their sum over the processes: for a loss
+    of which each process computed its share of the global batch's loss (the processes' losses
+    sum to it, e.g. :func:`trajzoo.nn.contrastive.nt_xent_share`; ``StepLoss.global_share``), the
+    sum is the gradient of the global batch's loss. A parameter without a gradient counts as
+    zero. No-op with one process."""
+    _, k = world()
+    if k == 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        value = flat[offset:offset + n].view_as(g).to(g.dtype)
+        if p.grad is None:
+            p.grad = value
+        else:
+            p.grad.copy_(value)
+        offset += n
+
+
+def sum_over_processes(value):
+    """``sum_r v_r`` over the processes (e.g. the global batch's loss from the processes'
+    shares, or its number of loss terms): a float, or a list of floats summed element-wise
+    (one collective); ``value`` itself with one process."""
+    _, k = world()
+    if k == 1:
+        return value
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    out = t.tolist()
+    return out if isinstance(value, (list, tuple)) else out[0]
+
+
+def sum_tensor_over_processes(x: Tensor) -> Tensor:
+    """``sum_r x_r`` of a detached tensor over the processes (a new tensor, on ``x``'s device and
+    dtype; e.g. the global batch's routing counts); ``x`` itself with one process."""
+    _, k = world()
+    if k == 1:
+        return x
+    t = x.detach().to(_comm_device(), copy=True)
+    dist.all_reduce(t)
+    return t.to(x.device)
+
+
+def share_sizes(n: int) -> list[int]:
+    """Every process's ``n`` (e.g. its share's rows or tokens), in rank order (one collective);
+    ``[n]`` with one process."""
+    rank, k = world()
+    if k == 1:
+        return [int(n)]
+    sizes = torch.zeros(k, dtype=torch.int64, device=_comm_device())
+    sizes[rank] = int(n)
+    dist.all_reduce(sizes)
+    return sizes.tolist()
+
+
+def global_randn_rows(n: int, *trailing: int, dtype=None, device=None) -> Tensor:
+    """``(n, *trailing)`` standard normal draws of the global torch RNG that are this process's
+    rows of ONE draw for the concatenation of every process's rows (rank order): under data
+    parallelism every process draws ``torch.randn(sum_r n_r, *trailing)`` and keeps its rows, so the
+    draws (and the global RNG's state afterwards) are those of one process on the whole global
+    batch, given the same RNG state before (e.g. TransferTraj's gate noise per real point). With
+    one process: ``torch.randn(n, *trailing)``. Every process must call it (a collective)."""
+    if world()[1] == 1:
+        return torch.randn((n, *trailing), dtype=dtype, device=device)
+    sizes = share_sizes(n)
+    rank = world()[0]
+    offset = sum(sizes[:rank])
+    return torch.randn((sum(sizes), *trailing), dtype=dtype, device=device)[offset:offset + n]
+
+
+def all_gather_rows(x: Tensor) -> tuple[Tensor, int]:
+    """Differentiable all-gather of every process's rows: ``(cat_r x_r, start)``.
+
+    ``x_r`` is process r's ``(B_r, ...)`` tensor (the shares may differ in size, even be empty;
+    they are padded to the largest for the collective and cut again); the result is the
+    ``(sum_r B_r, ...)`` concatenation in rank order, and ``start`` the row where this process's
+    rows begin (``x == result[start:start + B_r]``). Gradients flow back to every process's
+    ``x`` (``torch.distributed.nn.functional.all_gather``, whose backward sums the gradients
+    that every process's loss sends to each share), so a loss computed against the gathered rows
+    (e.g. contrastive negatives from the whole global batch, :func:`trajzoo.nn.contrastive.nt_xent_share`)
+    trains every process's encoder: with :func:`sum_gradients` the processes' shares of the loss
+    give the gradient of the global batch's loss. With one process: ``(x, 0)``.
+
+    Args:
+        x: ``(B_r, ...)`` on this process's device (a CUDA device under NCCL).
+
+    Returns:
+        ``((B, ...), start)`` with ``B = sum_r B_r``.
+
+    Raises:
+        RuntimeError: from the collectives (e.g. trailing shapes or dtypes differing between
+            processes).
+    """
+    rank, k = world()
+    if k == 1:
+        return x, 0
+    from torch.distributed.nn.functional import all_gather
+
+    sizes = share_sizes(x.shape[0])
+    largest = max(sizes)
+    padded = x
+    if x.shape[0] < largest:
+        padded = torch.cat([x, x.new_zeros((largest - x.shape[0], *x.shape[1:]))])
+    parts = all_gather(padded)
+    gathered = torch.cat([part[:n] for part, n in zip(parts, sizes)])
+    return gathered, int(sum(sizes[:rank]))
+
+
 def mean_over_processes(value: float, weight: float = 1.0) -> float:
     """``sum_r w_r v_r / sum_r w_r`` over the processes (the global batch's loss); ``value``
     itself with one process."""
@@ -108,6 +228,7 @@ def mean_over_processes(value: float, weight: float = 1.0) -> float:
 # --- the process's rows of a global batch, and random draws made for the whole global batch ---
 
 _BATCH_VIEW: tuple[int, int, int] | None = None
+_GLOBAL_BATCH = None
 
 
 def batch_view() -> tuple[int, int, int] | None:
@@ -121,10 +242,36 @@ def batch_view() -> tuple[int, int, int] | None:
     return _BATCH_VIEW
 
 
-def set_batch_view(view: tuple[int, int, int] | None) -> None:
-    """Set (or clear, with None) :func:`batch_view`; used by the sharding batch iterator only."""
-    global _BATCH_VIEW
+def global_batch():
+    """The whole global batch (every process's rows, as collated, on the CPU) while the training
+    step of its share runs (see :func:`batch_view`); None otherwise.
+
+    For random draws that are not one ``torch.rand`` of the batch's shape (e.g. START's span
+    masks and augmentations, which draw per row with lengths that depend on the rows): a model
+    draws them for the whole global batch, as one process would, and keeps rows
+    ``start:stop`` of :func:`batch_view` (:func:`local_rows`), so its draws and the generator's
+    state do not depend on the number of processes."""
+    return _GLOBAL_BATCH
+
+
+def set_batch_view(view: tuple[int, int, int] | None, batch=None) -> None:
+    """Set (or clear, with None) :func:`batch_view` and :func:`global_batch`; used by the sharding
+    batch iterators only."""
+    global _BATCH_VIEW, _GLOBAL_BATCH
     _BATCH_VIEW = view
+    _GLOBAL_BATCH = batch if view is not None else None
+
+
+def local_rows(x):
+    """Rows ``start:stop`` of :func:`batch_view` of ``x``, something holding the whole global batch
+    (a tensor, or an object with a ``rows(start, stop)`` method such as a trajectory batch);
+    ``x`` itself outside a sharded step."""
+    view = _BATCH_VIEW
+    if view is None:
+        return x
+    if hasattr(x, "rows"):
+        return x.rows(view[1], view[2])
+    return x[view[1]:view[2]]
 
 
 def share_bounds(n: int, rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:

@@ -143,6 +143,15 @@ class StepLoss:
             gradients and of the reported loss (the number of terms ``loss`` averages, e.g. the
             masked positions of a masked-token loss, so that the result is the gradient of the
             global batch's mean); None = ``weight``. Ignored with one process.
+        global_share: under data parallelism, ``loss`` (and ``value``) is this process's share
+            of the global batch's loss, the processes' losses summing to it (e.g. a contrastive
+            term against negatives gathered from every process,
+            :func:`trajzoo.nn.contrastive.nt_xent_share`): the gradients, the reported loss and
+            ``stats`` (shares too) are summed over the processes
+            (:func:`~trajzoo.training.distributed.sum_gradients`) instead of averaged with
+            ``grad_weight``. ``weight`` should then be the global batch's (e.g. its trajectories,
+            ``batch_view()[0]``), as every process reports the global batch's loss. Ignored with
+            one process.
     """
 
     loss: Tensor
@@ -150,11 +159,29 @@ class StepLoss:
     value: float | None = None
     stats: Mapping[str, float] = field(default_factory=dict)
     grad_weight: float | None = None
+    global_share: bool = False
 
     @property
     def share_weight(self) -> float:
         """The weight used across processes: ``grad_weight``, or ``weight`` when None."""
         return float(self.weight if self.grad_weight is None else self.grad_weight)
+
+    def reduce_gradients(self, params: list[Tensor]) -> None:
+        """Under data parallelism: the gradients of the global batch from the processes' (see
+        ``grad_weight`` and ``global_share``)."""
+        if self.global_share:
+            distributed.sum_gradients(params)
+        else:
+            distributed.average_gradients(params, self.share_weight)
+
+    def reduce_value(self, value: float) -> tuple[float, Mapping[str, float]]:
+        """Under data parallelism: the global batch's reported loss from this process's ``value``,
+        and the stats (summed when they are shares, ``global_share``; else this process's)."""
+        if not self.global_share:
+            return distributed.mean_over_processes(value, self.share_weight), self.stats
+        keys = list(self.stats)
+        summed = distributed.sum_over_processes([value, *(float(self.stats[k]) for k in keys)])
+        return summed[0], dict(zip(keys, summed[1:]))
 
 
 @dataclass
@@ -230,7 +257,8 @@ class Trainer:
     (:func:`~trajzoo.training.distributed.shard`, e.g. ``iterate_batches(..., shard=True)``), and
     :meth:`step` all-reduces the gradients weighted by ``StepLoss.grad_weight`` (default
     ``StepLoss.weight``) before clipping and the optimiser step (and reports the
-    weighted mean loss over the processes).
+    weighted mean loss over the processes), or sums them when the loss is the process's share of
+    the global batch's loss (``StepLoss.global_share``).
 
     Raises:
         ValueError: a cosine schedule whose total number of steps is unknown.
@@ -293,7 +321,7 @@ class Trainer:
             self._scaler.scale(out.loss).backward()
             if self.data_parallel:  # torch.distributed: gradient of the whole global batch
                 self._scaler.unscale_(self.optimizer)
-                distributed.average_gradients(self.params, out.share_weight)
+                out.reduce_gradients(self.params)
             if s.grad_clip > 0:
                 if not self.data_parallel:
                     self._scaler.unscale_(self.optimizer)
@@ -303,15 +331,16 @@ class Trainer:
         else:
             out.loss.backward()
             if self.data_parallel:  # torch.distributed: gradient of the whole global batch
-                distributed.average_gradients(self.params, out.share_weight)
+                out.reduce_gradients(self.params)
             if s.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.params, s.grad_clip)
             self.optimizer.step()
         self.step_count += 1
         value = float(out.loss.detach()) if out.value is None else out.value
+        stats = out.stats
         if self.data_parallel:
-            value = distributed.mean_over_processes(value, out.share_weight)
-        return value, out.weight, out.stats
+            value, stats = out.reduce_value(value)
+        return value, out.weight, stats
 
     def run_steps(self, batches: Callable[[], Iterable], max_steps: int | None = None,
                   repeat: bool = False) -> StepsResult:
@@ -323,6 +352,12 @@ class Trainer:
             The :class:`StepsResult` (weighted mean loss and stats, steps).
         """
         self.model.train()
+        try:
+            return self._run_steps(batches, max_steps, repeat)
+        finally:  # a pass left early (step budget) keeps no view of a global batch (data parallelism)
+            distributed.set_batch_view(None)
+
+    def _run_steps(self, batches: Callable[[], Iterable], max_steps: int | None, repeat: bool) -> StepsResult:
         total, weight, steps = 0.0, 0, 0
         sums: dict[str, float] = {}
         while True:

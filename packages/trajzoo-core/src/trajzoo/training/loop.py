@@ -274,9 +274,15 @@ def finetune_and_evaluate(encoder: nn.Module, graph, task, data, cfg: FineTuneCo
     gen = ctx.generator(offset=1)
 
     def step_loss(model, item):
+        from trajzoo.training.distributed import batch_view
+
         idx, batch = item
         out = model(task.input_view(batch).to(device), graph)
-        return StepLoss(loss_of(out, labels_tensor("train", idx)), weight=len(idx))
+        # data parallelism: the gradients are averaged with this share's trips (grad_weight), the
+        # epoch's trip-weighted train loss weighs the step by its global batch's trips
+        view = batch_view()
+        return StepLoss(loss_of(out, labels_tensor("train", idx)), weight=len(idx) if view is None else view[0],
+                        grad_weight=len(idx))
 
     def val_loss(model) -> float:
         model.eval()

@@ -15,6 +15,13 @@ It trains through the one engine (:func:`trajzoo.training.engine.train`): a chec
 optimiser, generator and global RNG states, best state, history) is written atomically after
 every epoch (:class:`~trajzoo.training.checkpoints.CheckpointStore`, latest only); a killed run
 started again with the same definition resumes from it.
+
+Data parallelism (K processes, :mod:`trajzoo.training.distributed`): each process takes its share
+of every global batch (``iterate_point_batches(..., shard=True)``) and computes its share of the
+global batch's loss: the task MSE of its hidden values times their fraction of the global batch's
+hidden values, plus ``model.auxiliary_loss()``, which must then be the model's share of the
+global batch's auxiliary term (TransferTraj's load balancing all-reduces its routing counts);
+the gradients are summed (``StepLoss.global_share``), so K processes train as one.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.distributed import batch_view, sum_over_processes
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, progress, tensor_digest
 
@@ -125,12 +133,18 @@ def finetune_point_task(model: nn.Module, task, train_rows: list[dict], val_rows
         query = task.make_query(batch).to(device)
         loss = task.loss(query, model.predict(query.visible()))
         aux = _aux(model) if cfg.use_auxiliary_loss else None
+        view = batch_view()
+        if view is not None:  # data parallelism: this process's share of the global batch's loss
+            n_local = int(task._mask(query).sum())
+            n_global = sum_over_processes(float(n_local))
+            loss = loss * (n_local / max(n_global, 1.0))
         objective = loss + aux if aux is not None else loss
-        return StepLoss(objective, weight=batch.batch_size, value=float(loss.detach()))
+        return StepLoss(objective, weight=batch.batch_size if view is None else view[0], value=float(loss.detach()),
+                        global_share=view is not None)
 
     fit = train(model, opt, step_loss,
                 lambda: iterate_point_batches(train_rows, cfg.batch_size, city, cfg.max_len, shuffle=True,
-                                              generator=gen),
+                                              generator=gen, shard=True),
                 TrainSchedule(epochs=cfg.epochs, grad_clip=cfg.grad_clip, patience=cfg.patience if val_rows else None,
                               warmup_steps=cfg.warmup_steps, cosine=cfg.cosine),
                 steps_per_epoch=-(-len(train_rows) // cfg.batch_size), params=params, phase=phase,
