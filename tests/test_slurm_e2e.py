@@ -31,8 +31,11 @@ SLURM_PROFILE = "profiles/slurm"
 pytestmark = pytest.mark.slurm
 REQUIRED = os.environ.get("TRAJZOO_REQUIRE_SLURM") == "1"
 KILL_AFTER = 480  # seconds; the run takes about 2-3 minutes on 2 cores
-# The plugin waits init-seconds after a job finishes and 10 s more per poll while none does
-# (40 s by default); 1 s keeps this 7-job DAG at about 3 minutes.
+# The plugin polls sacct init-seconds after a submission, then waits 10 s longer after every poll
+# that finds no job finished (init, 2 init + 10, 3 init + 30, ... s). Every job of this DAG takes
+# 10-25 s on 2 cores, most of it the job's own Snakemake and Python start-up, so an init of 6 s
+# (polls at 6, 22, 48 s) sees most of them finish at the second poll; 1 s (polls at 1, 12, 33 s)
+# waited about 13 s more per job.
 # Rerun from ingest on, in the copy of the base run (road network and UBODT come from the copy).
 FROM_INGEST = ["--forcerun", "ingest_trajectories"]
 # One map-matching chunk (the local base run has 2, the cluster profile 16): on this 2-CPU node
@@ -40,7 +43,7 @@ FROM_INGEST = ["--forcerun", "ingest_trajectories"]
 # the number of chunks (tests/core/test_map_matching_fanout.py), so the equality with the base
 # run below also checks that.
 SAME_CHUNKS = ["--set-scatter", "map_match=1"]
-FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "6", "--seconds-between-status-checks", "1"]
 
 
 def _run(cmd, timeout=30):
