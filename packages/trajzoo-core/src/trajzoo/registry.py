@@ -26,11 +26,12 @@ from __future__ import annotations
 import functools
 
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: building the Snakemake DAG imports this module, not torch
+    import numpy as np
+    import torch
+    from torch import nn
 
 MODEL_GROUP = "trajzoo.models"
 TASK_GROUP = "trajzoo.tasks"
