@@ -42,7 +42,7 @@ import numpy as np
 
 from trajzoo.config import ConfigClass, ranged
 
-from .transformer_mlm import TransformerEncoderConfig, TransformerMLMConfig
+from .config import TransformerEncoderConfig, TransformerMLMConfig
 
 GENSIM_ALPHA = 0.025
 """Initial SGD learning rate of gensim's skip-gram (its default), decayed linearly..."""

@@ -9,19 +9,18 @@ with the settings ``untrained`` and ``in-city``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from trajzoo.plugins import RoadModelPlugin
 
-from .node2vec import Node2VecConfig, Node2VecSchedule, node2vec_embeddings
+from .config import TransformerMLMConfig, TransformerMLMSchedule
+from .node2vec import Node2VecConfig, Node2VecSchedule
 from .start.config import STARTConfig, STARTSchedule
-from .start.model import STARTEncoder
-from .start.objective import STARTPretrainer
-from .training import pretrain_single_city
-from .transformer_mlm import TransformerMLMConfig, TransformerMLMEncoder, TransformerMLMPretrainer, TransformerMLMSchedule
+
+if TYPE_CHECKING:  # models, training and torch are imported where they are used: building the DAG needs none
+    from torch import nn
 
 
 class TransformerMLMPlugin(RoadModelPlugin):
@@ -38,6 +37,7 @@ class TransformerMLMPlugin(RoadModelPlugin):
         Raises:
             ValueError: an unknown or out-of-range hparam.
         """
+        from .transformer_mlm import TransformerMLMEncoder
         return TransformerMLMEncoder(graph.num_segments, TransformerMLMConfig.from_dict(hparams))
 
     def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
@@ -47,6 +47,8 @@ class TransformerMLMPlugin(RoadModelPlugin):
         Raises:
             ValueError: unknown hparam/schedule keys, or an empty train split.
         """
+        from .training import pretrain_single_city
+        from .transformer_mlm import TransformerMLMPretrainer
         config = TransformerMLMConfig.from_dict(hparams.get("hparams", {}))
         schedule = TransformerMLMSchedule.from_dict(hparams.get("pretrain", {}))
         model = TransformerMLMPretrainer(target.graph.num_segments, config)
@@ -67,6 +69,7 @@ class STARTPlugin(RoadModelPlugin):
         Raises:
             ValueError: an unknown or out-of-range hparam.
         """
+        from .start.model import STARTEncoder
         return STARTEncoder(graph.num_segments, int(graph.attributes.shape[1]), STARTConfig.from_dict(hparams))
 
     def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
@@ -76,6 +79,8 @@ class STARTPlugin(RoadModelPlugin):
         Raises:
             ValueError: unknown hparam/schedule keys, or an empty train split.
         """
+        from .start.objective import STARTPretrainer
+        from .training import pretrain_single_city
         config = STARTConfig.from_dict(hparams.get("hparams", {}))
         schedule = STARTSchedule.from_dict(hparams.get("pretrain", {}))
         model = STARTPretrainer(target.graph.num_segments, int(target.graph.attributes.shape[1]), config)
@@ -101,6 +106,7 @@ class Node2VecPlugin(RoadModelPlugin):
         Raises:
             ValueError: an unknown or out-of-range hparam.
         """
+        from .transformer_mlm import TransformerMLMEncoder
         return TransformerMLMEncoder(graph.num_segments, Node2VecConfig.from_dict(hparams).transformer_config())
 
     def pretrain_road(self, target, sources: list, hparams: dict, context) -> nn.Module:
@@ -127,6 +133,9 @@ class Node2VecPlugin(RoadModelPlugin):
             ValueError: unknown hparam/schedule keys or values out of range, a malformed or
                 edgeless road graph, or a seed outside ``[0, 2**32)``.
         """
+        import torch
+
+        from .node2vec import node2vec_embeddings
         config = Node2VecConfig.from_dict(hparams.get("hparams", {}))
         schedule = Node2VecSchedule.from_dict(hparams.get("pretrain", {}))
         if sources:

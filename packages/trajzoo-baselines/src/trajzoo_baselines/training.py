@@ -16,8 +16,8 @@ ignored.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Protocol
+from dataclasses import asdict
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -29,58 +29,13 @@ from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss
 
-from trajzoo.config import ConfigClass, ranged
+from .config import PretrainSchedule  # noqa: F401 (re-exported: torch-free module)
 
 PHASE = "pretrain"
 """Checkpoint phase name: files ``pretrain-epoch-<k>.pt`` in ``context.checkpoint_dir``."""
 
 VALIDATION_SEED_OFFSET = 7
 """The validation masks are drawn from ``torch.Generator().manual_seed(seed + 7)``."""
-
-
-@dataclass(frozen=True)
-class PretrainSchedule(ConfigClass):
-    """Pretraining schedule of a single-city baseline.
-
-    Attributes:
-        epochs: passes over the target TRAIN split (0 = return the initialisation).
-        batch_size: trajectories per optimisation step.
-        lr: AdamW learning rate.
-        weight_decay: AdamW decoupled weight decay.
-        grad_clip: maximum global L2 norm of the gradient (0 = no clipping).
-        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
-            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
-
-    Raises:
-        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
-            unknown keys, naming them.
-    """
-
-    model_name: ClassVar[str] = "baseline"
-
-    epochs: int = ranged(3, ge=0)
-    batch_size: int = ranged(32, ge=1)
-    lr: float = ranged(1e-3, gt=0)
-    weight_decay: float = ranged(0.0, ge=0)
-    grad_clip: float = ranged(1.0, ge=0)
-    warmup_steps: int = ranged(0, ge=0)
-    cosine: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None = None, key: str | None = None) -> "PretrainSchedule":
-        """Build from the config's ``pretrain`` section; missing keys take defaults.
-
-        Raises:
-            ValueError: naming every unknown key (``unknown <model> pretrain key(s) ...``), or a
-                value out of range.
-        """
-        d = dict(d or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(str(k) for k in set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown {cls.model_name} pretrain key(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(known)})")
-        return super().from_dict(d, key)
 
 
 class Pretrainer(Protocol):

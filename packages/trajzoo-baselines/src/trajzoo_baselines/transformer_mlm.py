@@ -11,75 +11,17 @@ model ignores every time field of the batch and the road graph's features (it us
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.pooling import mean_pool
 from trajzoo.nn.positional import sinusoidal_position_encoding
 from trajzoo.nn.random_mask import random_position_mask
 
-from .training import PretrainSchedule
-
-
-@dataclass
-class TransformerEncoderConfig(ConfigClass):
-    """Size of the road-id Transformer encoder shared by ``transformer-mlm`` and ``node2vec``.
-
-    Attributes:
-        d_model: hidden size d.
-        layers: Transformer encoder layers.
-        heads: attention heads (must divide ``d_model``).
-        ffn_dim: feed-forward hidden size.
-        dropout: dropout on inputs, attention weights and residual branches, in [0, 1).
-
-    Raises:
-        ValueError: (on construction) a value of the wrong type or out of range, or ``d_model``
-            not divisible by ``heads``; (``from_dict``) unknown keys, naming them.
-    """
-
-    d_model: int = ranged(64, ge=1)
-    layers: int = ranged(2, ge=1)
-    heads: int = ranged(4, ge=1)
-    ffn_dim: int = ranged(128, ge=1)
-    dropout: float = ranged(0.0, ge=0, lt=1)
-
-    def check(self) -> None:
-        """``d_model`` divisible by ``heads``."""
-        check_divisible(self, "d_model", "heads")
-
-
-@dataclass
-class TransformerMLMConfig(TransformerEncoderConfig):
-    """Hyper-parameters of ``transformer-mlm``: the fields of :class:`TransformerEncoderConfig`
-    (``dropout`` defaults to 0.1 here) plus
-
-    Attributes:
-        mask_ratio: fraction of each trajectory's real positions replaced by [MASK] in
-            pretraining, in (0, 1).
-
-    Build from the config's ``hparams`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
-
-    Raises:
-        ValueError: (on construction) a value of the wrong type or out of range; (``from_dict``)
-            unknown keys, naming them.
-    """
-
-    dropout: float = ranged(0.1, ge=0, lt=1)
-    mask_ratio: float = ranged(0.15, gt=0, lt=1)
-
-
-@dataclass(frozen=True)
-class TransformerMLMSchedule(PretrainSchedule):
-    """Pretraining schedule of ``transformer-mlm`` (fields of
-    :class:`trajzoo_baselines.training.PretrainSchedule`)."""
-
-    model_name = "transformer-mlm"
+from .config import TransformerEncoderConfig, TransformerMLMConfig, TransformerMLMSchedule  # noqa: F401 (re-exported)
 
 
 class TransformerMLMEncoder(nn.Module):

@@ -9,10 +9,12 @@ the data handed to pretraining live here once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where it is used: building the Snakemake DAG imports this module
+    from torch import nn
 
 #: Keys a variant (``models.<model>.variants.<name>``) may override.
 VARIANT_KEYS = ("hparams", "pretrain")
@@ -71,7 +73,7 @@ class RoadModelPlugin:
     @property
     def finetune_cls(self):
         """:class:`trajzoo.training.loop.FineTuneConfig` (a linear head on the encoder)."""
-        from trajzoo.training.loop import FineTuneConfig
+        from trajzoo.training.configs import FineTuneConfig
         return FineTuneConfig
 
     def check_config(self, section: dict) -> None:
@@ -159,7 +161,7 @@ class PointModelPlugin:
     @property
     def finetune_cls(self):
         """:class:`trajzoo.training.point_tasks.PointFineTuneConfig`."""
-        from trajzoo.training.point_tasks import PointFineTuneConfig
+        from trajzoo.training.configs import PointFineTuneConfig
         return PointFineTuneConfig
 
     def check_config(self, section: dict) -> None:
@@ -208,6 +210,8 @@ class PointModelPlugin:
         """``(n, d)`` float32 embeddings (``model.embed(batch)``, eval mode) of any point rows
         (:func:`trajzoo.data.points.point_rows` dicts), the first ``max_len`` points of each;
         ``city`` is the city key the collate records, ``graph`` is not used."""
+        import torch
+
         from trajzoo.data.points import iterate_point_batches
         model.eval().to(device)
         out = []

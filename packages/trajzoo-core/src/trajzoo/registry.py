@@ -26,11 +26,12 @@ from __future__ import annotations
 import functools
 
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: building the Snakemake DAG imports this module, not torch
+    import numpy as np
+    import torch
+    from torch import nn
 
 MODEL_GROUP = "trajzoo.models"
 TASK_GROUP = "trajzoo.tasks"
@@ -127,6 +128,14 @@ class ModelPlugin(Protocol):
 
     :class:`trajzoo.plugins.RoadModelPlugin` and :class:`trajzoo.plugins.PointModelPlugin`
     implement everything but the model-specific part.
+
+    Building the Snakemake DAG (every ``snakemake`` call, every SLURM job) loads the plugin and
+    reads only its attributes, ``check_config``, ``hparams_cls``, ``unavailable_variants`` and
+    ``depends_on``: the plugin module and its config classes import no torch, PyG, scikit-learn
+    or SciPy at module level (the model, training and torch are imported inside ``build``,
+    ``pretrain``, ``save``, ``load`` and ``embed``); tests/test_dag_imports.py checks it. The same
+    holds for task classes (group ``trajzoo.tasks``): ``input_kind``, ``required_inputs`` and
+    ``recovered`` are read at DAG time.
     """
 
     name: str

@@ -47,7 +47,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
@@ -55,48 +54,10 @@ from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import Trainer, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
+from .config import OPTIMIZERS, PretrainSchedule  # noqa: F401 (re-exported: torch-free module)
 from .model import MetaTRLConfig
 from .objective import MetaTRLPretrainer
 from .parameters import load_shared_state, shared_parameters, shared_state_dict
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class PretrainSchedule(ConfigClass):
-    """Pretraining schedule of MetaTRL (ranges declared with :func:`trajzoo.config.ranged`).
-
-    Attributes:
-        meta_epochs: meta epochs over the source cities (0 = no meta phase).
-        episodes: episodes per meta epoch (one meta step, eq. 2, per episode).
-        source_steps: K, source-model steps on source TRAIN batches per episode (eq. 1).
-        query_batches: source TEST batches whose mean loss gradient drives one meta step (eq. 2).
-        target_epochs: epochs over the target TRAIN split (eq. 4; 0 = return the target right
-            after eq. 3).
-        batch_size: trajectories per batch (every phase).
-        lr: alpha_src = alpha_tar, learning rate of eq. 1 and eq. 4.
-        inner_optimizer: optimiser of eq. 1 (``adam``, or ``sgd`` for the plain step as written).
-        meta_lr: alpha_meta of eq. 2 (the paper gives no value).
-        meta_optimizer: ``sgd`` = eq. 2's plain step theta - alpha_meta * gradient (default);
-            ``adam`` = Adam on the same gradient.
-
-    Build from the config's ``pretrain`` section with ``PretrainSchedule.from_dict(d)``.
-
-    Raises:
-        ValueError: (on construction) a value of the wrong type or out of range, naming the field
-            and its allowed range; (``from_dict``) unknown keys, naming them.
-    """
-
-    meta_epochs: int = ranged(2, ge=0)
-    episodes: int = ranged(16, ge=1)
-    source_steps: int = ranged(4, ge=1)
-    query_batches: int = ranged(1, ge=1)
-    target_epochs: int = ranged(4, ge=0)
-    batch_size: int = ranged(64, ge=1)
-    lr: float = ranged(1e-3, gt=0)
-    inner_optimizer: str = ranged("adam", choices=OPTIMIZERS)
-    meta_lr: float = ranged(0.1, gt=0)
-    meta_optimizer: str = ranged("sgd", choices=OPTIMIZERS)
 
 
 def make_optimizer(kind: str, params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:

@@ -7,79 +7,19 @@ and position encodings (eq. 15) and encoded by the knowledge-fusion trajectory e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from trajzoo.config import ConfigClass, check_divisible, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.graph import batch_segments, scatter_rows
 from trajzoo.nn.pooling import mean_pool
 
+from .config import MetaTRLConfig  # noqa: F401 (re-exported: the config class lives in a torch-free module)
 from .road_encoder import MetaKnowledgeRoadEncoder
 from .temporal_encoder import TransferableTemporalEncoder
 from .trajectory_encoder import KnowledgeFusionTrajectoryEncoder
-
-
-@dataclass
-class MetaTRLConfig(ConfigClass):
-    """Hyper-parameters of MetaTRL (ranges declared with :func:`trajzoo.config.ranged`).
-
-    Attributes:
-        d_model: hidden size d of every component.
-        gat_layers: number of road-encoder graph layers (eq. 8).
-        layers: number of trajectory-encoder layers (eqs. 16-18).
-        heads: attention heads of the trajectory encoder.
-        ffn_dim: feed-forward hidden size of the trajectory encoder.
-        dropout: dropout probability in the trajectory encoder.
-        num_buckets: N_B, virtual buckets of the interval encoder (eq. 13).
-        mask_ratio: fraction of each trajectory's real positions that are span-masked.
-        mean_span_length: mean length (segments) of a masked span.
-        time_mask_ratio: fraction of the remaining (not span-masked, not first) real positions
-            whose time is masked.
-        gamma: weight of the road-recovery loss in eq. 20.
-        use_meta_knowledge: False -> ablation "w/o MKE road encoder" (plain GAT).
-        use_time_encoder: False -> no time embedding at all.
-        use_interval: False -> no interval embedding (T = T^P).
-        use_knowledge_fusion: False -> plain Transformer trajectory encoder.
-        use_time_mask: False -> no time masking in pre-training (loss = road CE only).
-        unclassified_shared: side of the components the paper does not classify (attention
-            output projection, layer norms, feed-forward blocks, [MASK] road vector, time-mask
-            vector): True = shared across cities (default), False = private
-            (:mod:`trajzoo_metatrl.parameters`).
-
-    Build from the config's ``hparams`` section with ``MetaTRLConfig.from_dict(d, key=...)``
-    (:meth:`trajzoo.config.ConfigClass.from_dict`).
-
-    Raises:
-        ValueError: (on construction) a value of the wrong type or out of range, naming the field
-            and its allowed range, or ``d_model`` not divisible by ``heads``; (``from_dict``)
-            unknown keys, naming them.
-    """
-
-    d_model: int = ranged(64, ge=1)
-    gat_layers: int = ranged(2, ge=1)
-    layers: int = ranged(2, ge=1)
-    heads: int = ranged(4, ge=1)
-    ffn_dim: int = ranged(128, ge=1)
-    dropout: float = ranged(0.0, ge=0, lt=1)
-    num_buckets: int = ranged(32, ge=1)
-    mask_ratio: float = ranged(0.2, gt=0, lt=1)
-    mean_span_length: float = ranged(3.0, ge=1)
-    time_mask_ratio: float = ranged(0.2, ge=0, lt=1)
-    gamma: float = ranged(0.5, ge=0, le=1)
-    use_meta_knowledge: bool = True
-    use_time_encoder: bool = True
-    use_interval: bool = True
-    use_knowledge_fusion: bool = True
-    use_time_mask: bool = True
-    unclassified_shared: bool = True
-
-    def check(self) -> None:
-        """``d_model`` divisible by ``heads`` (multi-head attention of eq. 18)."""
-        check_divisible(self, "d_model", "heads")
 
 
 class MetaTRLEncoder(nn.Module):

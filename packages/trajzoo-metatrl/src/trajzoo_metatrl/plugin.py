@@ -1,12 +1,14 @@
 """Entry point of the MetaTRL model package (group ``trajzoo.models``, name ``metatrl``)."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from trajzoo.plugins import RoadModelPlugin
 
-from .meta_learning import PretrainSchedule, meta_pretrain
-from .model import MetaTRLConfig, MetaTRLEncoder
+from .config import MetaTRLConfig, PretrainSchedule
+
+if TYPE_CHECKING:  # the model and torch are imported where they are used: building the DAG needs neither
+    from torch import nn
 
 
 class MetaTRLPlugin(RoadModelPlugin):
@@ -30,12 +32,14 @@ class MetaTRLPlugin(RoadModelPlugin):
         Raises:
             ValueError: an unknown or out-of-range hparam.
         """
+        from .model import MetaTRLEncoder
         return MetaTRLEncoder(graph.num_segments, int(graph.attributes.shape[1]), MetaTRLConfig.from_dict(hparams))
 
     def pretrain_road(self, target, sources: list, section: dict, context) -> nn.Module:
         """Eqs. 1-4 (see :func:`trajzoo_metatrl.meta_learning.meta_pretrain`); returns the
         target encoder. ``section`` = ``{"hparams": model config, "pretrain": schedule}``;
         with no sources the meta phase is skipped (in-city)."""
+        from .meta_learning import meta_pretrain
         config = MetaTRLConfig.from_dict(section.get("hparams", {}), key="models.metatrl.hparams")
         schedule = PretrainSchedule.from_dict(section.get("pretrain", {}), key="models.metatrl.pretrain")
         return meta_pretrain(target, sources, config, schedule, context).target.encoder

@@ -15,17 +15,15 @@ trips are built from the records, hiding what the task's route view hides
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
-from trajzoo.data.views import CITY_FEATURES, SEMANTIC_DIM, CityViews, ViewBatch, ViewFilters, collate_views
+from trajzoo.data.views import CITY_FEATURES, SEMANTIC_DIM, CityViews, ViewBatch, collate_views
 from trajzoo.nn.span_mask import fixed_span_mask
 
+from .config import SMARTraj2Config  # noqa: F401 (re-exported: the config class lives in a torch-free module)
 from .disentanglement import FeatureDisentanglement, difference_loss
 from .gating import PersonalisedGate
 from .gps_encoder import HierarchicalGPSEncoder
@@ -35,70 +33,6 @@ from .route_encoder import RouteEncoder
 
 #: F^traj: POI shares and has-POI flag of the first and of the last visible grid cell.
 TRAJ_FEATURES = 2 * (SEMANTIC_DIM + 1)
-
-
-@dataclass
-class SMARTraj2Config(ConfigClass):
-    """Hyper-parameters of SMARTraj2 (``models.smartraj2.hparams``).
-
-    Attributes:
-        d_model: d of every view encoder and of H. gat_layers: route GAT layers. layers: route
-            and grid Transformer layers. gps_layers: level-2 GPS Transformer layers. heads,
-            ffn_dim, dropout: Transformer sizes.
-        gate_hidden, gate_embed: widths of h'/h'' and of E(F) (eqs. 7, 10). gamma: gate scale (eq. 8, 2).
-        mask_ratio, mask_span: masking of appendix B.1.4 (20 %, spans of 2).
-        temperature: tau of L_pair. w_diff, w_mlm, w_pair: w1, w2, w3 of eq. 15.
-        use_diff_loss, use_gating, use_gps, use_route, use_grid, use_invariant, use_specific: False =
-            the ablations of Table 2.
-        min_segments ... max_points: the trip filters (:class:`trajzoo.data.views.ViewFilters`).
-
-    Raises:
-        ValueError: a value out of range, d odd or not divisible by heads, no view left.
-    """
-
-    d_model: int = ranged(64, ge=2)
-    gat_layers: int = ranged(2, ge=1)
-    layers: int = ranged(2, ge=1)
-    gps_layers: int = ranged(1, ge=1)
-    heads: int = ranged(4, ge=1)
-    ffn_dim: int = ranged(128, ge=1)
-    dropout: float = ranged(0.0, ge=0, lt=1)
-    gate_hidden: int = ranged(64, ge=1)
-    gate_embed: int = ranged(16, ge=1)
-    gamma: float = ranged(2.0, gt=0)
-    mask_ratio: float = ranged(0.2, gt=0, lt=1)
-    mask_span: int = ranged(2, ge=1)
-    temperature: float = ranged(0.1, gt=0)
-    w_diff: float = ranged(0.01, ge=0)
-    w_mlm: float = ranged(1.0, ge=0)
-    w_pair: float = ranged(1.0, ge=0)
-    use_diff_loss: bool = True
-    use_gating: bool = True
-    use_gps: bool = True
-    use_route: bool = True
-    use_grid: bool = True
-    use_invariant: bool = True
-    use_specific: bool = True
-    min_segments: int = ranged(10, ge=1)
-    max_segments: int = ranged(100, ge=1)
-    min_cells: int = ranged(10, ge=1)
-    max_cells: int = ranged(100, ge=1)
-    min_points: int = ranged(10, ge=1)
-    max_points: int = ranged(256, ge=1)
-
-    def check(self) -> None:
-        """d even and divisible by heads; at least one view; filter bounds ordered."""
-        if self.d_model % 2 or self.d_model % self.heads:
-            raise ValueError(f"d_model must be even and divisible by heads, got {self.d_model}, {self.heads}")
-        if not (self.use_gps or self.use_route or self.use_grid):
-            raise ValueError("use_gps, use_route and use_grid are all false: no view left")
-        self.filters  # noqa: B018  (raises on unordered bounds)
-
-    @property
-    def filters(self) -> ViewFilters:
-        """The trip filters."""
-        return ViewFilters(self.min_segments, self.max_segments, self.min_cells, self.max_cells, self.min_points,
-                           self.max_points)
 
 
 def city_spec(name: str, graph: RoadGraph, views: CityViews, features: np.ndarray) -> dict:

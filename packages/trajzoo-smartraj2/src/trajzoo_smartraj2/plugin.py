@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from trajzoo.plugins import check_model_section
 
-from .model import SMARTraj2, SMARTraj2Config
-from .pretraining import PretrainSchedule, prepare_city, pretrain_multi_city, view_rows
+from .config import PretrainSchedule, SMARTraj2Config
+
+if TYPE_CHECKING:  # the model, its pretraining and torch are imported where they are used: the DAG needs none
+    import numpy as np
+    from torch import nn
 
 
 class SMARTraj2Plugin:
@@ -34,7 +34,7 @@ class SMARTraj2Plugin:
     @property
     def finetune_cls(self):
         """:class:`trajzoo.training.loop.FineTuneConfig`."""
-        from trajzoo.training.loop import FineTuneConfig
+        from trajzoo.training.configs import FineTuneConfig
         return FineTuneConfig
 
     def check_config(self, section: dict) -> None:
@@ -49,6 +49,8 @@ class SMARTraj2Plugin:
         """
         if target is None:
             raise ValueError("smartraj2 reads road-segment and cell ids: it needs the target city")
+        from .model import SMARTraj2
+        from .pretraining import prepare_city
         config = SMARTraj2Config.from_dict(hparams, key="models.smartraj2.hparams")
         views, spec = prepare_city(target, config)
         model = SMARTraj2([spec], config)
@@ -57,6 +59,7 @@ class SMARTraj2Plugin:
 
     def pretrain(self, target, sources: list, section: dict, context) -> nn.Module:
         """:func:`trajzoo_smartraj2.pretraining.pretrain_multi_city` on the target and the sources."""
+        from .pretraining import pretrain_multi_city
         if target is None:
             raise ValueError("smartraj2 reads road-segment and cell ids: it needs the target city")
         config = SMARTraj2Config.from_dict(section.get("hparams", {}), key="models.smartraj2.hparams")
@@ -77,6 +80,9 @@ class SMARTraj2Plugin:
                 has another size.
         """
         from trajzoo.training.loop import load_checkpoint
+
+        from .model import SMARTraj2
+        from .pretraining import prepare_city
         ckpt = load_checkpoint(Path(path), device)
         config = SMARTraj2Config.from_dict(ckpt["hparams"])
         specs = {c["name"]: c for c in ckpt["cities"]}
@@ -95,6 +101,8 @@ class SMARTraj2Plugin:
     def embed(self, model: nn.Module, city, device) -> tuple[list[str], np.ndarray]:
         """Trip ids and ``(n, d)`` float32 H of every train/val/test trip that passes the filters."""
         from trajzoo.training.loop import embed_trips
+
+        from .pretraining import view_rows
         views = model._views[city.name]
         rows = [r for s in ("train", "val", "test") for r in view_rows(city, views, s)]
         return [str(r["trip_id"]) for r in rows], embed_trips(model, city.require("road").graph, rows, 128, device)

@@ -11,49 +11,22 @@ the VAL trips' loss (masks from a fixed seed) is logged.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.city import collate, trip_rows
 from trajzoo.data.views import build_city_views, city_features, collate_views
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 
+from .config import PretrainSchedule  # noqa: F401 (re-exported: torch-free module)
 from .model import SMARTraj2, SMARTraj2Config, city_spec
 
 PHASE = "pretrain"
 VALIDATION_SEED_OFFSET = 7
-
-
-@dataclass
-class PretrainSchedule(ConfigClass):
-    """``models.smartraj2.pretrain``.
-
-    Attributes:
-        epochs: passes over the (capped) train trips of every city (0 = the initialisation).
-        batch_size: trips per step (the paper: 64). lr: AdamW peak learning rate (paper 1e-4).
-        weight_decay: AdamW weight decay. warmup_epochs: linear warm-up epochs (paper 5).
-        min_lr_ratio: floor of the cosine as a fraction of lr. grad_clip: max gradient norm (0 = none).
-        max_trips_per_city: seeded cap on each city's train trips (None = all).
-        max_val_trips: val trips per city for the logged validation loss.
-
-    Raises:
-        ValueError: a value out of range; unknown keys (``from_dict``).
-    """
-
-    epochs: int = ranged(3, ge=0)
-    batch_size: int = ranged(64, ge=2)
-    lr: float = ranged(1e-3, gt=0)
-    weight_decay: float = ranged(0.01, ge=0)
-    warmup_epochs: int = ranged(1, ge=0)
-    min_lr_ratio: float = ranged(0.0, ge=0, le=1)
-    grad_clip: float = ranged(1.0, ge=0)
-    max_trips_per_city: int | None = ranged(2000, ge=1)
-    max_val_trips: int = ranged(256, ge=1)
 
 
 def prepare_city(prepared, config: SMARTraj2Config, logger=None):

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where it is used: the DAG build calls geoclip_available
+    import torch
+    from torch import Tensor
 
 GEOCLIP_INSTALL = ("pip install 'trajzoo-trajganr[geoclip]' && pip install --no-deps geoclip==1.3.0 "
                    "(geoclip declares torchvision, which does not work with the CPU torch here)")
@@ -35,6 +39,7 @@ def geoclip_embeddings(lat: np.ndarray, lon: np.ndarray, batch_size: int = 1024)
     """
     if not geoclip_available():
         raise ImportError(f"the geoclip baseline needs the geoclip package: {GEOCLIP_INSTALL}")
+    import torch
     from geoclip import LocationEncoder
 
     enc = LocationEncoder().eval()
@@ -55,6 +60,8 @@ def pooled_foundation_features(fm: torch.nn.Module, inputs, max_per_location: in
         max_per_location: trips per location (seeded subset). radius_m: stretch radius.
         max_len: the model's point cap (its first ``max_len`` fixes are encoded). seed: subset seed.
     """
+    import torch
+
     from trajzoo.data.points import collate_points
 
     trips = inputs.trips_of(max_per_location, seed)

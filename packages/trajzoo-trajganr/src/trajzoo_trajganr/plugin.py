@@ -11,14 +11,16 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from trajzoo.plugins import check_model_section
 
-from .model import TrajGANR, segment_radius_m
 from .parameters import PretrainConfig, TrajGANRConfig
-from .training import load_model, pretrain, save_model
+
+if TYPE_CHECKING:  # the model, its training and torch are imported where they are used: the DAG needs none
+    from .model import TrajGANR
 
 STREETVIEW_EXTRA = "pip install 'trajzoo-trajganr[streetview]' (timm, with a torchvision that works with your torch)"
 
@@ -37,7 +39,7 @@ class TrajGANRPlugin:
     @property
     def finetune_cls(self):
         """:class:`trajzoo.training.location_tasks.LocationFineTuneConfig` (the trained head)."""
-        from trajzoo.training.location_tasks import LocationFineTuneConfig
+        from trajzoo.training.configs import LocationFineTuneConfig
         return LocationFineTuneConfig
 
     def check_config(self, section: dict) -> None:
@@ -80,6 +82,7 @@ class TrajGANRPlugin:
 
     def build(self, target, hparams: dict) -> TrajGANR:
         """A fresh model (seeded by the caller); with an image head when the target has image features."""
+        from .model import TrajGANR
         images = target.locations.images if target is not None and target.locations is not None else None
         return TrajGANR(TrajGANRConfig.from_dict(hparams or {}), None if images is None else int(images.shape[1]))
 
@@ -91,6 +94,9 @@ class TrajGANRPlugin:
             ValueError: no target, or sources given (in-city only).
         """
         from trajzoo.locations import train_view
+
+        from .model import segment_radius_m
+        from .training import pretrain as pretrain_model
 
         if target is None or sources:
             raise ValueError("trajganr pretrains in-city: it needs the target city and no source city")
@@ -113,15 +119,17 @@ class TrajGANRPlugin:
             return model
         if hp.baseline == "geoclip":
             return model
-        pretrain(model, inputs, PretrainConfig.from_dict(section.get("pretrain") or {}), context)
+        pretrain_model(model, inputs, PretrainConfig.from_dict(section.get("pretrain") or {}), context)
         return model
 
     def save(self, path: Path | str, model: TrajGANR, target, meta: dict) -> None:
         """Write the model with ``meta`` (training key, variant, seed)."""
+        from .training import save_model
         save_model(path, model, {k: v for k, v in meta.items() if k != "hparams"})
 
     def load(self, path: Path | str, target, device) -> TrajGANR:
         """Rebuild a model written by :meth:`save`."""
+        from .training import load_model
         return load_model(path, device)
 
     def fetch_street_view(self, bbox, out_dir: Path, options: dict, logger):

@@ -9,14 +9,16 @@ through ``model.predict``.
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from trajzoo.plugins import PointModelPlugin
 
-from .model import TransferTraj
-from .parameters import PAPER_PRESET, TransferTrajConfig
-from .training import PretrainConfig, load_model, pretrain, save_model
+from .parameters import PAPER_PRESET, PretrainConfig, TransferTrajConfig
+
+if TYPE_CHECKING:  # the model, its training and torch are imported where they are used: the DAG needs none
+    import torch
+
+    from .model import TransferTraj
 
 
 class TransferTrajPlugin(PointModelPlugin):
@@ -36,6 +38,7 @@ class TransferTrajPlugin(PointModelPlugin):
         Raises:
             ValueError: unknown keys or values out of range.
         """
+        from .model import TransferTraj
         return TransferTraj(TransferTrajConfig.from_dict(hparams or {}))
 
     def pretrain_points(self, model: TransferTraj, rows_by_city: dict[str, list[dict]], schedule: dict, context,
@@ -44,12 +47,15 @@ class TransferTrajPlugin(PointModelPlugin):
         (:func:`trajzoo_transfertraj.training.pretrain`); ``schedule`` = fields of
         :class:`PretrainConfig`; ``context`` a :class:`trajzoo.training.loop.RunContext`.
         Returns the per-epoch history (also appended to ``context.history``)."""
+        from .training import pretrain
         return pretrain(model, rows_by_city, PretrainConfig.from_dict(schedule), context, val_rows_by_city)
 
     def save_model(self, path: Path | str, model: TransferTraj, meta: dict | None = None) -> None:
         """Write the model (hyper-parameters + weights) atomically."""
+        from .training import save_model
         save_model(path, model, {k: v for k, v in (meta or {}).items() if k != "hparams"})
 
     def load_model(self, path: Path | str, device: torch.device | str = "cpu") -> TransferTraj:
         """Rebuild a model written by :meth:`save_model`."""
+        from .training import load_model
         return load_model(path, device)

@@ -27,14 +27,13 @@ statistically equivalent, not the same draws).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
@@ -44,45 +43,12 @@ from trajzoo.training.loop import RunContext, atomic_save, load_checkpoint, tens
 
 from .model import TransferTraj
 from .objective import pretraining_loss
-from .parameters import TransferTrajConfig
+from .parameters import PretrainConfig, TransferTrajConfig  # noqa: F401 (PretrainConfig re-exported: torch-free module)
 
 MODEL_NAME = "transfertraj"
 STATS = ("xy_mse_km2", "t_mse_min2", "load_balance")
 """Per-step statistics of :func:`~trajzoo_transfertraj.objective.pretraining_loss` averaged into
 each epoch's history row."""
-
-
-@dataclass(frozen=True)
-class PretrainConfig(ConfigClass):
-    """Pretraining schedule.
-
-    Attributes:
-        epochs: passes over the (capped) rows of every city.
-        batch_size: trajectories per step (one city per batch).
-        lr: AdamW learning rate. weight_decay: AdamW weight decay.
-        grad_clip: max global gradient norm (0 = no clipping).
-        max_trips_per_city: keep at most this many trips per city (a seeded random subset of the
-            given rows; None = all). Counted in the history's ``n_trips`` entries.
-        max_steps_per_epoch: stop an epoch after this many steps (None = full pass); for quick runs.
-        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
-            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
-
-    Build from the config's ``pretrain`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
-
-    Raises:
-        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
-            unknown keys, naming them.
-    """
-
-    epochs: int = ranged(3, ge=0)
-    batch_size: int = ranged(64, ge=1)
-    lr: float = ranged(1e-3, gt=0)
-    weight_decay: float = ranged(0.0, ge=0)
-    grad_clip: float = ranged(1.0, ge=0)
-    max_trips_per_city: int | None = ranged(None, ge=1)
-    max_steps_per_epoch: int | None = ranged(None, ge=1)
-    warmup_steps: int = ranged(0, ge=0)
-    cosine: bool = False
 
 
 def cap_rows(rows: list[dict], cap: int | None, seed: int) -> list[dict]:

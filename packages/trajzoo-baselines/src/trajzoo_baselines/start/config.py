@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from trajzoo.config import ConfigClass, check_divisible, check_ordered, ranged
 
-from ..training import PretrainSchedule
+from ..config import PretrainSchedule
 
 
 @dataclass

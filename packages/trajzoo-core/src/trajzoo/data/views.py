@@ -38,38 +38,12 @@ import torch
 from torch import Tensor
 
 from trajzoo.data.batch import TrajectoryBatch
+from trajzoo.data.view_filters import ViewFilters  # noqa: F401 (re-exported: torch-free module)
 from trajzoo.grid import POI_SHARE_COLUMNS
 from trajzoo.qc import stage_counts
 
 #: Size of a cell's POI semantic vector (one share per POI category).
 SEMANTIC_DIM = len(POI_SHARE_COLUMNS)
-
-
-@dataclass(frozen=True)
-class ViewFilters:
-    """Trip filters of SMARTraj2 (appendix B.1.3), bounds inclusive.
-
-    Attributes:
-        min_segments, max_segments: road segments of the route view (paper 10-100).
-        min_cells, max_cells: grid cells of the grid view (visits, paper 10-100).
-        min_points, max_points: GPS fixes of the GPS view (paper 10-256).
-
-    Raises:
-        ValueError: (on construction) a bound < 1 or min > max.
-    """
-
-    min_segments: int = 10
-    max_segments: int = 100
-    min_cells: int = 10
-    max_cells: int = 100
-    min_points: int = 10
-    max_points: int = 256
-
-    def __post_init__(self) -> None:
-        for what in ("segments", "cells", "points"):
-            lo, hi = getattr(self, f"min_{what}"), getattr(self, f"max_{what}")
-            if int(lo) < 1 or int(hi) < int(lo):
-                raise ValueError(f"view filters: need 1 <= min_{what} <= max_{what}, got {lo}, {hi}")
 
 
 @dataclass

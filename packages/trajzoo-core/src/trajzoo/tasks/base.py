@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from trajzoo.data.batch import TrajectoryBatch
-from trajzoo.data.city import CityData
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.batch import TrajectoryBatch
+    from trajzoo.data.city import CityData
+
 
 SPLITS = ("train", "val", "test")
 

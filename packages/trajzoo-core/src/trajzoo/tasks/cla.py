@@ -1,13 +1,16 @@
 """Trajectory classification (CLA): which taxi drove the trip, and how it was ordered."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from trajzoo.data.city import CityData
-from trajzoo.metrics import classification_metrics
 from trajzoo.qc import stage_counts
 from trajzoo.tasks.base import Task, TaskData, split_rows
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.city import CityData
 
 
 class _LabelClassification(Task):
@@ -40,6 +43,7 @@ class _LabelClassification(Task):
 
     def metrics(self, y_true, outputs):
         """Micro-F1, Macro-F1 (+ Recall@k for ``ks``) of ``(n, C)`` class scores."""
+        from trajzoo.metrics import classification_metrics
         return classification_metrics(y_true, outputs, ks=self.ks)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from trajzoo.data.views import fix_positions
-from trajzoo.metrics import classification_metrics
 from trajzoo.qc import stage_counts
 from trajzoo.tasks.base import Task, TaskData, split_rows
 
@@ -49,6 +47,7 @@ class DestinationGridPrediction(Task):
         Returns:
             :class:`TaskData` (``n_outputs`` = the city's number of grid cells seen in its tables).
         """
+        from trajzoo.data.views import fix_positions
         road, grid = city.require("road"), city.require("grid")
         points = {r["trip_id"]: r for rows in city.require("points").values() for r in rows}
         cells = dict(zip(grid["trips"]["trip_id"].astype(str), grid["trips"]["point_cells"]))
@@ -87,5 +86,6 @@ class DestinationGridPrediction(Task):
 
     def metrics(self, y_true, outputs):
         """Acc@1, Acc@5 of ``(n, n_cells)`` cell scores."""
+        from trajzoo.metrics import classification_metrics
         m = classification_metrics(y_true, outputs, ks=(), acc_ks=(1, 5))
         return {k: m[k] for k in self.metric_names}

@@ -1,12 +1,15 @@
 """Destination prediction (DP): hide the last road segments, predict the final segment id."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from trajzoo.data.city import CityData
-from trajzoo.metrics import classification_metrics
 from trajzoo.qc import stage_counts
 from trajzoo.tasks.base import Task, TaskData, split_rows
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.city import CityData
 
 
 class DestinationPrediction(Task):
@@ -38,4 +41,5 @@ class DestinationPrediction(Task):
 
     def metrics(self, y_true, outputs):
         """Micro-F1, Macro-F1, Recall@5, Acc@1, Acc@5 of ``(n, N)`` segment scores."""
+        from trajzoo.metrics import classification_metrics
         return classification_metrics(y_true, outputs, ks=(5,), acc_ks=(1, 5))

@@ -25,16 +25,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from trajzoo.locations import enclosing_pair, fix_kinematics
-from trajzoo.metrics import distribution_metrics, ordinal_classification_metrics, r2_regression_metrics
 from trajzoo.qc import stage_counts
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from torch import Tensor
 
 LOCATION_SPLITS = ("train", "val", "test")
 
@@ -108,6 +108,7 @@ class LocationTask(ABC):
     # head training: loss on head outputs (n, n_outputs); targets as from finalise
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         """Training loss of the head (regression: MSE on standardised targets)."""
+        import torch.nn.functional as F
         return F.mse_loss(outputs.squeeze(-1), target.float())
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
@@ -140,6 +141,7 @@ class _RegressionLocationTask(LocationTask):
         return {s: np.asarray(v, dtype=np.float64) for s, v in labels.items()}, 1
 
     def metrics(self, y_true, y_pred):
+        from trajzoo.metrics import r2_regression_metrics
         return r2_regression_metrics(y_true, y_pred)
 
 
@@ -240,12 +242,14 @@ class RoadPopularity(LocationTask):
             self.n_classes
 
     def loss(self, outputs, target):
+        import torch.nn.functional as F
         return F.cross_entropy(outputs, target.long())
 
     def predictions(self, outputs):
         return outputs
 
     def metrics(self, y_true, y_pred):
+        from trajzoo.metrics import ordinal_classification_metrics
         return ordinal_classification_metrics(y_true, y_pred)
 
 
@@ -273,6 +277,7 @@ class AOIFunction(LocationTask):
         return labels, int(next(iter(labels.values())).shape[1])
 
     def loss(self, outputs, target):
+        import torch.nn.functional as F
         return -(target.float() * F.log_softmax(outputs, dim=-1)).sum(-1).mean()
 
     def predictions(self, outputs):
@@ -281,9 +286,11 @@ class AOIFunction(LocationTask):
         return e / e.sum(axis=1, keepdims=True)
 
     def metrics(self, y_true, y_pred):
+        from trajzoo.metrics import distribution_metrics
         return distribution_metrics(y_true, y_pred)
 
 
 def tensor(x: np.ndarray) -> Tensor:
     """``torch.as_tensor`` of a label array (float32 or int64)."""
+    import torch
     return torch.as_tensor(x, dtype=torch.long if np.asarray(x).dtype.kind in "iu" else torch.float32)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from trajzoo.data.points import PointBatch
-from trajzoo.metrics import regression_metrics
 from trajzoo.tasks.point_base import PointTask, last_index
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.points import PointBatch
 
 
 class ODTravelTime(PointTask):
@@ -35,6 +36,7 @@ class ODTravelTime(PointTask):
         Raises:
             ValueError: a trajectory in the batch has fewer than 2 points.
         """
+        import torch
         if (batch.lengths < 2).any():
             raise ValueError("od_tte: a trajectory has fewer than 2 points (filter with eligible())")
         b = batch.batch_size
@@ -56,4 +58,5 @@ class ODTravelTime(PointTask):
 
     def metrics(self, y_true, y_pred):
         """MAE, MAPE, RMSE (minutes) of ``(n, 1)`` or ``(n,)`` travel times."""
+        from trajzoo.metrics import regression_metrics
         return regression_metrics(np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1))

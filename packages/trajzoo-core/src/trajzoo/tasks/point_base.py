@@ -18,15 +18,17 @@ model's error is visible next to it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from trajzoo.data.points import PointBatch
 from trajzoo.qc import stage_counts
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from torch import Tensor
+
+    from trajzoo.data.points import PointBatch
 
 #: Scale of the fine-tuning loss: x, y are compared in km (metres / 1000), times in minutes.
 METRES_PER_KM = 1000.0
@@ -102,6 +104,7 @@ class PointTask(ABC):
     def loss(self, query: PointBatch, pred: dict[str, Tensor]) -> Tensor:
         """Fine-tuning loss: MSE at the hidden positions, x, y in km (metres / 1000) or time in
         minutes; a scalar tensor (0 when nothing is hidden)."""
+        import torch.nn.functional as F
         y_true, y_pred = self.select(query, pred)
         if y_true.numel() == 0:
             return y_pred.sum() * 0.0
@@ -115,11 +118,13 @@ class PointTask(ABC):
 
 def last_index(batch: PointBatch) -> Tensor:
     """``(B,)`` index of each trajectory's last real point (``lengths - 1``)."""
+    import torch
     return batch.lengths.to(torch.long) - 1
 
 
 def positions(batch: PointBatch) -> Tensor:
     """``(B, L)`` int64 point index along each trajectory."""
+    import torch
     return torch.arange(batch.max_len, device=batch.xy.device).expand(batch.batch_size, -1)
 
 
@@ -141,6 +146,7 @@ def interpolate_positions(query: PointBatch) -> Tensor:
     Returns:
         ``(B, L, 2)`` float64 metres relative to the first point.
     """
+    import torch
     v = query.visible()
     b, l = v.padding_mask.shape
     xy = v.xy.double()
@@ -193,6 +199,7 @@ def interpolation_baseline(task: PointTask, rows: list[dict], city: str, max_len
     Raises:
         ValueError: the task does not recover x, y, or no rows.
     """
+    import torch
     from trajzoo.data.points import iterate_point_batches
 
     if task.recovered != "xy":

@@ -6,9 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import torch
 
-from trajzoo.metrics import classification_metrics
 from trajzoo.qc import stage_counts
 
 #: The four classes (SMARTraj2: "Primary, Secondary, Tertiary, and Residential").
@@ -134,6 +132,7 @@ class RoadLabelClassification:
 
     def metrics(self, y_true, outputs) -> dict[str, float]:
         """Micro-F1 and Macro-F1 of ``(n, 4)`` class scores."""
+        from trajzoo.metrics import classification_metrics
         m = classification_metrics(y_true, outputs, ks=())
         return {k: m[k] for k in self.metric_names}
 
@@ -141,6 +140,7 @@ class RoadLabelClassification:
 def segment_embeddings(model, graph, device) -> np.ndarray | None:
     """``(N, d)`` float32 segment representations of ``model`` (``model.segment_embeddings(graph)``)
     in eval mode, or None when the model has none (e.g. an ablation without a road encoder)."""
+    import torch
     fn = getattr(model, "segment_embeddings", None)
     if fn is None:
         return None

@@ -2,12 +2,14 @@
 the positions of a trajectory's last points from the earlier ones."""
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from trajzoo.data.points import PointBatch
-from trajzoo.metrics import displacement_metrics
+import numpy as np
+
 from trajzoo.tasks.point_base import PointTask, last_index, positions
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.points import PointBatch
 
 
 class TrajectoryPrediction(PointTask):
@@ -34,6 +36,7 @@ class TrajectoryPrediction(PointTask):
         Raises:
             ValueError: a trajectory in the batch has fewer than ``min_points`` points.
         """
+        import torch
         if (batch.lengths < self.min_points).any():
             raise ValueError(f"tp: a trajectory has fewer than {self.min_points} points (filter with eligible())")
         pos = positions(batch)
@@ -43,4 +46,5 @@ class TrajectoryPrediction(PointTask):
 
     def metrics(self, y_true, y_pred):
         """MAE, RMSE in metres of ``(n, 2)`` points."""
+        from trajzoo.metrics import displacement_metrics
         return displacement_metrics(np.asarray(y_true), np.asarray(y_pred))

@@ -2,12 +2,14 @@
 the points dropped from a sparsely sampled trajectory."""
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from trajzoo.data.points import PointBatch
-from trajzoo.metrics import displacement_metrics
+import numpy as np
+
 from trajzoo.tasks.point_base import PointTask, last_index, positions
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.points import PointBatch
 
 
 class TrajectoryRecovery(PointTask):
@@ -31,10 +33,12 @@ class TrajectoryRecovery(PointTask):
     def make_query(self, batch: PointBatch) -> PointBatch:
         """Spatial mask True at real positions whose index is not a multiple of ``keep_every``,
         except the last real point (always kept)."""
+        import torch
         pos = positions(batch)
         spatial = (pos % self.keep_every != 0) & (pos != last_index(batch).unsqueeze(1)) & ~batch.padding_mask
         return batch.with_masks(spatial, torch.zeros_like(spatial))
 
     def metrics(self, y_true, y_pred):
         """MAE, RMSE in metres of ``(n, 2)`` points."""
+        from trajzoo.metrics import displacement_metrics
         return displacement_metrics(np.asarray(y_true), np.asarray(y_pred))

@@ -2,14 +2,16 @@
 road sequence and the departure time only."""
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from trajzoo.data.batch import TrajectoryBatch, hide_times
-from trajzoo.data.city import CityData
-from trajzoo.metrics import regression_metrics
+import numpy as np
+
 from trajzoo.qc import stage_counts
 from trajzoo.tasks.base import Task, TaskData, split_rows
+
+if TYPE_CHECKING:  # imported where they are used: building the Snakemake DAG loads this module
+    from trajzoo.data.batch import TrajectoryBatch
+    from trajzoo.data.city import CityData
 
 
 class TravelTimeEstimation(Task):
@@ -35,9 +37,13 @@ class TravelTimeEstimation(Task):
 
     def input_view(self, batch: TrajectoryBatch) -> TrajectoryBatch:
         """Hide every timestamp but the departure (:func:`hide_times` on positions 1..L-1)."""
+        import torch
+
+        from trajzoo.data.batch import hide_times
         hidden = torch.ones_like(batch.padding_mask)
         return hide_times(batch, hidden)
 
     def metrics(self, y_true, outputs):
         """MAE, MAPE, RMSE (minutes) of ``outputs`` ``(n,)`` or ``(n, 1)``."""
+        from trajzoo.metrics import regression_metrics
         return regression_metrics(y_true, np.asarray(outputs).reshape(-1))

@@ -12,37 +12,13 @@ training and mapped back before scoring.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trajzoo.config import strict_from_dict
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.configs import LocationFineTuneConfig  # noqa: F401 (re-exported: torch-free module)
 from trajzoo.training.engine import TrainSchedule, train
-
-
-@dataclass
-class LocationFineTuneConfig:
-    """Head training of a location task.
-
-    Attributes:
-        epochs: passes over the train locations. lr: AdamW learning rate. batch_size:
-        locations per step. patience: early-stopping patience (epochs) on the val locations.
-        weight_decay: AdamW weight decay.
-    """
-
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    patience: int = 5
-    weight_decay: float = 0.0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LocationFineTuneConfig":
-        """Build from config; unknown keys raise ValueError naming them."""
-        return strict_from_dict(cls, d, "finetune parameter")
 
 
 def select(features: dict[str, Tensor], index: np.ndarray) -> dict[str, Tensor]:

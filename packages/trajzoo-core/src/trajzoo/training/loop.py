@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trajzoo.config import strict_from_dict
+from trajzoo.training.configs import FineTuneConfig  # noqa: F401 (re-exported: torch-free module)
 
 log = logging.getLogger(__name__)
 
@@ -162,41 +162,6 @@ class FineTuneModel(nn.Module):
         else:
             z = self.encoder.embed(batch, graph)
         return self.head(z)
-
-
-@dataclass
-class FineTuneConfig:
-    """Fine-tuning hyperparameters of a road task.
-
-    Attributes:
-        epochs: passes over the train split. lr: AdamW learning rate. batch_size: trips per step.
-        patience: early-stopping patience in epochs. freeze_encoder: linear probing.
-        weight_decay: AdamW weight decay.
-        grad_clip: max global gradient norm (0 = no clipping, today's default).
-        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
-            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
-        max_train_trips: None = every eligible train trip; N = a seeded subset of N of them
-            (CPU-sized fine-tuning, :func:`trajzoo.evaluation.evaluate_task`).
-        max_val_trips: the same for the validation trips that early-stop it (the test split is
-            never subsampled).
-    """
-
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 64
-    patience: int = 3
-    freeze_encoder: bool = False
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0
-    warmup_steps: int = 0
-    cosine: bool = False
-    max_train_trips: int | None = None
-    max_val_trips: int | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FineTuneConfig":
-        """Build from config; unknown keys raise ValueError naming them."""
-        return strict_from_dict(cls, d, "finetune parameter")
 
 
 def _predict(model, task, rows, graph, batch_size, device) -> np.ndarray:

@@ -25,52 +25,20 @@ the gradients are summed (``StepLoss.global_share``), so K processes train as on
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from trajzoo.config import ConfigClass, ranged
 from trajzoo.data.points import iterate_point_batches
 from trajzoo.runlog import config_digest
 from trajzoo.training.checkpoints import CheckpointStore
+from trajzoo.training.configs import PointFineTuneConfig  # noqa: F401 (re-exported: torch-free module)
 from trajzoo.training.distributed import batch_view, sum_over_processes
 from trajzoo.training.engine import StepLoss, TrainSchedule, train
 from trajzoo.training.loop import RunContext, progress, tensor_digest
-
-
-@dataclass(frozen=True)
-class PointFineTuneConfig(ConfigClass):
-    """Fine-tuning hyper-parameters of a point task.
-
-    Attributes:
-        epochs: passes over the train rows (0 = no fine-tuning, e.g. zero-shot).
-        lr: AdamW learning rate. weight_decay: AdamW weight decay.
-        batch_size: trajectories per step.
-        patience: stop after this many epochs without a lower validation loss.
-        max_len: points kept per trajectory by the collate (its first ``max_len``).
-        grad_clip: max global gradient norm (0 = none).
-        use_auxiliary_loss: add ``model.auxiliary_loss()`` (if the model has it) to the train loss.
-        warmup_steps: linear learning-rate warm-up steps (0 = none). cosine: cosine decay of the
-            learning rate over the run (off by default); see :class:`trajzoo.training.engine.TrainSchedule`.
-
-    Raises:
-        ValueError: (on construction) ``<field> must be <allowed>, got <value>``; (``from_dict``)
-            unknown keys, naming them.
-    """
-
-    epochs: int = ranged(3, ge=0)
-    lr: float = ranged(1e-3, gt=0)
-    batch_size: int = ranged(64, ge=1)
-    patience: int = ranged(2, ge=1)
-    weight_decay: float = ranged(0.0, ge=0)
-    max_len: int = ranged(128, ge=1)
-    grad_clip: float = ranged(1.0, ge=0)
-    use_auxiliary_loss: bool = True
-    warmup_steps: int = ranged(0, ge=0)
-    cosine: bool = False
 
 
 def _aux(model: nn.Module) -> torch.Tensor | None:
