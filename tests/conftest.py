@@ -34,6 +34,26 @@ def repo() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def real_road_network(data_root):
+    """``build(file, crs) -> (segments, adjacency)``: :func:`trajzoo.roads.network.build_road_network`
+    on a real extract of the mirror (``{"file": file}``), parsed once per session per (file, CRS);
+    each call returns deep copies, so no test sees another's changes. For the test modules that
+    need a real network as an input (map matching, points); tests/core/test_roads.py builds its own."""
+    import copy
+
+    cache: dict = {}
+
+    def build(file: str, crs: str):
+        if (file, crs) not in cache:
+            from trajzoo.roads.network import build_road_network
+
+            cache[(file, crs)] = build_road_network({"file": file}, data_root, crs)
+        return copy.deepcopy(cache[(file, crs)])
+
+    return build
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test not marked e2e, slurm or report is a unit test (``pytest -m unit``)."""
     for item in items:

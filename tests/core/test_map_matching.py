@@ -6,7 +6,6 @@ import pytest
 
 from trajzoo.ingest import ingest_city
 from trajzoo.mapmatching.fmm import MatchParams, match_trips
-from trajzoo.roads.network import build_road_network
 
 SF = {"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
       "bbox": [-122.49, 37.775, -122.39, 37.815],
@@ -14,8 +13,8 @@ SF = {"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottin
 
 
 @pytest.fixture(scope="module")
-def sf(data_root, tmp_path_factory):
-    seg, adj = build_road_network({"file": "sanfrancisco/osm/sf_north.osm.bz2"}, data_root, "EPSG:32610")
+def sf(data_root, real_road_network, tmp_path_factory):
+    seg, adj = real_road_network("sanfrancisco/osm/sf_north.osm.bz2", "EPSG:32610")
     trips, _, _ = ingest_city(SF, data_root)
     return seg, adj, trips, tmp_path_factory.mktemp("ubodt")
 

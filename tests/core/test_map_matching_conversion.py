@@ -17,7 +17,6 @@ from trajzoo.ingest import ingest_city
 from trajzoo.mapmatching.fmm import (MatchParams, build_matcher, match_one, match_trips, results_to_tables,
                                      project_points)
 from trajzoo.mapmatching.quality import collapse_stationary, describe_failure, path_length_m, route_quality
-from trajzoo.roads.network import build_road_network
 
 SF = {"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
       "bbox": [-122.49, 37.775, -122.39, 37.815],
@@ -124,8 +123,8 @@ def assert_tables_equal(new: pd.DataFrame, ref: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def sf(data_root, tmp_path_factory):
-    seg, _ = build_road_network({"file": "sanfrancisco/osm/sf_north.osm.bz2"}, data_root, CRS)
+def sf(data_root, real_road_network, tmp_path_factory):
+    seg, _ = real_road_network("sanfrancisco/osm/sf_north.osm.bz2", CRS)
     trips, _, _ = ingest_city(SF, data_root)
     params = MatchParams(ubodt_delta=1500)
     ubodt = tmp_path_factory.mktemp("ubodt")

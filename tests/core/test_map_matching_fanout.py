@@ -20,7 +20,6 @@ from trajzoo.mapmatching.chunks import (chunk_row_ranges, gather_chunk_files, ma
 from trajzoo.mapmatching.fmm import MatchParams, UBODTMissingError, build_ubodt, match_trips
 from trajzoo.mapmatching.quality import quality_rows
 from trajzoo.qc import AccountingError, stage_counts
-from trajzoo.roads.network import build_road_network
 
 PORTO = {"trajectories": {"format": "porto_csv", "path": "porto/train.csv.xz"},
          "bbox": [-8.70, 41.13, -8.54, 41.195],
@@ -30,9 +29,9 @@ PARAMS = MatchParams(ubodt_delta=1000)
 
 
 @pytest.fixture(scope="module")
-def porto(data_root, tmp_path_factory):
+def porto(data_root, real_road_network, tmp_path_factory):
     work = tmp_path_factory.mktemp("fanout")
-    seg, _ = build_road_network({"file": "porto/osm/porto_center.osm.bz2"}, data_root, CRS)
+    seg, _ = real_road_network("porto/osm/porto_center.osm.bz2", CRS)
     # 64 KiB blocks: the trips file gets several row groups, which the chunks cut across
     ingest_city_to_parquet(PORTO, data_root, work / "trips.parquet", work / "ingest_rej.parquet",
                            porto_block_bytes=1 << 16)

@@ -14,7 +14,6 @@ from trajzoo.mapmatching.chunks import gather_chunks
 from trajzoo.mapmatching.fmm import MatchParams, match_trips
 from trajzoo.mapmatching.quality import (collapse_stationary, count_revisits, describe_failure, index_ranges,
                                          parse_index_ranges)
-from trajzoo.roads.network import build_road_network
 
 FILTERS = {"min_points": 5, "max_points": 400, "max_speed_mps": 50}
 PORTO = {"trajectories": {"format": "porto_csv", "path": "porto/train.csv.xz"},
@@ -32,8 +31,8 @@ LEAVING_TRIP = "abboip_1211057102"
 
 
 @pytest.fixture(scope="module")
-def porto(data_root, tmp_path_factory):
-    seg, adj = build_road_network({"file": "porto/osm/porto_center.osm.bz2"}, data_root, "EPSG:32629")
+def porto(data_root, real_road_network, tmp_path_factory):
+    seg, adj = real_road_network("porto/osm/porto_center.osm.bz2", "EPSG:32629")
     trips, _, _ = ingest_city(PORTO, data_root)
     trip = trips[trips["trip_id"] == LOOP_TRIP].reset_index(drop=True)
     assert len(trip) == 1
@@ -41,7 +40,7 @@ def porto(data_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sf(data_root, tmp_path_factory):
+def sf(data_root, real_road_network, tmp_path_factory):
     """The real cab file new_abboip.txt (the archive's first) in a folder, and the SF network."""
     folder = tmp_path_factory.mktemp("cabs")
     with tarfile.open(data_root / "sanfrancisco/cabspottingdata_north_14d.tar.xz", "r|*") as tar:
@@ -49,7 +48,7 @@ def sf(data_root, tmp_path_factory):
             if member.name.endswith("new_abboip.txt"):
                 tar.extract(member, folder, filter="data")
                 break
-    seg, _ = build_road_network({"file": SF_OSM}, data_root, SF_CRS)
+    seg, _ = real_road_network(SF_OSM, SF_CRS)
     seg_path = folder / "segments.parquet"
     seg.to_parquet(seg_path, index=False)
     city = {"trajectories": {"format": "cabspotting", "path": "cabspottingdata",

@@ -21,7 +21,6 @@ from trajzoo.mapmatching.chunks import (chunk_output_schemas, gather_chunk_files
 from trajzoo.mapmatching.fmm import MatchParams, build_ubodt, match_trips
 from trajzoo.mapmatching.quality import quality_rows
 from trajzoo.qc import AccountingError, stage_counts
-from trajzoo.roads.network import build_road_network
 
 SF = {"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
       "bbox": [-122.49, 37.775, -122.39, 37.815],
@@ -33,9 +32,9 @@ TABLES = ("matched", "stats", "rejections")
 
 
 @pytest.fixture(scope="module")
-def sf(data_root, tmp_path_factory):
+def sf(data_root, real_road_network, tmp_path_factory):
     work = tmp_path_factory.mktemp("streaming")
-    seg, _ = build_road_network({"file": "sanfrancisco/osm/sf_north.osm.bz2"}, data_root, CRS)
+    seg, _ = real_road_network("sanfrancisco/osm/sf_north.osm.bz2", CRS)
     ingest_city_to_parquet(SF, data_root, work / "ingest.parquet", work / "ingest_rej.parquet")
     # rewritten in row groups of 97 trips (ingest writes one per streamed block, here one): chunks and
     # batches cut across row groups

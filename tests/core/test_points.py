@@ -15,7 +15,6 @@ from trajzoo.ingest.filters import filter_trips, haversine_m
 from trajzoo.ingest.porto import read_porto_trips
 from trajzoo.points import (POINT_COLUMNS, lanes_id, maxspeed_id, point_features, poi_category, read_pois,
                             road_km_within, undirected_segments)
-from trajzoo.roads.network import build_road_network
 from trajzoo.splits import few_shot_subset
 
 CRS = "EPSG:32629"
@@ -25,8 +24,8 @@ POI_FILES = ("porto/poi/tourism_pois.csv", "porto/poi/osm_amenity_nodes.csv")
 
 
 @pytest.fixture(scope="module")
-def segments(data_root):
-    segs, _ = build_road_network({"file": "porto/osm/porto_center.osm.bz2"}, data_root, CRS)
+def segments(data_root, real_road_network):
+    segs, _ = real_road_network("porto/osm/porto_center.osm.bz2", CRS)
     return segs
 
 
