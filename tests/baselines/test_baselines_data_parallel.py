@@ -84,35 +84,8 @@ def test_two_processes_save_the_weights_of_one_process_with_the_same_global_batc
 
     a, b = load_checkpoint(one / "model.pt")["state_dict"], load_checkpoint(two / "model.pt")["state_dict"]
     assert a.keys() == b.keys()
-    d = HPARAMS["d_model"]
-    for name in a:
-        x, y = a[name], b[name]
-        if name.endswith("self_attn.in_proj_bias"):
-            # the key bias b_k (rows d:2d) has a zero gradient in exact arithmetic (softmax is
-            # invariant to q.b_k, the same for every key of a query), so its float gradients are
-            # rounding noise, which Adam rescales to steps of ~lr: compare the rest of it, and the
-            # outputs below (which b_k cannot change)
-            x, y = torch.cat([x[:d], x[2 * d:]]), torch.cat([y[:d], y[2 * d:]])
-        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5, msg=name)
-    encoders = []
-    for state in (a, b):
-        encoder = get_model("transformer-mlm").build_encoder(toy_city().graph, HPARAMS).eval()
-        encoder.load_state_dict(state)
-        encoders.append(encoder)
-    batch = build_batch([8, 5, 3, 6])
-    with torch.no_grad():
-        torch.testing.assert_close(encoders[1](batch, toy_city().graph), encoders[0](batch, toy_city().graph),
-                                   rtol=1e-5, atol=1e-5)
-    ha, hb = json.loads((one / "history.json").read_text()), json.loads((two / "history.json").read_text())
-    assert [(h["phase"], h["epoch"]) for h in hb] == [(h["phase"], h["epoch"]) for h in ha] == \
-        [("pretrain:toy", 0), ("pretrain:toy", 1)]
-    for x, y in zip(ha, hb):
-        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
-        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
-    # guard: the weights moved, so agreement is not trivial
-    torch.manual_seed(0)
-    init = get_model("transformer-mlm").build_encoder(toy_city().graph, HPARAMS).state_dict()
-    assert any(not torch.allclose(init[n], a[n]) for n in a)
+    # the key biases b_k (rows d:2d) are compared through the outputs only (_zero_gradient_rows)
+    _assert_same_training("transformer-mlm", HPARAMS, a, b, one, two, lambda enc, batch, g: enc(batch, g))
 
     # rank 0 alone wrote: the same files as one process, one log with one line per epoch
     assert _outputs(two) == _outputs(one) == {
@@ -174,6 +147,35 @@ def test_a_job_under_torchrun_joins_its_processes(tmp_path):
     assert out.read_text() == "2 3.0"  # world size 2, ranks 0 + 1 summed (1 + 2); rank 0 wrote
 
 
+def _assert_same_training(model: str, hparams: dict, a: dict, b: dict, one, two, run) -> None:
+    """1 process (state ``a``, run folder ``one``) and 2 processes (``b``, ``two``) trained the
+    same: weights (without :func:`_zero_gradient_rows`) and the encoders' outputs ``run(encoder,
+    batch, graph)`` on a toy batch within 1e-5, the same history losses, and weights that moved."""
+    d = hparams["d_model"]
+    for name in a:
+        x, y = _zero_gradient_rows(name, a[name], d), _zero_gradient_rows(name, b[name], d)
+        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5, msg=name)
+    encoders = []
+    for state in (a, b):
+        encoder = get_model(model).build_encoder(toy_city().graph, hparams).eval()
+        encoder.load_state_dict(state)
+        encoders.append(encoder)
+    batch = build_batch([8, 5, 3, 6])
+    with torch.no_grad():
+        torch.testing.assert_close(run(encoders[1], batch, toy_city().graph), run(encoders[0], batch, toy_city().graph),
+                                   rtol=1e-5, atol=1e-5)
+    ha, hb = json.loads((one / "history.json").read_text()), json.loads((two / "history.json").read_text())
+    assert [(h["phase"], h["epoch"]) for h in hb] == [(h["phase"], h["epoch"]) for h in ha] == \
+        [("pretrain:toy", 0), ("pretrain:toy", 1)]
+    for x, y in zip(ha, hb):
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
+        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
+    # guard: the weights moved, so agreement is not trivial
+    torch.manual_seed(0)
+    init = get_model(model).build_encoder(toy_city().graph, hparams).state_dict()
+    assert any(not torch.allclose(init[n], a[n]) for n in a)
+
+
 def _zero_gradient_rows(name: str, x: torch.Tensor, d: int) -> torch.Tensor:
     """``x`` without the rows whose gradient is zero in exact arithmetic (softmax is invariant to
     a bias that is the same for every key of a query), so that their float gradients are
@@ -196,26 +198,4 @@ def test_start_two_processes_match_one_process_with_negatives_from_both(tmp_path
 
     a, b = load_checkpoint(one / "model.pt")["state_dict"], load_checkpoint(two / "model.pt")["state_dict"]
     assert a.keys() == b.keys()
-    d = START_HPARAMS["d_model"]
-    for name in a:
-        x, y = _zero_gradient_rows(name, a[name], d), _zero_gradient_rows(name, b[name], d)
-        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5, msg=name)
-    encoders = []
-    for state in (a, b):
-        encoder = get_model("start").build_encoder(toy_city().graph, START_HPARAMS).eval()
-        encoder.load_state_dict(state)
-        encoders.append(encoder)
-    batch = build_batch([8, 5, 3, 6])
-    with torch.no_grad():
-        torch.testing.assert_close(encoders[1].embed(batch, toy_city().graph),
-                                   encoders[0].embed(batch, toy_city().graph), rtol=1e-5, atol=1e-5)
-    ha, hb = json.loads((one / "history.json").read_text()), json.loads((two / "history.json").read_text())
-    assert [(h["phase"], h["epoch"]) for h in hb] == [(h["phase"], h["epoch"]) for h in ha] == \
-        [("pretrain:toy", 0), ("pretrain:toy", 1)]
-    for x, y in zip(ha, hb):
-        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
-        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
-    # guard: the weights moved, so agreement is not trivial
-    torch.manual_seed(0)
-    init = get_model("start").build_encoder(toy_city().graph, START_HPARAMS).state_dict()
-    assert any(not torch.allclose(init[n], a[n]) for n in a)
+    _assert_same_training("start", START_HPARAMS, a, b, one, two, lambda enc, batch, g: enc.embed(batch, g))

@@ -98,6 +98,15 @@ class STARTPretrainer(nn.Module):
         validate_road_batch(batch, self.num_segments)  # before the views index per-road statistics
         road_mask = span_mask(batch.padding_mask, cfg.mask_ratio, cfg.mean_span_length, generator)
         view1, view2 = self.views(batch, generator)
+        return self._terms(batch, road_mask, view1, view2, graph)
+
+    def _terms(self, batch: TrajectoryBatch, road_mask: Tensor, view1, view2, graph: RoadGraph,
+               total_masked: int | None = None) -> tuple[Tensor, dict[str, float]]:
+        """The loss of ``batch`` with its drawn span mask ``(B, L)`` and two views: the body of
+        :meth:`loss` (``total_masked`` None: mean cross-entropy over the masked positions,
+        :func:`nt_xent`) and of :meth:`_share_loss` (``total_masked`` = the global batch's M:
+        summed cross-entropy / M, :func:`nt_xent_share`)."""
+        cfg = self.config
         # (N, d), exact at every road of the batch and of both views, shared by the three passes
         roads = self.encoder.road_embeddings(graph, self.encoder.batch_segments(batch, view1, view2))
         z = self.encoder.encode(roads, hide_times(batch, road_mask), road_mask)  # (B, L, d)
@@ -105,16 +114,22 @@ class STARTPretrainer(nn.Module):
         if n_masked:
             logits = self.road_head(z[road_mask])
             targets = batch.roads[road_mask]
-            mask_ce = F.cross_entropy(logits, targets)
+            if total_masked is None:
+                mask_ce = F.cross_entropy(logits, targets)
+            else:
+                mask_ce = F.cross_entropy(logits, targets, reduction="sum") / total_masked
             acc = float((logits.argmax(dim=-1) == targets).float().mean())
         else:
             mask_ce, acc = z.sum() * 0.0, 0.0
         z1 = self.encoder.encode_trajectory(roads, view1)
         z2 = self.encoder.encode_trajectory(roads, view2)
-        contrastive = nt_xent(z1, z2, cfg.temperature)
+        contrastive = (nt_xent if total_masked is None else nt_xent_share)(z1, z2, cfg.temperature)
         total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
-        return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
-                       "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked)}
+        stats = {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
+                 "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked)}
+        if total_masked is not None:
+            stats["global_share"] = 1.0
+        return total, stats
 
     def _share_loss(self, batch: TrajectoryBatch, full: TrajectoryBatch, graph: RoadGraph,
                     generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
@@ -138,23 +153,7 @@ class STARTPretrainer(nn.Module):
         full1, full2 = self.views(full, generator)
         road_mask = local_rows(full_mask).to(device)
         view1, view2 = local_rows(full1).to(device), local_rows(full2).to(device)
-        roads = self.encoder.road_embeddings(graph, self.encoder.batch_segments(batch, view1, view2))
-        z = self.encoder.encode(roads, hide_times(batch, road_mask), road_mask)  # (B_r, L, d)
-        n_masked, total_masked = int(road_mask.sum()), int(full_mask.sum())
-        if n_masked:
-            logits = self.road_head(z[road_mask])
-            targets = batch.roads[road_mask]
-            mask_ce = F.cross_entropy(logits, targets, reduction="sum") / total_masked
-            acc = float((logits.argmax(dim=-1) == targets).float().mean())
-        else:
-            mask_ce, acc = z.sum() * 0.0, 0.0
-        z1 = self.encoder.encode_trajectory(roads, view1)
-        z2 = self.encoder.encode_trajectory(roads, view2)
-        contrastive = nt_xent_share(z1, z2, cfg.temperature)
-        total = cfg.mask_weight * mask_ce + (1.0 - cfg.mask_weight) * contrastive
-        return total, {"loss": float(total.detach()), "mask_ce": float(mask_ce.detach()),
-                       "contrastive": float(contrastive.detach()), "road_acc": acc, "n_masked": float(n_masked),
-                       "global_share": 1.0}
+        return self._terms(batch, road_mask, view1, view2, graph, total_masked=int(full_mask.sum()))
 
 
 def _global_batch_of(batch: TrajectoryBatch) -> TrajectoryBatch | None:

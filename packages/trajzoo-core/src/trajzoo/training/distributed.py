@@ -83,10 +83,21 @@ def average_gradients(params: Iterable[Tensor], weight: float = 1.0) -> None:
     device = params[0].device if params else _comm_device()
     total = torch.tensor([float(weight)], dtype=torch.float64, device=device)
     dist.all_reduce(total)
+    _all_reduce_gradients(params, scale=float(weight), divide_by=total)
+
+
+def _all_reduce_gradients(params: list[Tensor], scale: float = 1.0, divide_by: Tensor | None = None) -> None:
+    """Replace each gradient of ``params`` (requires_grad ones; none counts as zero) by
+    ``sum_r scale_r g_r`` over the processes, divided by ``divide_by`` when given: one float64
+    all-reduce of the flattened gradients. The body of :func:`average_gradients` and
+    :func:`sum_gradients`."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1).to(torch.float64) for g in grads]) * float(weight)
+    flat = torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
+    if scale != 1.0:
+        flat = flat * scale
     dist.all_reduce(flat)
-    flat /= total
+    if divide_by is not None:
+        flat /= divide_by
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()
@@ -108,20 +119,8 @@ def sum_gradients(params: Iterable[Tensor]) -> None:
     if k == 1:
         return
     params = [p for p in params if p.requires_grad]
-    if not params:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
-    dist.all_reduce(flat)
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        value = flat[offset:offset + n].view_as(g).to(g.dtype)
-        if p.grad is None:
-            p.grad = value
-        else:
-            p.grad.copy_(value)
-        offset += n
+    if params:
+        _all_reduce_gradients(params)
 
 
 def sum_over_processes(value):
