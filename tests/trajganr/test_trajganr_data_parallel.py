@@ -18,6 +18,7 @@ from trajzoo_trajganr.parameters import PretrainConfig, TrajGANRConfig
 from trajzoo_trajganr.training import pretrain
 
 from toy import inputs_of, location_view, row
+from ddp_support import run_one_and_two, write_rank0
 
 SMALL = dict(d_model=8, heads=2, agg_heads=2, ffn_dim=8, layers=1, window=8, queue_size=64, random_locations=2)
 
@@ -52,16 +53,11 @@ def _pretrain(out: str) -> None:
                                                                                         Path(out) / "ckpt"))
     rank = launch.distributed.world()[0]
     (Path(out) / f"seen-rank{rank}.json").write_text(json.dumps(seen))
-    if launch.is_writer():
-        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, Path(out) / "state.pt")
-        (Path(out) / "history.json").write_text(json.dumps(history))
+    write_rank0(model, history, out)
 
 
 def test_pretraining_two_processes_match_one_process(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir(), two.mkdir()
-    launch.run(_pretrain, str(one), processes=1)
-    launch.run(_pretrain, str(two), processes=2, threads=1)
+    one, two = run_one_and_two(_pretrain, tmp_path)
     a = torch.load(one / "state.pt", weights_only=True)
     b = torch.load(two / "state.pt", weights_only=True)
     assert a.keys() == b.keys()

@@ -21,6 +21,7 @@ from trajzoo_transfertraj.parameters import TransferTrajConfig
 from trajzoo_transfertraj.training import PretrainConfig, pretrain
 
 from transfertraj_toy import batch_to_rows, build_batch
+from ddp_support import run_one_and_two, write_rank0
 
 # dropout 0 (the default): it draws from the global torch RNG per element of the local share, the
 # one draw data parallelism does not reproduce (statistically equivalent); masks, context dropout
@@ -62,9 +63,7 @@ def _finetune(out: str) -> None:
     ctx = RunContext(torch.device("cpu"), 0, Path(out) / "checkpoints", logging.getLogger("ddp-test"))
     cfg = PointFineTuneConfig(epochs=2, batch_size=GLOBAL_BATCH, lr=3e-3, patience=5, max_len=32)
     rows = finetune_point_task(model, TrajectoryPrediction(), train_rows, val_rows, cfg, ctx, "a")
-    if launch.is_writer():
-        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, Path(out) / "state.pt")
-        (Path(out) / "history.json").write_text(json.dumps(rows))
+    write_rank0(model, rows, out)
 
 
 def _compare(one: Path, two: Path, keys=("train_loss", "val_loss")) -> tuple[dict, dict]:
@@ -92,10 +91,7 @@ def _compare(one: Path, two: Path, keys=("train_loss", "val_loss")) -> tuple[dic
 
 
 def test_point_task_finetuning_two_processes_match_one_process(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir(), two.mkdir()
-    launch.run(_finetune, str(one), processes=1)
-    launch.run(_finetune, str(two), processes=2, threads=1)
+    one, two = run_one_and_two(_finetune, tmp_path)
     _compare(one, two)
     assert sorted(json.loads((one / "seen-rank0.json").read_text())) == sorted([6, 6, 2] * 2)
     for rank in (0, 1):  # each process trained on its half of every global batch only
@@ -113,16 +109,11 @@ def _pretrain(out: str) -> None:
     val = {"a": _rows("a", [10] * 3, seed=7, has_poi=False)}
     ctx = RunContext(torch.device("cpu"), 0, Path(out) / "checkpoints", logging.getLogger("ddp-test"))
     history = pretrain(model, rows, PretrainConfig(epochs=2, batch_size=GLOBAL_BATCH, lr=3e-3), ctx, val)
-    if launch.is_writer():
-        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, Path(out) / "state.pt")
-        (Path(out) / "history.json").write_text(json.dumps(history))
+    write_rank0(model, history, out)
 
 
 def test_pretraining_two_processes_match_one_process(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir(), two.mkdir()
-    launch.run(_pretrain, str(one), processes=1)
-    launch.run(_pretrain, str(two), processes=2, threads=1)
+    one, two = run_one_and_two(_pretrain, tmp_path)
     ha, hb = _compare(one, two, keys=("train_loss", "val_loss", "xy_mse_km2", "t_mse_min2", "load_balance"))
     assert [h["expert_usage"] for h in hb] == [h["expert_usage"] for h in ha]  # every process's routing
     assert [h["steps"] for h in hb] == [h["steps"] for h in ha] == [4, 4]
