@@ -14,7 +14,10 @@ published depth), MetaTRL's road encoder 2 layers (its default). AdamW, 2 torch 
 measurement runs in its own subprocess (clean peak RSS, ``ru_maxrss`` of the child, which
 includes loading the city): 2 warm-up steps, then ``--steps`` timed steps. The ``whole graph``
 rows run the same model with the road encoder over every segment each step (what the subgraph
-replaces), for comparison. On a shared, loaded machine the wall-clock rate understates the
+replaces), for comparison. START is also measured with ``activation_checkpointing`` (each TAT-Enc
+layer's activations recomputed in the backward pass from its input and its dropout masks drawn
+beforehand: the same weights bit for bit, less memory, about one more forward pass of the
+layers per step). On a shared, loaded machine the wall-clock rate understates the
 speed, so the table also gives 2 x trajectories per CPU-second of the process (what 2 idle
 cores would give if the step parallelised perfectly over both threads: an upper estimate).
 
@@ -36,7 +39,7 @@ REFERENCE_PEAK_GB = 6.9
 SEQ, BATCH, D, LAYERS, HEADS = 64, 64, 128, 6, 8
 
 
-def _worker(model_name: str, whole_graph: bool, steps: int, city_dir: Path) -> dict:
+def _worker(model_name: str, whole_graph: bool, steps: int, city_dir: Path, checkpointing: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -56,7 +59,7 @@ def _worker(model_name: str, whole_graph: bool, steps: int, city_dir: Path) -> d
         from trajzoo_baselines.start.objective import STARTPretrainer
 
         cfg = STARTConfig(d_model=D, layers=LAYERS, heads=HEADS, ffn_dim=4 * D, dropout=0.1, gat_layers=3,
-                          gat_heads=8)
+                          gat_heads=8, activation_checkpointing=checkpointing)
         model = STARTPretrainer(n, f_u, cfg)
         model.fit_to_trips(trip_rows(city.split("train")))
         road = model.encoder.road_encoder
@@ -91,16 +94,19 @@ def _worker(model_name: str, whole_graph: bool, steps: int, city_dir: Path) -> d
         step(k)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"model": model_name, "whole_graph": whole_graph, "segments": n, "trips_ge_64": len(trips),
+    return {"model": model_name, "whole_graph": whole_graph, "checkpointing": checkpointing, "segments": n,
+            "trips_ge_64": len(trips),
             "traj_per_s": steps * BATCH / elapsed,
             "traj_per_cpu_s": steps * BATCH / cpu, "peak_rss_gb": peak_kb * 1024 / 1e9}
 
 
-def measure(model_name: str, whole_graph: bool, steps: int, city_dir: Path) -> dict:
+def measure(model_name: str, whole_graph: bool, steps: int, city_dir: Path, checkpointing: bool = False) -> dict:
     """Run :func:`_worker` in a fresh Python process and return its figures."""
     cmd = [sys.executable, __file__, "--worker", model_name, "--steps", str(steps), "--city-dir", str(city_dir)]
     if whole_graph:
         cmd.append("--whole-graph")
+    if checkpointing:
+        cmd.append("--checkpointing")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -108,24 +114,27 @@ def measure(model_name: str, whole_graph: bool, steps: int, city_dir: Path) -> d
 def rows(steps: int = 8, city_dir: Path = REPO / "results/porto", whole_graph: bool = True) -> list[tuple]:
     """Table rows ``(figure, value, target, ratio)``; ratio >= 1 means the target is met."""
     out = []
-    for model_name in ("start", "metatrl"):
-        for whole in ((False, True) if whole_graph else (False,)):
-            m = measure(model_name, whole, steps, city_dir)
-            tag = f"train {model_name} ({'whole graph' if whole else 'subgraph'}, {m['segments']} segments)"
-            if whole:
-                out.append((f"{tag} traj/s", f"{m['traj_per_s']:.1f}", "(comparison)", ""))
-                out.append((f"{tag} peak RSS GB", f"{m['peak_rss_gb']:.2f}", "(comparison)", ""))
-            else:
-                target_tps = 3 * REFERENCE_TRAJ_PER_S
-                target_gb = REFERENCE_PEAK_GB / 4
-                out.append((f"{tag} traj/s", f"{m['traj_per_s']:.1f}", f">= {target_tps:.1f}",
-                            f"{m['traj_per_s'] / target_tps:.2f}"))
-                out.append((f"{tag} peak RSS GB", f"{m['peak_rss_gb']:.2f}", f"<= {target_gb:.3f}",
-                            f"{target_gb / m['peak_rss_gb']:.2f}"))
-                # load-independent estimate: 2 cores' worth of the measured CPU time per trajectory
-                est = 2 * m["traj_per_cpu_s"]
-                out.append((f"{tag} traj/s from CPU time x 2 cores", f"{est:.1f}", f">= {target_tps:.1f}",
-                            f"{est / target_tps:.2f}"))
+    runs = [("start", False, False), ("start", False, True), ("metatrl", False, False)]
+    if whole_graph:
+        runs += [("start", True, False), ("metatrl", True, False)]
+    for model_name, whole, checkpointing in runs:
+        m = measure(model_name, whole, steps, city_dir, checkpointing)
+        how = ('whole graph' if whole else 'subgraph') + (' + activation checkpointing' if checkpointing else '')
+        tag = f"train {model_name} ({how}, {m['segments']} segments)"
+        if whole:
+            out.append((f"{tag} traj/s", f"{m['traj_per_s']:.1f}", "(comparison)", ""))
+            out.append((f"{tag} peak RSS GB", f"{m['peak_rss_gb']:.2f}", "(comparison)", ""))
+        else:
+            target_tps = 3 * REFERENCE_TRAJ_PER_S
+            target_gb = REFERENCE_PEAK_GB / 4
+            out.append((f"{tag} traj/s", f"{m['traj_per_s']:.1f}", f">= {target_tps:.1f}",
+                        f"{m['traj_per_s'] / target_tps:.2f}"))
+            out.append((f"{tag} peak RSS GB", f"{m['peak_rss_gb']:.2f}", f"<= {target_gb:.3f}",
+                        f"{target_gb / m['peak_rss_gb']:.2f}"))
+            # load-independent estimate: 2 cores' worth of the measured CPU time per trajectory
+            est = 2 * m["traj_per_cpu_s"]
+            out.append((f"{tag} traj/s from CPU time x 2 cores", f"{est:.1f}", f">= {target_tps:.1f}",
+                        f"{est / target_tps:.2f}"))
     return out
 
 
@@ -141,12 +150,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", choices=["start", "metatrl"])
     ap.add_argument("--whole-graph", action="store_true")
+    ap.add_argument("--checkpointing", action="store_true", help="START with activation_checkpointing")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--city-dir", type=Path, default=REPO / "results/porto")
     ap.add_argument("--no-whole-graph", action="store_true", help="skip the whole-graph comparison rows")
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.whole_graph, args.steps, args.city_dir)))
+        print(json.dumps(_worker(args.worker, args.whole_graph, args.steps, args.city_dir, args.checkpointing)))
         return
     print_table(rows(args.steps, args.city_dir, not args.no_whole_graph))
 

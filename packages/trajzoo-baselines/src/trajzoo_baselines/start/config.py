@@ -34,6 +34,10 @@ class STARTConfig(ConfigClass):
             segments (paper: about 15 %).
         shift_ratio_min, shift_ratio_max: ... by r ~ U(min, max) of the way toward their mean
             travel time, ``t' = t + r (t_mean - t)`` (paper: 15-30 %).
+        activation_checkpointing: recompute each TAT-Enc layer's activations in the backward
+            pass instead of keeping them (:mod:`trajzoo.nn.checkpointing`; not in the paper):
+            the same numbers, bit for bit, with less memory and about a third more time per
+            step. Off by default; for large ``d_model`` / sequence lengths.
 
     Build from the config's ``hparams`` section with :meth:`trajzoo.config.ConfigClass.from_dict`.
 
@@ -60,6 +64,7 @@ class STARTConfig(ConfigClass):
     shift_fraction: float = ranged(0.15, gt=0, le=1)
     shift_ratio_min: float = ranged(0.15, gt=0, le=1)
     shift_ratio_max: float = ranged(0.3, gt=0, le=1)
+    activation_checkpointing: bool = False
 
     def check(self) -> None:
         """``d_model`` divisible by ``heads`` (TAT-Enc) and by ``gat_heads`` (TPE-GAT); ordered

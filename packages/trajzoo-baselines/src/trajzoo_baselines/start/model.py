@@ -50,7 +50,8 @@ class STARTEncoder(nn.Module):
         self.road_encoder = TPEGATRoadEncoder(attribute_dim, cfg.d_model, cfg.gat_layers, cfg.gat_heads,
                                               cfg.use_structural, cfg.dropout, num_segments=num_segments)
         self.trajectory_encoder = TimeAwareTrajectoryEncoder(cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim,
-                                                             cfg.dropout, cfg.interval_hidden)
+                                                             cfg.dropout, cfg.interval_hidden,
+                                                             cfg.activation_checkpointing)
         self.pooler = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.Tanh())
 
     def road_embeddings(self, graph: RoadGraph, segments: Tensor | None = None) -> Tensor:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from trajzoo.data.batch import TrajectoryBatch
 from trajzoo.nn.attention import attention_weights, split_fused_qkv
+from trajzoo.nn.checkpointing import apply_dropout, dropout_keep_mask, maybe_checkpoint
 from trajzoo.nn.positional import sinusoidal_position_encoding
 
 MINUTES_PER_DAY = 1440
@@ -112,10 +113,17 @@ class TimeAwareSelfAttention(nn.Module):
         q, k, v = split_fused_qkv(self.qkv(x), self.heads)
         return attention_weights(q, k, padding_mask, bias), v
 
-    def forward(self, x: Tensor, bias: Tensor, padding_mask: Tensor) -> Tensor:
-        """``(B, L, d)`` attention output (see :meth:`attention_weights` for the arguments)."""
+    def forward(self, x: Tensor, bias: Tensor, padding_mask: Tensor, keep: Tensor | None = None) -> Tensor:
+        """``(B, L, d)`` attention output (see :meth:`attention_weights` for the arguments).
+
+        ``keep``: the attention-dropout mask ``(B, H, L, L)`` bool
+        (:func:`trajzoo.nn.checkpointing.dropout_keep_mask`), drawn here when None in training
+        mode; no dropout in evaluation mode.
+        """
         weights, v = self.attention_weights(x, bias, padding_mask)
-        out = self.dropout(weights) @ v  # (B, H, L, d_head)
+        if keep is None:
+            keep = dropout_keep_mask(weights.shape, self.dropout.p, self.training, weights.device)
+        out = apply_dropout(weights, keep, self.dropout.p) @ v  # (B, H, L, d_head)
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
@@ -128,18 +136,39 @@ class TATEncoderLayer(nn.Module):
         dropout: dropout on attention weights and residual branches.
     """
 
-    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float = 0.0,
+                 activation_checkpointing: bool = False) -> None:
         super().__init__()
         self.attention = TimeAwareSelfAttention(d_model, heads, dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, d_model))
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
+        self.activation_checkpointing = activation_checkpointing
 
     def forward(self, x: Tensor, bias: Tensor, padding_mask: Tensor) -> Tensor:
-        """``(B, L, d)`` -> ``(B, L, d)``; ``bias`` ``(B, H, L, L)``, ``padding_mask`` ``(B, L)``."""
-        x = self.norm1(x + self.dropout(self.attention(x, bias, padding_mask)))
-        return self.norm2(x + self.dropout(self.ffn(x)))
+        """``(B, L, d)`` -> ``(B, L, d)``; ``bias`` ``(B, H, L, L)``, ``padding_mask`` ``(B, L)``.
+
+        The three dropout masks (attention weights, then the two residual branches) are drawn
+        first, in the order the computation uses them, and the layer runs under activation
+        checkpointing when ``activation_checkpointing`` (:mod:`trajzoo.nn.checkpointing`: same
+        values and gradients, less memory, one more forward computation).
+        """
+        b, length, _ = x.shape
+        p = self.dropout.p
+        keep_attention = dropout_keep_mask((b, self.attention.heads, length, length), p, self.training, x.device)
+        keep_attention_out = dropout_keep_mask(x.shape, p, self.training, x.device)
+        keep_ffn_out = dropout_keep_mask(x.shape, p, self.training, x.device)
+        return maybe_checkpoint(self._forward, x, bias, padding_mask, keep_attention, keep_attention_out,
+                                keep_ffn_out, enabled=self.activation_checkpointing and self.training)
+
+    def _forward(self, x: Tensor, bias: Tensor, padding_mask: Tensor, keep_attention: Tensor | None,
+                 keep_attention_out: Tensor | None, keep_ffn_out: Tensor | None) -> Tensor:
+        """The layer with its drawn dropout masks (None = no dropout): post-LayerNorm residual
+        blocks ``H = LN(H + Drop(Attn(H)))``, ``H = LN(H + Drop(FFN(H)))``."""
+        p = self.dropout.p
+        x = self.norm1(x + apply_dropout(self.attention(x, bias, padding_mask, keep_attention), keep_attention_out, p))
+        return self.norm2(x + apply_dropout(self.ffn(x), keep_ffn_out, p))
 
 
 class TimeAwareTrajectoryEncoder(nn.Module):
@@ -156,10 +185,13 @@ class TimeAwareTrajectoryEncoder(nn.Module):
     Args:
         d_model: d. layers: number of layers. heads: attention heads. ffn_dim: feed-forward size.
         dropout: dropout. interval_hidden: hidden size of the interval-bias network.
+        activation_checkpointing: in training, run each layer and the interval-bias network
+            under activation checkpointing (:mod:`trajzoo.nn.checkpointing`): the same values
+            and gradients for less memory and about one more forward computation per step.
     """
 
     def __init__(self, d_model: int, layers: int, heads: int, ffn_dim: int, dropout: float = 0.0,
-                 interval_hidden: int = 16) -> None:
+                 interval_hidden: int = 16, activation_checkpointing: bool = False) -> None:
         super().__init__()
         self.d_model = d_model
         self.mask_vector = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -169,7 +201,9 @@ class TimeAwareTrajectoryEncoder(nn.Module):
         self.interval_bias = TimeIntervalBias(heads, interval_hidden)
         self.input_norm = nn.LayerNorm(d_model)
         self.input_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(TATEncoderLayer(d_model, heads, ffn_dim, dropout) for _ in range(layers))
+        self.activation_checkpointing = activation_checkpointing
+        self.layers = nn.ModuleList(TATEncoderLayer(d_model, heads, ffn_dim, dropout, activation_checkpointing)
+                                    for _ in range(layers))
         nn.init.normal_(self.minute_embedding.weight, std=0.02)
         nn.init.normal_(self.day_embedding.weight, std=0.02)
 
@@ -236,7 +270,8 @@ class TimeAwareTrajectoryEncoder(nn.Module):
         seconds = torch.cat([torch.zeros(b, 1, dtype=batch.seconds.dtype, device=pad.device),
                              batch.seconds.masked_fill(pad, 0.0)], dim=1)
         known = torch.cat([no, batch.time_known & ~pad], dim=1)  # [CLS] has no time
-        bias = self.interval_bias(seconds, known)
+        bias = maybe_checkpoint(self.interval_bias, seconds, known,
+                                enabled=self.activation_checkpointing and self.training)
         for layer in self.layers:
             x = layer(x, bias, pad1)
         return x[:, 1:].masked_fill(pad.unsqueeze(-1), 0.0), x[:, 0]
