@@ -11,7 +11,8 @@ here without wrapping the model, so state dicts and checkpoints keep their keys)
 needs the whole global batch (contrastive negatives) gathers the shares' rows differentiably
 (:func:`all_gather_rows`); each process then computes its share of the global loss and the
 gradients are summed (:func:`sum_gradients`). Random draws are made for the whole global batch
-(:func:`batch_view`, :func:`global_batch`). Backend: gloo on CPU, NCCL on GPU. With one process
+(:func:`batch_view`, :func:`global_batch`, :func:`global_batch_of`; a global batch that does not
+come from a sharding iterator is sharded with :func:`share_of`). Backend: gloo on CPU, NCCL on GPU. With one process
 (no launcher) every function is the identity.
 """
 from __future__ import annotations
