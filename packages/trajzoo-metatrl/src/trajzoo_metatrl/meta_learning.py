@@ -64,8 +64,8 @@ from torch import Tensor, nn
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
-from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training import distributed
+from trajzoo.training.checkpoints import CheckpointStore
 from trajzoo.training.engine import StepLoss, Trainer, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
