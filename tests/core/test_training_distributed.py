@@ -186,3 +186,23 @@ def test_road_task_finetuning_two_processes_match_one_process(tmp_path):
     for x, y in zip(ha, hb):
         assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
         assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
+
+
+def test_share_of_and_global_batch_of(monkeypatch):
+    """share_of: one process = the batch itself, no view; as rank 1 of 2 (world patched) = rows
+    3:6 of a 6-row batch with the view and the global batch set inside the block (so
+    global_batch_of finds the whole batch from the share) and the previous view restored after."""
+    from road_batch_toy import random_road_batch
+
+    batch = random_road_batch([4, 2, 5, 3, 6, 1], 10, seed=1)
+    assert distributed.global_batch_of(batch) is None  # outside a sharded step
+    with distributed.share_of(batch) as share:
+        assert share is batch and distributed.batch_view() is None
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    with distributed.share_of(batch) as share:
+        assert distributed.batch_view() == (6, 3, 6)
+        assert torch.equal(share.roads, batch.roads[3:6]) and share.roads.shape[1] == batch.roads.shape[1]
+        assert torch.equal(distributed.global_batch_of(share).roads, batch.roads)
+        assert distributed.global_batch_of(batch) is None  # not the share of this view
+        assert torch.equal(distributed.local_rows(batch.seconds), batch.seconds[3:6])
+    assert distributed.batch_view() is None and distributed.global_batch() is None

@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 import logging
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -20,23 +18,7 @@ from trajzoo_metatrl.model import MetaTRLConfig
 from trajzoo_metatrl.objective import MetaTRLPretrainer
 from trajzoo_metatrl.parameters import is_shared, private_parameters, shared_parameters
 
-from metatrl_toy import build_graph
-
-
-def toy_city(name: str, seed: int, n_trips: int = 24, attribute_dim: int | None = None) -> CityData:
-    graph = build_graph(seed)
-    if attribute_dim is not None:
-        graph.attributes = torch.randn(graph.num_segments, attribute_dim, generator=torch.Generator().manual_seed(seed))
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n_trips):
-        n = int(rng.integers(4, 9))
-        roads = rng.integers(0, graph.num_segments, n)
-        seconds = np.concatenate([[0.0], np.cumsum(rng.uniform(5, 60, n - 1))]).astype(np.float32)
-        rows.append({"trip_id": f"{name}{i:03d}", "roads": roads, "seconds": seconds,
-                     "day_of_week": np.full(n, i % 7), "minute_of_day": (600 + seconds // 60).astype(np.int64),
-                     "split": ("train", "train", "val", "test")[i % 4]})
-    return CityData(name, "UTC", graph, pd.DataFrame(rows))
+from metatrl_toy import toy_city
 
 
 CONFIG = MetaTRLConfig(d_model=16, heads=2, ffn_dim=32, num_buckets=8, gat_layers=1, layers=1)

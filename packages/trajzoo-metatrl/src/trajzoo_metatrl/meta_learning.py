@@ -38,6 +38,20 @@ meta step) is written here. A checkpoint with every model, optimiser and RNG sta
 atomically after every meta epoch (here) and every target epoch (by the engine), through
 :class:`trajzoo.training.checkpoints.CheckpointStore`; a killed run started again with the same
 definition resumes after the last completed epoch and reaches the same weights.
+
+Data parallelism (K ``torch.distributed`` processes, :mod:`trajzoo.training.distributed`): every
+batch of every phase is a global batch of ``batch_size`` trajectories of which each process
+takes its contiguous share; L^pre's masks are drawn for the whole global batch and each process
+back-propagates its share of the global batch's loss
+(:meth:`~trajzoo_metatrl.objective.MetaTRLPretrainer.share_loss`), whose gradients are summed over
+the processes: by the engine in eq. 1's inner steps (:func:`source_inner_loop`, each global batch
+sharded with :func:`trajzoo.training.distributed.share_of`) and in eq. 4's target epochs
+(``iterate_batches(..., shard=True)``), and by :func:`query_gradient` for eq. 2 (one all-reduce of
+the shared gradients). So every process holds the weights one process would hold (float
+tolerance; dropout aside, which draws from the global torch RNG per share). The shuffles and
+masks are the same draws as with one process and rank 0 alone writes the checkpoints. The
+validation loss of the target epochs stays unsharded (every process evaluates the whole val
+split: the same value, no speed-up).
 """
 from __future__ import annotations
 
@@ -50,8 +64,9 @@ from torch import Tensor, nn
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData, iterate_batches, trip_rows
 from trajzoo.runlog import config_digest
+from trajzoo.training import distributed
 from trajzoo.training.checkpoints import CheckpointStore
-from trajzoo.training.engine import Trainer, TrainSchedule, train
+from trajzoo.training.engine import StepLoss, Trainer, TrainSchedule, train
 from trajzoo.training.loop import RunContext, pretraining_loss, progress
 
 from .config import OPTIMIZERS, PretrainSchedule  # noqa: F401 (re-exported: torch-free module)
@@ -123,16 +138,30 @@ def batch_stream(rows: list[dict], batch_size: int, gen: torch.Generator) -> Ite
             yield batch
 
 
-def _step_loss(graph: RoadGraph, gen: torch.Generator, device):
-    """The engine's ``step_loss``: L^pre (eq. 20) of one batch, masks from ``gen``."""
-    return lambda model, batch: model.loss(batch.to(device), graph, gen)[0]
+def _step_loss(graph: RoadGraph, gen: torch.Generator, device, shard: bool = False):
+    """The engine's ``step_loss``: L^pre (eq. 20) of one batch, masks from ``gen``.
+
+    Under data parallelism the loss is this process's share of the global batch's
+    (``StepLoss.global_share``: the engine sums the gradients): the batch is already the share
+    (``iterate_batches(..., shard=True)``), or with ``shard`` it is the whole global batch and is
+    sharded here (:func:`trajzoo.training.distributed.share_of`). With one process: the loss of
+    the batch (``shard`` changes nothing)."""
+    def step_loss(model, batch):
+        if shard:
+            with distributed.share_of(batch) as share:
+                loss, stats = model.loss(share.to(device), graph, gen)
+        else:
+            loss, stats = model.loss(batch.to(device), graph, gen)
+        return StepLoss(loss, global_share=bool(stats.get("global_share", 0.0)))
+    return step_loss
 
 
 def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer, batches: Iterator,
                       graph: RoadGraph, steps: int, gen: torch.Generator, device) -> float:
     """Eq. 1: ``steps`` optimisation steps of L^pre on the next ``steps`` batches of ``batches``
     (source TRAIN), through the engine's step primitive
-    (:meth:`trajzoo.training.engine.Trainer.run_steps`).
+    (:meth:`trajzoo.training.engine.Trainer.run_steps`). Under data parallelism each batch is a
+    global batch that every process shards (its share of the loss, gradients summed).
 
     Returns:
         The mean loss over the steps.
@@ -140,7 +169,7 @@ def source_inner_loop(model: MetaTRLPretrainer, optimizer: torch.optim.Optimizer
     Raises:
         ValueError: ``batches`` ran out before ``steps`` steps.
     """
-    trainer = Trainer(model, optimizer, _step_loss(graph, gen, device))
+    trainer = Trainer(model, optimizer, _step_loss(graph, gen, device, shard=True))
     result = trainer.run_steps(lambda: batches, max_steps=steps)
     if result.steps != steps:
         raise ValueError(f"source batches ran out after {result.steps} of {steps} inner steps")
@@ -151,6 +180,12 @@ def query_gradient(model: MetaTRLPretrainer, batches: list[TrajectoryBatch], gra
                    gen: torch.Generator, device) -> tuple[dict[str, Tensor], float]:
     """Gradient of eq. 2: d/d theta_shared of the mean L^pre over ``batches`` (source TEST), at the
     model's current (adapted) parameters.
+
+    Under data parallelism each of ``batches`` is a global batch: every process back-propagates
+    its share of the batch's loss (:func:`trajzoo.training.distributed.share_of`, masks drawn for
+    the whole batch) and the shared gradients are summed over the processes
+    (:func:`trajzoo.training.distributed.sum_gradients`), as is the reported loss, so every
+    process returns one process's gradient and loss.
 
     Returns:
         ``({shared name: gradient}, mean loss)``; private gradients are discarded and every
@@ -165,11 +200,15 @@ def query_gradient(model: MetaTRLPretrainer, batches: list[TrajectoryBatch], gra
     model.zero_grad(set_to_none=True)
     losses = []
     for batch in batches:
-        loss, _ = model.loss(batch.to(device), graph, gen)
+        with distributed.share_of(batch) as share:  # one process: the batch itself
+            loss, _ = model.loss(share.to(device), graph, gen)
         (loss / len(batches)).backward()
         losses.append(loss.item())
+    shared = shared_parameters(model)
+    distributed.sum_gradients(shared.values())  # data parallelism: the shares' gradients summed
+    losses = distributed.sum_over_processes(losses)  # each batch's loss from its shares
     grads = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
-             for n, p in shared_parameters(model).items()}
+             for n, p in shared.items()}
     model.zero_grad(set_to_none=True)
     return grads, sum(losses) / len(losses)
 
@@ -339,11 +378,12 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
                                     "val_loss": query_loss, "meta_movement": movement})
                 ctx.logger.info("meta epoch %d source %s: train loss %.4f, query (test) loss %.4f, "
                                 "meta movement %.4f", epoch, task.name, train_loss, query_loss, movement)
-            store.save("meta", epoch, {
-                "meta": meta.state_dict(), "meta_optimizer": meta_opt.state_dict(),
-                "sources": [m.state_dict() for m in src_models],
-                "source_optimizers": [o.state_dict() for o in src_opts], "generator": gen.get_state(),
-                "history": list(ctx.history)})
+            if distributed.world()[0] == 0:  # one writer under data parallelism
+                store.save("meta", epoch, {
+                    "meta": meta.state_dict(), "meta_optimizer": meta_opt.state_dict(),
+                    "sources": [m.state_dict() for m in src_models],
+                    "source_optimizers": [o.state_dict() for o in src_opts], "generator": gen.get_state(),
+                    "history": list(ctx.history)})
         clone_shared_parameters(meta, target_model)  # eq. 3
     train_rows = trip_rows(target.split("train"))
     val_rows = trip_rows(target.split("val"))
@@ -351,7 +391,7 @@ def meta_pretrain(target: CityData, sources: list[CityData], config: MetaTRLConf
         raise ValueError(f"target city {target.name}: empty train split")
     opt = torch.optim.Adam(target_model.parameters(), lr=schedule.lr)
     batches = lambda: (b for _, b in iterate_batches(train_rows, schedule.batch_size, shuffle=True,  # noqa: E731
-                                                     generator=gen))
+                                                     generator=gen, shard=True))  # a share per process
     train(target_model, opt, _step_loss(target_graph, gen, device), batches,  # eq. 4
           TrainSchedule(epochs=schedule.target_epochs),
           phase=f"target:{target.name}", history=ctx.history, generator=gen, store=store, checkpoint_phase="target",

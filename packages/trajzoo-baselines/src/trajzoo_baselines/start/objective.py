@@ -28,6 +28,7 @@ from trajzoo.data.batch import RoadGraph, TrajectoryBatch, hide_times
 from trajzoo.nn.batch_checks import validate_road_batch
 from trajzoo.nn.contrastive import nt_xent, nt_xent_share
 from trajzoo.nn.span_mask import span_mask
+from trajzoo.training.distributed import global_batch_of
 
 from .augmentation import road_mean_travel_seconds, shift_times, trim_trajectories
 from .config import STARTConfig
@@ -92,7 +93,7 @@ class STARTPretrainer(nn.Module):
             ValueError: as :meth:`STARTEncoder.forward`.
         """
         cfg = self.config
-        full = _global_batch_of(batch)
+        full = global_batch_of(batch)
         if full is not None:  # data parallelism: draw for the whole global batch, keep this share
             return self._share_loss(batch, full, graph, generator)
         validate_road_batch(batch, self.num_segments)  # before the views index per-road statistics
@@ -154,14 +155,3 @@ class STARTPretrainer(nn.Module):
         road_mask = local_rows(full_mask).to(device)
         view1, view2 = local_rows(full1).to(device), local_rows(full2).to(device)
         return self._terms(batch, road_mask, view1, view2, graph, total_masked=int(full_mask.sum()))
-
-
-def _global_batch_of(batch: TrajectoryBatch) -> TrajectoryBatch | None:
-    """The whole global batch whose share ``batch`` is, during a sharded training step under data
-    parallelism (:func:`trajzoo.training.distributed.global_batch`); None otherwise."""
-    from trajzoo.training.distributed import batch_view, global_batch
-
-    view, full = batch_view(), global_batch()
-    if view is None or full is None or batch.roads.shape[0] != view[2] - view[1]:
-        return None
-    return full.to(batch.roads.device)

@@ -11,13 +11,15 @@ here without wrapping the model, so state dicts and checkpoints keep their keys)
 needs the whole global batch (contrastive negatives) gathers the shares' rows differentiably
 (:func:`all_gather_rows`); each process then computes its share of the global loss and the
 gradients are summed (:func:`sum_gradients`). Random draws are made for the whole global batch
-(:func:`batch_view`, :func:`global_batch`). Backend: gloo on CPU, NCCL on GPU. With one process
+(:func:`batch_view`, :func:`global_batch`, :func:`global_batch_of`; a global batch that does not
+come from a sharding iterator is sharded with :func:`share_of`). Backend: gloo on CPU, NCCL on GPU. With one process
 (no launcher) every function is the identity.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -259,6 +261,48 @@ def set_batch_view(view: tuple[int, int, int] | None, batch=None) -> None:
     global _BATCH_VIEW, _GLOBAL_BATCH
     _BATCH_VIEW = view
     _GLOBAL_BATCH = batch if view is not None else None
+
+
+def global_batch_of(batch):
+    """The whole global batch whose share ``batch`` (a :class:`~trajzoo.data.batch.TrajectoryBatch`
+    of ``(B_r, L)``) is, on ``batch``'s device, during a sharded training step under data
+    parallelism (:func:`batch_view` is set, :func:`global_batch` holds a ``(B, L)`` trajectory
+    batch and ``batch`` has the view's ``stop - start`` rows); None otherwise (one process, or a
+    batch that is not the share of the current global batch, e.g. a validation batch).
+
+    A model's loss draws its row-by-row random masks for the returned batch, as one process
+    would, keeps its rows (:func:`local_rows`) and returns its share of the global batch's loss
+    (``StepLoss.global_share``): START's span masks and views, MetaTRL's span and time masks."""
+    from trajzoo.data.batch import TrajectoryBatch
+
+    view, full = _BATCH_VIEW, _GLOBAL_BATCH
+    if view is None or not isinstance(full, TrajectoryBatch) or batch.roads.shape[0] != view[2] - view[1]:
+        return None
+    return full.to(batch.roads.device)
+
+
+@contextmanager
+def share_of(batch):
+    """Shard one global batch by hand (for batches that do not come from a sharding iterator,
+    e.g. MetaTRL's query batches of eq. 2): a context manager giving this process's rows of
+    ``batch``, a ``(B, L)`` :class:`~trajzoo.data.batch.TrajectoryBatch` (rows
+    :func:`share_bounds` ``(B)``, still padded to L), with :func:`batch_view` and
+    :func:`global_batch` set to ``batch`` while the block runs, as during a sharded training
+    step (so a loss inside draws its masks for the whole global batch and returns its share), and
+    the previous view restored afterwards. With one process: ``batch`` itself, nothing set.
+
+    Example: ``with share_of(batch) as share: loss, stats = model.loss(share, graph, gen)``."""
+    if world()[1] == 1:
+        yield batch
+        return
+    n = int(batch.roads.shape[0])
+    start, stop = share_bounds(n)
+    previous = (_BATCH_VIEW, _GLOBAL_BATCH)
+    set_batch_view((n, start, stop), batch)
+    try:
+        yield batch.rows(start, stop)
+    finally:
+        set_batch_view(*previous)
 
 
 def local_rows(x):
