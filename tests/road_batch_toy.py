@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
 import torch
 
 from trajzoo.data.batch import TrajectoryBatch
@@ -104,3 +106,19 @@ def assert_one_hop_short_subgraph_differs(encoder: torch.nn.Module, module, grap
     real = module.receptive_subgraph
     monkeypatch.setattr(module, "receptive_subgraph", lambda s, e, hops, n, flow: real(s, e, hops - 1, n, flow))
     assert not torch.allclose(encoder(graph, segments), full, **SUBGRAPH_TOL)
+
+
+def toy_trips(name: str, num_segments: int, seed: int, n_trips: int = 24) -> pd.DataFrame:
+    """``n_trips`` random trips over ``num_segments`` roads, 4-8 segments each, 5-60 s apart, on a
+    weekday morning (trip i on day i % 7), split train/train/val/test by i % 4: the trips table of
+    the toy cities (:class:`trajzoo.data.city.CityData`) of the model test packages."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_trips):
+        n = int(rng.integers(4, 9))
+        roads = rng.integers(0, num_segments, n)
+        seconds = np.concatenate([[0.0], np.cumsum(rng.uniform(5, 60, n - 1))]).astype(np.float32)
+        rows.append({"trip_id": f"{name}{i:03d}", "roads": roads, "seconds": seconds,
+                     "day_of_week": np.full(n, i % 7), "minute_of_day": (600 + seconds // 60).astype(np.int64),
+                     "split": ("train", "train", "val", "test")[i % 4]})
+    return pd.DataFrame(rows)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from trajzoo.data.batch import RoadGraph, TrajectoryBatch
 from trajzoo.data.city import CityData
 
-from road_batch_toy import append_garbage_padding, random_road_batch
+from road_batch_toy import append_garbage_padding, random_road_batch, toy_trips
 
 
 
@@ -63,13 +61,4 @@ def append_padding(batch: TrajectoryBatch, extra: int, seed: int = 1) -> Traject
 def toy_city(name: str = "toy", seed: int = 2, n_trips: int = 24) -> CityData:
     """A :class:`CityData` with ``n_trips`` random trips of 4-8 segments (train/val/test 2:1:1)."""
     graph = build_graph(seed)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n_trips):
-        n = int(rng.integers(4, 9))
-        roads = rng.integers(0, graph.num_segments, n)
-        seconds = np.concatenate([[0.0], np.cumsum(rng.uniform(5, 60, n - 1))]).astype(np.float32)
-        rows.append({"trip_id": f"{name}{i:03d}", "roads": roads, "seconds": seconds,
-                     "day_of_week": np.full(n, i % 7), "minute_of_day": (600 + seconds // 60).astype(np.int64),
-                     "split": ("train", "train", "val", "test")[i % 4]})
-    return CityData(name, "UTC", graph, pd.DataFrame(rows))
+    return CityData(name, "UTC", graph, toy_trips(name, graph.num_segments, seed, n_trips))
