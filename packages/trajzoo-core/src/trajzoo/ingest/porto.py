@@ -478,7 +478,7 @@ def decode_block(con, block: pa.Table, first_row: int) -> tuple[pd.DataFrame, pd
     return trips, rejections
 
 
-def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24,
+def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 22,
                      counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
 
@@ -545,9 +545,10 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
             if max_trips is not None and seen + block.num_rows >= max_trips:
                 capped = True
                 block = block.slice(0, max_trips - seen)
-            trips, rejections = decode_block(con, block, seen + 1)
+            out = [decode_block(con, block, seen + 1)]
             seen += block.num_rows
-            yield trips, rejections
+            del block
+            yield out.pop()  # neither the CSV block nor its frames stay referenced here meanwhile
         if not capped:  # the whole file was read: its own line count must match the parser's rows
             lines = stream.total()
             if lines - 1 != seen:
