@@ -26,8 +26,10 @@ over the second half of the large run over its first half.
 
 A thread in each child samples its RSS every 0.25 s: the peak over the
 second half of the large run over the peak of its first half is ~1 for a bounded stage whatever
-the sizes (the small size may not reach the steady state of the block pipeline: the 10x file is
-only two 16 MB CSV blocks), and grows for a stage that accumulates.
+the sizes, and grows for a stage that accumulates. (Ingest reads 4 MB CSV blocks: seven at 10x,
+69 at 100x. With 16 MB blocks the second-half ratio hid a growth with the file: pyarrow's CSV
+reader read up to 32 blocks ahead, i.e. the whole 100x file at its start; see
+``trajzoo.ingest.porto.ReadGate``.)
 
 The road network and the UBODT are built once in the temporary folder with the rules' functions
 (``build_road_network``, ``build_ubodt``; about 1.5 minutes), or taken from ``--roads-dir`` (a

@@ -158,10 +158,6 @@ class TripIds:
         self._prefetched: dict[str, bytes | None] = {}  # id -> its fingerprint in the runs, or None
         self.n_renamed = 0
 
-    def __len__(self) -> int:
-        """Ids kept under their own id (not counting derived ids)."""
-        return sum(len(r[0]) for r in self._runs) + len(self._fingerprints)
-
     def _lookup(self, digests: np.ndarray) -> list[bytes | None]:
         """The fingerprint stored in the runs for each ``(n, 2)`` id digest, or None."""
         found: list[bytes | None] = [None] * len(digests)
