@@ -340,6 +340,8 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
         r = m["results"][k]
         out.append((f"ingest {k}x ({r['replica']['points'] / 1e6:.1f} M points) points/s, 1 process",
                     f"{r['replica']['points'] / r['ingest']['wall_s']:,.0f}", "", ""))
+        out.append((f"ingest {k}x points per CPU second (what an idle core gives)",
+                    f"{r['replica']['points'] / r['ingest']['cpu_s']:,.0f}", "", ""))
         out.append((f"ingest {k}x peak RSS MB", f"{r['ingest']['peak_rss_mb']:.0f}", "", ""))
         if "match" not in stages:
             continue
