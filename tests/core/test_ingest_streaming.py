@@ -136,3 +136,30 @@ def test_read_gate_bounds_the_csv_read_ahead(data_root, tmp_path, monkeypatch):
             break
     blocks.close()
     assert max(ahead) <= porto.READ_AHEAD_BLOCKS, ahead
+
+
+def test_read_gate_never_holds_back_a_needed_read(data_root, tmp_path, monkeypatch):
+    """Blocks holding only blank lines (empty batches), a last row without a newline: the gated
+    reader gives the rows pyarrow's whole-file reader gives, and never needs the grace reads
+    that keep an unforeseen reader from getting stuck."""
+    with lzma.open(data_root / "porto/train.csv.xz", "rt", encoding="utf-8", newline="") as f:
+        lines = [next(f) for _ in range(301)]
+    text = lines[0] + "".join(lines[1:151]) + "\n" * 20_000 + "\r\n" * 9_000 + "".join(lines[151:]).rstrip("\n")
+    path = tmp_path / "train.csv"
+    path.write_bytes(text.encode())
+    gates = []
+
+    class Recorded(porto.ReadGate):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            gates.append(self)
+
+    monkeypatch.setattr(porto, "ReadGate", Recorded)
+    counts = {}
+    blocks = list(porto.read_porto_trips(path, block_size=1 << 12, counts=counts))
+    whole = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in porto.PORTO_COLUMNS}))
+    got = [t for trips, rej in blocks for t in trips["trip_id"]] + [t for _, rej in blocks for t in rej["trip_id"]]
+    assert sorted(got) == sorted(whole["TRIP_ID"].to_pylist()) and counts["records_read"] == 300
+    assert sum(len(t) + len(r) == 0 for t, r in blocks) >= 5  # the blank blocks: empty batches
+    assert len(gates) == 1 and gates[0].extra_reads == 0
