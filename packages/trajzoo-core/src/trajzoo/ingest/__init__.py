@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 TRIP_COLUMNS = ["trip_id", "taxi_id", "call_type", "start_time", "n_points", "timestamps", "lon", "lat"]
 REJECTION_COLUMNS = ["trip_id", "row", "reason"]
 #: Default streaming block sizes: bytes of CSV per Porto block, GPS points per Cabspotting block.
-#: (4 MB: ~3,700 Porto trips; 16 MB blocks took 1.3x the peak RSS at the same speed, see
-#: benchmarks/benchmark_streaming.py.)
+#: (4 MB: ~3,700 Porto trips. 16 MB blocks peaked at 1.5x the RSS on the Porto sample x100 of
+#: benchmarks/benchmark_streaming.py, 531 against 361 MB; 4 MB blocks cost a few % more CPU.)
 PORTO_BLOCK_BYTES = 1 << 22
 CAB_BLOCK_POINTS = 1 << 21
 
@@ -372,8 +372,8 @@ def ingest_city_to_parquet(city: dict, data_root: Path, trips_path: Path, reject
 
     Same table as ``ingest_city(...)[0].to_parquet(trips_path)`` (same columns, types and rows), with
     memory bounded by a few blocks (see :func:`iter_ingest_blocks`); each block's frames are
-    dropped and their memory released (:func:`release_memory`) before the next is read. The Arrow schema is the first
-    non-empty block's; later blocks are cast to it.
+    dropped and their memory released (:func:`release_memory`) before the next is read. The
+    Arrow schema is the first non-empty block's; later blocks are cast to it.
 
     Returns:
         The QC table (see :func:`ingest_city`); the rejections are written to ``rejections_path``.
