@@ -26,8 +26,10 @@ over the second half of the large run over its first half.
 
 A thread in each child samples its RSS every 0.25 s: the peak over the
 second half of the large run over the peak of its first half is ~1 for a bounded stage whatever
-the sizes (the small size may not reach the steady state of the block pipeline: the 10x file is
-only two 16 MB CSV blocks), and grows for a stage that accumulates.
+the sizes, and grows for a stage that accumulates. (Ingest reads 4 MB CSV blocks: seven at 10x,
+69 at 100x. With 16 MB blocks the second-half ratio hid a growth with the file: pyarrow's CSV
+reader read up to 32 blocks ahead, i.e. the whole 100x file at its start; see
+``trajzoo.ingest.porto.ReadGate``.)
 
 The road network and the UBODT are built once in the temporary folder with the rules' functions
 (``build_road_network``, ``build_ubodt``; about 1.5 minutes), or taken from ``--roads-dir`` (a
@@ -43,7 +45,9 @@ the gather (one process). Roads and the UBODT are not counted (built once per ci
 build runs beside ingest in the DAG).
 
 Run from the repository root: ``python benchmarks/benchmark_streaming.py`` (sizes 10x and 100x:
-1.2 M and 12.3 M raw points; about 15 minutes on 2 loaded cores). ``--sizes 2 5`` for a quick run.
+1.2 M and 12.3 M raw points; about 15 minutes on 2 loaded cores). ``--sizes 2 5`` for a quick run;
+``--stages ingest`` measures some stages only (each stage reads the previous one's files, so
+ingest always runs, and the gather runs after matching), without the projection (which needs all three).
 """
 from __future__ import annotations
 
@@ -245,11 +249,12 @@ def porto_city(cfg: dict) -> dict:
     return city
 
 
-def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None) -> tuple[Path, Path]:
-    """``(segments.parquet, ubodt dir)``: from ``roads_dir`` or built with the rules' functions."""
+def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None, need_ubodt: bool = True) -> tuple[Path, Path]:
+    """``(segments.parquet, ubodt dir)``: from ``roads_dir`` or built with the rules' functions
+    (the UBODT only when ``need_ubodt``: map matching is measured)."""
     if roads_dir is not None:
         seg, ubodt = roads_dir / "roads/segments.parquet", roads_dir / "ubodt"
-        if not seg.exists() or not any(ubodt.glob("ubodt_*")):
+        if not seg.exists() or (need_ubodt and not any(ubodt.glob("ubodt_*"))):
             sys.exit(f"{roads_dir} lacks roads/segments.parquet or ubodt/ubodt_*")
         return seg, ubodt
     import pandas as pd
@@ -263,8 +268,9 @@ def prepare_roads(cfg: dict, work: Path, roads_dir: Path | None) -> tuple[Path, 
     t0 = time.perf_counter()
     segments, _ = build_road_network(city["osm"], data_root, city["crs"], city["bbox"])
     segments.to_parquet(work / "roads/segments.parquet", index=False)
-    build_ubodt(pd.read_parquet(work / "roads/segments.parquet"),
-                MatchParams(ubodt_delta=float(city["map_matching"]["ubodt_delta"])), work / "ubodt")
+    if need_ubodt:
+        build_ubodt(pd.read_parquet(work / "roads/segments.parquet"),
+                    MatchParams(ubodt_delta=float(city["map_matching"]["ubodt_delta"])), work / "ubodt")
     print(f"  roads + UBODT built in {time.perf_counter() - t0:.0f} s (not counted)", flush=True)
     return work / "roads/segments.parquet", work / "ubodt"
 
@@ -276,14 +282,20 @@ def fit(x1: float, t1: float, x2: float, t2: float) -> tuple[float, float]:
     return setup, rate
 
 
-def measure(sizes: list[int], roads_dir: Path | None, workers: int, keep: bool) -> dict:
-    """Replicate, run the three stages per size; returns every figure."""
+#: The stages in the order they run (each reads the previous one's files).
+STAGES = ("ingest", "match", "gather")
+
+
+def measure(sizes: list[int], roads_dir: Path | None, workers: int, keep: bool,
+            stages: tuple[str, ...] = STAGES) -> dict:
+    """Replicate, run ``stages`` (ingest always: the others read its trips) per size; returns every figure."""
+    stages = tuple(st for st in STAGES if st in stages or st == "ingest" or (st == "match" and "gather" in stages))
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     data_root = (REPO / cfg["data_root"]).resolve()
     work = Path(tempfile.mkdtemp(prefix="trajzoo-stream-"))
     print(f"work folder {work}", flush=True)
     try:
-        segments, ubodt = prepare_roads(cfg, work, roads_dir)
+        segments, ubodt = prepare_roads(cfg, work, roads_dir, need_ubodt="match" in stages)
         results = {}
         for k in sizes:
             root = work / f"x{k}"
@@ -298,26 +310,28 @@ def measure(sizes: list[int], roads_dir: Path | None, workers: int, keep: bool) 
             common = dict(out=root, city_json=root / "city.json", segments=segments, data_root=root)
             print(f"  {k}x: {rep['trips']:,} trips, {rep['points']:,} points, {rep['bytes'] / 1e6:.0f} MB CSV",
                   flush=True)
-            ing = run_child("ingest", **common)
-            print(f"    ingest {ing['wall_s']:.1f} s, peak RSS {ing['peak_rss_mb']:.0f} MB", flush=True)
-            mat = run_child("match", ubodt=ubodt, workers=workers, **common)
-            print(f"    match {mat['wall_s']:.1f} s, peak RSS {mat['peak_rss_mb']:.0f} MB", flush=True)
-            gat = run_child("gather", **common)
-            print(f"    gather {gat['wall_s']:.1f} s, peak RSS {gat['peak_rss_mb']:.0f} MB", flush=True)
-            results[k] = {"replica": rep, "ingest": ing, "match": mat, "gather": gat}
+            results[k] = {"replica": rep}
+            for st in stages:
+                extra = dict(ubodt=ubodt, workers=workers) if st == "match" else {}
+                r = results[k][st] = run_child(st, **common, **extra)
+                h1, h2 = r["rss_halves_mb"]
+                print(f"    {st} {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB (halves {h1:.0f}, "
+                      f"{h2:.0f} MB)", flush=True)
             for f in ("porto/train.csv",):  # free the disk as we go
                 (root / f).unlink()
-        return {"sizes": sizes, "results": results, "workers": workers}
+        return {"sizes": sizes, "results": results, "workers": workers, "stages": stages}
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers: int = 1,
-         keep: bool = False) -> list[tuple]:
-    """Table rows ``(figure, value, target, ratio)`` (ratio >= 1: met), in run_all.py's style."""
+         keep: bool = False, stages: tuple[str, ...] = STAGES) -> list[tuple]:
+    """Table rows ``(figure, value, target, ratio)`` (ratio >= 1: met), in run_all.py's style; the
+    rows of the stages measured (:func:`measure`), the projection only when all three were."""
     sizes = sizes or [10, 100]
-    m = measure(sizes, roads_dir, workers, keep)
+    m = measure(sizes, roads_dir, workers, keep, stages)
+    stages = m["stages"]
     small, large = (m["results"][k] for k in (min(sizes), max(sizes)))
     ks, kl = min(sizes), max(sizes)
     out: list[tuple] = []
@@ -326,15 +340,23 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
         r = m["results"][k]
         out.append((f"ingest {k}x ({r['replica']['points'] / 1e6:.1f} M points) points/s, 1 process",
                     f"{r['replica']['points'] / r['ingest']['wall_s']:,.0f}", "", ""))
+        out.append((f"ingest {k}x points per CPU second (what an idle core gives)",
+                    f"{r['replica']['points'] / r['ingest']['cpu_s']:,.0f}", "", ""))
         out.append((f"ingest {k}x peak RSS MB", f"{r['ingest']['peak_rss_mb']:.0f}", "", ""))
+        if "match" not in stages:
+            continue
         out.append((f"map matching {k}x ({r['match']['points'] / 1e6:.1f} M kept points, {r['match']['batches']} "
                      f"batches of <= {r['match']['batch_points']:,} fixes) points/s, {m['workers']} process",
                     f"{r['match']['points'] / r['match']['wall_s']:,.0f}", "", ""))
         out.append((f"map matching {k}x chunk peak RSS MB (output files {r['match']['outputs_file_mb']:.0f} MB on disk)",
                     f"{r['match']['peak_rss_mb']:.0f}", "", ""))
+        if "gather" not in stages:
+            continue
         out.append((f"map matching gather {k}x points/s", f"{r['match']['points'] / r['gather']['wall_s']:,.0f}", "", ""))
         out.append((f"map matching gather {k}x peak RSS MB", f"{r['gather']['peak_rss_mb']:.0f}", "", ""))
-    for st, name in (("ingest", "ingest"), ("match", "map matching chunk"), ("gather", "map matching gather")):
+    names = [(st, name) for st, name in (("ingest", "ingest"), ("match", "map matching chunk"),
+                                         ("gather", "map matching gather")) if st in stages]
+    for st, name in names:
         h1, h2 = large[st]["rss_halves_mb"]
         out.append((f"{name} {kl}x peak RSS, 2nd half of the run / 1st half (bounded: ~1)", f"{h2 / h1:.2f}x",
                     f"<= {TARGET_RSS_GROWTH:.2f}x", f"{TARGET_RSS_GROWTH / (h2 / h1):.2f}"))
@@ -343,14 +365,17 @@ def rows(sizes: list[int] | None = None, roads_dir: Path | None = None, workers:
     out.append((f"ingest kept trips {kl}x / {ks}x (each copy filtered alike)",
                 f"{large['ingest']['kept'] / small['ingest']['kept']:.2f}", f"= {kl / ks:.2f}",
                 "ok" if exact else "MISMATCH"))
-    exact = all(m["results"][k]["match"]["kept"] * ks == small["match"]["kept"] * k for k in sizes)
-    out.append((f"map matching kept trips {kl}x / {ks}x (each copy matched alike)",
-                f"{large['match']['kept'] / small['match']['kept']:.2f}", f"= {kl / ks:.2f}",
-                "ok" if exact else "MISMATCH"))
-    for st, name in (("ingest", "ingest"), ("match", "map matching chunk"), ("gather", "map matching gather")):
+    if "match" in stages:
+        exact = all(m["results"][k]["match"]["kept"] * ks == small["match"]["kept"] * k for k in sizes)
+        out.append((f"map matching kept trips {kl}x / {ks}x (each copy matched alike)",
+                    f"{large['match']['kept'] / small['match']['kept']:.2f}", f"= {kl / ks:.2f}",
+                    "ok" if exact else "MISMATCH"))
+    for st, name in names:
         g = large[st]["peak_rss_mb"] / small[st]["peak_rss_mb"]
         out.append((f"{name} peak RSS {kl}x / {ks}x", f"{g:.2f}x", f"<= {TARGET_RSS_GROWTH:.2f}x",
                     f"{TARGET_RSS_GROWTH / g:.2f}"))
+    if tuple(stages) != STAGES:  # the projection needs every stage
+        return out
     slope = (large["match"]["peak_rss_mb"] - small["match"]["peak_rss_mb"]) * 1e6 / \
         (large["match"]["points"] - small["match"]["points"])
     out.append(("map matching chunk peak RSS growth, bytes per kept point", f"{slope:.1f}", "", ""))
@@ -430,6 +455,8 @@ def main() -> None:
     ap.add_argument("--roads-dir", type=Path, help="a results/porto with roads/segments.parquet and ubodt/")
     ap.add_argument("--workers", type=int, default=1, help="worker processes of the matching chunk")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                    help="stages to measure (ingest always runs; the projection needs all three)")
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     for k in ("result", "out", "city-json", "segments", "data-root", "ubodt"):
         ap.add_argument(f"--{k}", help=argparse.SUPPRESS)
@@ -443,7 +470,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    table = rows(sorted(args.sizes), args.roads_dir, args.workers, args.keep)
+    table = rows(sorted(args.sizes), args.roads_dir, args.workers, args.keep, tuple(args.stages))
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores; benchmark wall {(time.perf_counter() - t0) / 60:.1f} min")
     print_table(table)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import lzma
+import threading
+import time
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +42,10 @@ READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error,
 PORTO_YEARS = (2013, 2014)
 #: Values of CALL_TYPE (A: dispatched by phone, B: at a stand, C: on the street).
 CALL_TYPES = ("A", "B", "C")
+#: Reads the CSV reader may make beyond the batches handed out (see :class:`ReadGate`).
+READ_AHEAD_BLOCKS = 2
+#: Seconds the consumer waits on a held-back read before it goes through (see :class:`ReadGate`).
+GATE_GRACE_S = 1.0
 
 
 def open_maybe_compressed(path: Path, zip_members: tuple[str, ...] = (".csv",)):
@@ -107,6 +114,86 @@ class LineCounter:
 
     def close(self) -> None:
         self.closed = True
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ReadGate:
+    """A binary stream that lets a reader in another thread read at most ``ahead`` blocks (one
+    ``read`` call each) beyond the batches its consumer has taken, so the raw text held in memory
+    is a few blocks whatever the file's size.
+
+    pyarrow's streaming CSV reader (``pyarrow.csv.open_csv``) reads its input in an I/O thread up
+    to 32 blocks ahead of the batches it has handed out (not configurable; checked with pyarrow
+    26): with an ingest slower than reading, that is the whole file up to 32 x ``block_size``
+    bytes (512 MB at 16 MB blocks), which made ingest's peak RSS grow with the input. The
+    reader needs one read beyond the block of the batch it hands out (opening it: two reads), so
+    ``ahead`` = 2 never holds it back from a batch it is asked for: one read per block, an empty
+    batch for a block of blank lines, an error for a row longer than a block (checked on those).
+    Should a reader need more, a read held back while the consumer has been waiting for
+    :data:`GATE_GRACE_S` goes through (one per that many seconds of waiting): slower, never stuck.
+    Such extra reads count, so later reads wait until the consumer catches up.
+
+    The consumer calls :meth:`consumed` after taking each batch and makes every call into the
+    reader (opening it, ``read_next_batch``) inside :meth:`waiting`. :meth:`close` releases a
+    held-back read (the reader's thread is never left waiting).
+
+    Args:
+        raw: the binary stream to read.
+        ahead: reads allowed beyond the batches consumed (>= 1).
+    """
+
+    def __init__(self, raw, ahead: int = READ_AHEAD_BLOCKS):
+        self._raw = raw
+        self._cond = threading.Condition()
+        self._reads = 0
+        self._allowed = int(ahead)
+        self._waiting_since = None  # monotonic time the consumer started waiting, or of the last grant
+        self.extra_reads = 0  # reads let through by the grace rule (0 for pyarrow 26)
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        with self._cond:
+            while not (self.closed or self._reads < self._allowed):
+                since = self._waiting_since
+                if since is not None and time.monotonic() - since >= GATE_GRACE_S:
+                    self._waiting_since = time.monotonic()
+                    self.extra_reads += 1
+                    break
+                self._cond.wait(None if since is None else GATE_GRACE_S)
+            self._reads += 1
+        return self._raw.read(n)
+
+    @contextmanager
+    def waiting(self):
+        """Context of a call that waits for the reader (see the class)."""
+        with self._cond:
+            self._waiting_since = time.monotonic()
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting_since = None
+
+    def consumed(self) -> None:
+        """The consumer took one batch: one more read is allowed."""
+        with self._cond:
+            self._allowed += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
         self._raw.close()
 
     def __enter__(self):
@@ -391,7 +478,7 @@ def decode_block(con, block: pa.Table, first_row: int) -> tuple[pd.DataFrame, pd
     return trips, rejections
 
 
-def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 24,
+def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 22,
                      counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
 
@@ -427,15 +514,17 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
         stream = LineCounter(open_maybe_compressed(path))
     except READ_ERRORS as exc:
         raise locate_csv_problem(path, exc, 0, PORTO_COLUMNS) from exc
+    gate = ReadGate(stream)  # pyarrow reads it in a thread: at most READ_AHEAD_BLOCKS ahead
     capped = False
-    with stream, duckdb.connect() as con:
+    with gate, stream, duckdb.connect() as con:
         try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=block_size),
-                parse_options=pacsv.ParseOptions(newlines_in_values=False),
-                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in PORTO_COLUMNS}),
-            )
+            with gate.waiting():
+                reader = pacsv.open_csv(
+                    gate,
+                    read_options=pacsv.ReadOptions(block_size=block_size),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                    convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in PORTO_COLUMNS}),
+                )
         except READ_ERRORS as exc:
             raise locate_csv_problem(path, exc, 0, PORTO_COLUMNS) from exc
         problem = header_problem(reader.schema.names, PORTO_COLUMNS)
@@ -444,18 +533,22 @@ def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int =
         seen = 0
         while max_trips is None or seen < max_trips:
             try:
-                batch = reader.read_next_batch()
+                with gate.waiting():
+                    batch = reader.read_next_batch()
             except StopIteration:
                 break
             except READ_ERRORS as exc:
                 raise locate_csv_problem(path, exc, seen, PORTO_COLUMNS) from exc
+            gate.consumed()
             block = pa.Table.from_batches([batch])
+            del batch
             if max_trips is not None and seen + block.num_rows >= max_trips:
                 capped = True
                 block = block.slice(0, max_trips - seen)
-            trips, rejections = decode_block(con, block, seen + 1)
+            out = [decode_block(con, block, seen + 1)]
             seen += block.num_rows
-            yield trips, rejections
+            del block
+            yield out.pop()  # neither the CSV block nor its frames stay referenced here meanwhile
         if not capped:  # the whole file was read: its own line count must match the parser's rows
             lines = stream.total()
             if lines - 1 != seen:
