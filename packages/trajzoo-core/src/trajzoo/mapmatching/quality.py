@@ -63,6 +63,159 @@ def collapse_stationary(x: np.ndarray, y: np.ndarray, radius_m: float) -> np.nda
     return keep
 
 
+def collapse_stationary_batch(x: np.ndarray, y: np.ndarray, offsets: np.ndarray, radius_m: float) -> np.ndarray:
+    """:func:`collapse_stationary` of every trip of a batch at once, on the concatenated fixes.
+
+    The anchor walk of :func:`collapse_stationary` is sequential within a trip, so it is run in
+    lockstep over the trips instead: step ``i`` handles fix ``i`` of every trip that has more
+    than ``i`` fixes, with numpy over those trips (as many steps as the longest trip has fixes,
+    not one Python iteration per fix). The squared distance is ``dx * dx + dy * dy`` in numpy;
+    :func:`collapse_stationary` computes it with Python's ``** 2`` (libm ``pow``, which may
+    differ from ``dx * dx`` in the last bit), so fixes whose squared distance is within 1e-12
+    relative of ``radius_m ** 2`` are decided again with Python's arithmetic: the mask is the
+    one :func:`collapse_stationary` gives, trip by trip.
+
+    Args:
+        x, y: ``(N,)`` projected coordinates (m) of the batch's fixes, trip after trip, each trip
+            in time order.
+        offsets: ``(n_trips + 1,)`` int, trip ``k``'s fixes are ``offsets[k]:offsets[k + 1]``
+            (non-decreasing, ``offsets[0] == 0``, ``offsets[-1] == N``).
+        radius_m: standstill radius (m); ``<= 0`` keeps every fix.
+
+    Returns:
+        ``(N,)`` bool mask of the fixes to keep, equal to ``np.concatenate([collapse_stationary(
+        x[a:b], y[a:b], radius_m) for a, b in trips])``.
+
+    Raises:
+        ValueError: ``offsets`` does not tile ``0..N``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(x) or (np.diff(offsets) < 0).any():
+        raise ValueError(f"offsets must rise from 0 to the {len(x)} fixes, got {len(offsets)} offsets "
+                         f"from {offsets[:1].tolist()} to {offsets[-1:].tolist()}")
+    keep = np.ones(len(x), dtype=bool)
+    lengths = np.diff(offsets)
+    if radius_m <= 0:
+        return keep
+    walked = np.flatnonzero(lengths >= 3)  # shorter trips keep every fix
+    if not len(walked):
+        return keep
+    order = walked[np.argsort(-lengths[walked], kind="stable")]  # longest first: the active trips are a prefix
+    lens, starts = lengths[order], offsets[:-1][order]
+    keep[np.repeat(starts, lens) + _ranges(lens)] = False
+    keep[starts] = True
+    r2 = float(radius_m) ** 2
+    ax, ay = x[starts], y[starts]
+    dropped = np.zeros(len(order), dtype=bool)
+    active = np.searchsorted(-lens, -np.arange(int(lens[0])), side="left")  # trips with more than i fixes
+    for i in range(1, int(lens[0])):
+        m = int(active[i])
+        s = starts[:m] + i
+        xi, yi = x[s], y[s]
+        dx, dy = xi - ax[:m], yi - ay[:m]
+        d2 = dx * dx + dy * dy
+        near = d2 <= r2
+        edge = np.flatnonzero(np.abs(d2 - r2) <= 1e-12 * r2)
+        for j in edge.tolist():  # as close to the radius as pow and * can differ: Python's arithmetic
+            near[j] = (float(xi[j]) - float(ax[j])) ** 2 + (float(yi[j]) - float(ay[j])) ** 2 <= r2
+        move = ~near
+        keep[s[move & dropped[:m]] - 1] = True  # the last fix of the standstill: when the vehicle left
+        keep[s[move]] = True
+        ax[:m] = np.where(move, xi, ax[:m])
+        ay[:m] = np.where(move, yi, ay[:m])
+        dropped[:m] = near
+    keep[starts + lens - 1] = True
+    return keep
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """``[0..lengths[0]), [0..lengths[1]), ...`` concatenated: each element's index in its group."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) - np.repeat(ends - lengths, lengths)
+
+
+def segment_sums(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sums of ``values[starts[k]:starts[k] + lengths[k]]`` for every k, each exactly ``np.sum`` of the slice.
+
+    ``np.add.reduceat`` sums left to right, while ``np.sum`` of a 1-D float array sums pairwise
+    (8 partial sums, halves above 128 values), so their results differ in the last bits for
+    slices of 3 or more values. Here the slices of each length ``L`` are gathered into one
+    ``(count, L)`` array and summed along its rows, which numpy does with the same pairwise
+    summation as ``np.sum`` of each row alone (checked in the tests on real data): one numpy
+    call per distinct length, not per slice.
+
+    Args:
+        values: ``(N,)`` float64.
+        starts: ``(K,)`` int, first index of each slice.
+        lengths: ``(K,)`` int >= 0, values per slice (a slice must lie inside ``values``).
+
+    Returns:
+        ``(K,)`` float64; 0.0 for an empty slice.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.zeros(len(starts), dtype=np.float64)
+    for length in np.unique(lengths[lengths > 0]).tolist():
+        sel = np.flatnonzero(lengths == length)
+        out[sel] = values[starts[sel, None] + np.arange(length)].sum(axis=1)
+    return out
+
+
+def path_lengths_batch(x: np.ndarray, y: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """:func:`path_length_m` of many runs of fixes of a batch at once: run ``k`` is the polyline
+    through ``x[starts[k]:stops[k]], y[starts[k]:stops[k]]`` (projected m).
+
+    The step lengths ``hypot(diff(x), diff(y))`` are computed once on the concatenated fixes (the
+    same float operations as per run) and summed per run by :func:`segment_sums` (the same
+    pairwise summation as ``np.sum``), so each length equals :func:`path_length_m` of the run
+    exactly. A run must not cross from one trip into the next (its steps would include the jump).
+
+    Args:
+        x, y: ``(N,)`` projected coordinates (m).
+        starts, stops: ``(K,)`` int, half-open runs ``starts[k] <= stops[k] <= N``.
+
+    Returns:
+        ``(K,)`` float64 lengths (m); 0.0 for a run of fewer than 2 fixes.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    steps = np.hypot(np.diff(x), np.diff(y))
+    starts = np.asarray(starts, dtype=np.int64)
+    return segment_sums(steps, starts, np.maximum(np.asarray(stops, dtype=np.int64) - starts - 1, 0))
+
+
+def count_revisits_batch(roads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`count_revisits` of many routes at once, from their concatenated segment ids.
+
+    Args:
+        roads: ``(R,)`` int segment ids, route after route (consecutive repeats merged).
+        lengths: ``(K,)`` int, segments of each route (summing to ``R``).
+
+    Returns:
+        ``(K,)`` int64: per route, ``len(route) - len(set(route))``.
+    """
+    roads = np.asarray(roads, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    if not len(roads):
+        return lengths - np.zeros(len(lengths), dtype=np.int64)
+    lo, span = int(roads.min()), int(roads.max()) - int(roads.min()) + 1
+    if len(lengths) * span < 2 ** 62:  # one int64 key per (route, segment): one sort
+        key = np.sort(owner * span + (roads - lo))
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        return lengths - np.bincount(key[first] // span, minlength=len(lengths))
+    order = np.lexsort((roads, owner))
+    r, o = roads[order], owner[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (o[1:] != o[:-1])
+    return lengths - np.bincount(o[first], minlength=len(lengths))
+
+
 def path_length_m(x: np.ndarray, y: np.ndarray) -> float:
     """Length (m) of the polyline through ``(n,)`` projected points; 0 for fewer than 2."""
     if len(x) < 2:
