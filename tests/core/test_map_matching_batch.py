@@ -21,11 +21,14 @@ from trajzoo.ingest import ingest_city
 from trajzoo.mapmatching.fmm import (MatchParams, batch_to_tables, build_ubodt, concat_batches, match_batch, match_one,
                                      prepare_matching, project_points, results_to_tables, STATS_COLUMNS)
 from trajzoo.mapmatching.quality import (collapse_stationary, collapse_stationary_batch, count_revisits,
-                                         count_revisits_batch, path_length_m, path_lengths_batch, segment_sums)
+                                         count_revisits_batch, describe_failure, describe_failures_batch, index_ranges,
+                                         index_ranges_batch, path_length_m, path_lengths_batch, running_max_batch,
+                                         segment_sums)
 
 FILTERS = {"min_points": 5, "max_points": 400, "max_speed_mps": 50}
 CITIES = {
-    "sanfrancisco": ({"trajectories": {"format": "cabspotting", "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
+    "sanfrancisco": ({"trajectories": {"format": "cabspotting",
+                                       "path": "sanfrancisco/cabspottingdata_north_14d.tar.xz"},
                       "bbox": [-122.49, 37.775, -122.39, 37.815], "filters": FILTERS, "caps": {"max_trips": 1000}},
                      "EPSG:32610", "sanfrancisco/osm/sf_north.osm.bz2", 1500.0),
     "porto": ({"trajectories": {"format": "porto_csv", "path": "porto/train.csv.xz"},
@@ -164,9 +167,8 @@ def test_batch_tables_equal_the_per_trip_tables(city, matched):
             pd.testing.assert_frame_equal(got.drop(columns=arrays), exp.drop(columns=arrays), check_exact=True)
             for c in arrays:
                 assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got[c], exp[c])), c
-            assert pa.Table.from_pandas(got, preserve_index=False).equals(pa.Table.from_pandas(exp, preserve_index=False))
-            assert pa.Schema.from_pandas(got, preserve_index=False).equals(pa.Schema.from_pandas(exp, preserve_index=False),
-                                                                           check_metadata=True)
+            got_arrow, exp_arrow = (pa.Table.from_pandas(df, preserve_index=False) for df in (got, exp))
+            assert got_arrow.equals(exp_arrow) and got_arrow.schema.equals(exp_arrow.schema, check_metadata=True)
     empty = batch_to_tables(trips.iloc[:0], concat_batches([]))
     for got, exp in zip(empty, results_to_tables(trips.iloc[:0], [])):
         assert list(got.columns) == list(exp.columns) and (got.dtypes == exp.dtypes).all()
@@ -184,3 +186,52 @@ def test_count_revisits_batch_equals_per_route(matched):
     far[0] = 2 ** 61  # ids too far apart for the one-key sort: the lexsort path
     want_far = [count_revisits(r) for r in np.split(far, np.cumsum(lengths)[:-1])]
     assert count_revisits_batch(far, lengths).tolist() == want_far
+
+
+def test_running_max_batch_equals_per_route(matched):
+    """On the real entry times of the kept routes, reversed and shuffled within each route (real
+    matched times hardly ever go back, so the running maximum has work to do)."""
+    _, _, new = matched
+    lengths = np.append(new["n_segments"], 0)
+    routes = np.split(new["enter_times"], np.cumsum(lengths)[:-1])
+    rng = np.random.default_rng(3)
+    for shaped in ([r[::-1] for r in routes], [rng.permutation(r) for r in routes], routes):
+        flat = np.concatenate(shaped)
+        want = np.concatenate([np.maximum.accumulate(r) if len(r) else r for r in shaped])
+        got = running_max_batch(flat, lengths)
+        assert np.array_equal(got, want) and got is not flat
+    assert not np.array_equal(np.concatenate([r[::-1] for r in routes]),
+                              running_max_batch(np.concatenate([r[::-1] for r in routes]), lengths))
+
+
+def test_failure_descriptions_batch_equal_per_trip():
+    """Random pieces, candidates and input-fix indices (small synthetic trips of 0..12 fixes)."""
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(0, 13, size=400)
+    piece_trip, piece_a, piece_b, ref = [], [], [], []
+    has = rng.random(int(lengths.sum())) < 0.8
+    orig = np.concatenate([np.cumsum(rng.integers(1, 4, size=n)) for n in lengths])
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    for k, n in enumerate(lengths.tolist()):
+        cuts = np.sort(rng.choice(np.arange(n + 1), size=min(n + 1, int(rng.integers(0, 5))), replace=False))
+        pieces = [(int(a), int(b) - 1) for a, b in zip(cuts[:-1], cuts[1:]) if rng.random() < 0.7]
+        pieces = pieces[::-1]  # any order
+        piece_trip += [k] * len(pieces)
+        piece_a += [a for a, _ in pieces]
+        piece_b += [b for _, b in pieces]
+        ref.append(describe_failure(n, pieces, has[off[k]:off[k + 1]], orig[off[k]:off[k + 1]]))
+    got = describe_failures_batch(lengths, np.array(piece_trip, dtype=int), np.array(piece_a, dtype=int),
+                                  np.array(piece_b, dtype=int), has, orig)
+    for key in ("no_candidate_fixes", "n_no_candidate", "split_after", "n_unmatched", "cause"):
+        assert got[key].tolist() == [r[key] for r in ref], key
+    assert {r["cause"] for r in ref} == {None, "fmm_no_candidate", "fmm_disconnected"}
+    assert any("-" in r["split_after"] for r in ref) and any("," in r["no_candidate_fixes"] for r in ref)
+
+
+def test_index_ranges_batch_equals_per_group():
+    rng = np.random.default_rng(5)
+    groups = [np.unique(rng.integers(0, 30, size=int(rng.integers(0, 12)))) for _ in range(300)]
+    values = np.concatenate(groups)
+    owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    assert index_ranges_batch(values, owner, len(groups)).tolist() == [index_ranges(g) for g in groups]
+    assert index_ranges_batch(np.zeros(0, dtype=int), np.zeros(0, dtype=int), 2).tolist() == ["", ""]

@@ -40,7 +40,8 @@ import pyproj
 import shapely
 
 from trajzoo.mapmatching.quality import (_ranges, collapse_stationary, collapse_stationary_batch, count_revisits_batch,
-                                         describe_failure, path_length_m, path_lengths_batch)
+                                         describe_failure, describe_failures_batch, path_length_m, path_lengths_batch,
+                                         running_max_batch)
 
 log = logging.getLogger(__name__)
 
@@ -445,9 +446,11 @@ def match_batch(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: n
     fixes spanned by each kept piece, GPS path lengths
     (:func:`~trajzoo.mapmatching.quality.path_lengths_batch`), route / GPS ratios, revisits
     (:func:`~trajzoo.mapmatching.quality.count_revisits_batch`), one STRtree query for the fixes
-    of every trip FMM split (:func:`~trajzoo.mapmatching.quality.describe_failure` then runs on
-    those trips only), the rejection reasons, and the kept routes' entry times. The columns equal
-    those of :func:`match_one` trip by trip, exactly (``tests/core/test_map_matching_batch.py``).
+    of every trip FMM split and their failure description
+    (:func:`~trajzoo.mapmatching.quality.describe_failures_batch`), the rejection reasons, and the
+    kept routes' running-maximum entry times
+    (:func:`~trajzoo.mapmatching.quality.running_max_batch`). The columns equal those of
+    :func:`match_one` trip by trip, exactly (``tests/core/test_map_matching_batch.py``).
 
     Args:
         matcher: a ``fastmm.FastMapMatch`` (:func:`build_matcher`).
@@ -546,19 +549,20 @@ def match_batch(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: n
     split_after = np.full(n_trips, "", dtype=object)
     cause = np.full(n_trips, None, dtype=object)
     failed = np.fromiter(split, dtype=np.int64, count=len(split))
-    if len(failed):
+    if len(failed):  # the trips FMM did not match in one piece: their fixes, one STRtree query
         lo, hi = coff[failed], coff[failed + 1]
-        has_candidate = np.ones(int(coff[-1]), dtype=bool)
-        if tree is not None:  # one query for the fixes of every split trip
-            fixes = np.repeat(lo, hi - lo) + _ranges(hi - lo)
-            has_candidate[fixes] = False
+        fixes = np.repeat(lo, hi - lo) + _ranges(hi - lo)
+        has_candidate = np.ones(len(fixes), dtype=bool)
+        if tree is not None:
             near = tree.query(shapely.points(xs[fixes], ys[fixes]), predicate="dwithin",
                               distance=float(params.candidate_search_radius))[0]
-            has_candidate[fixes[near]] = True
-        for k, a, b in zip(failed.tolist(), lo.tolist(), hi.tolist()):
-            f = describe_failure(b - a, split[k], has_candidate[a:b], orig[a:b])
-            no_candidate_fixes[k], n_no_candidate[k] = f["no_candidate_fixes"], f["n_no_candidate"]
-            split_after[k], n_unmatched[k], cause[k] = f["split_after"], f["n_unmatched"], f["cause"]
+            has_candidate[:] = False
+            has_candidate[near] = True
+        pieces = [(i, a, b) for i, k in enumerate(split) for a, b in split[k]]
+        piece_trip, piece_a, piece_b = (np.array([p[j] for p in pieces], dtype=np.int64) for j in range(3))
+        f = describe_failures_batch(hi - lo, piece_trip, piece_a, piece_b, has_candidate, orig[fixes])
+        no_candidate_fixes[failed], n_no_candidate[failed] = f["no_candidate_fixes"], f["n_no_candidate"]
+        split_after[failed], n_unmatched[failed], cause[failed] = f["split_after"], f["n_unmatched"], f["cause"]
     fmm_reason = np.where(cause == None, "fmm_disconnected", cause)  # noqa: E711 (element-wise)
     reason = np.full(n_trips, None, dtype=object)
     # the checks of match_one, the first that fails names the reason: assigned last to first
@@ -575,14 +579,8 @@ def match_batch(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: n
     route = np.asarray(roads, dtype=np.int64)[on_kept]
     enter = np.asarray(times, dtype=np.float64)[on_kept]
     seg_counts = n_roads[kept]
+    enter = running_max_batch(enter, seg_counts)  # each route's entry times non-decreasing
     route_starts = np.cumsum(seg_counts) - seg_counts
-    same_trip = np.ones(len(enter), dtype=bool)
-    same_trip[route_starts[seg_counts > 0]] = False
-    back = np.flatnonzero(same_trip[1:] & (enter[1:] < enter[:-1])) + 1 if len(enter) else np.zeros(0, dtype=np.int64)
-    if len(back):  # a time going back within a route (rare): the running maximum of those routes
-        trips_back = np.unique(np.searchsorted(route_starts, back, side="right") - 1)
-        for a, c in zip(route_starts[trips_back].tolist(), seg_counts[trips_back].tolist()):
-            enter[a:a + c] = np.maximum.accumulate(enter[a:a + c])
     last_enter = enter[route_starts + seg_counts - 1]
     end_kept = end_time[kept]
     return {"n_points": n.astype(np.int64), "n_stationary_dropped": (n - nc).astype(np.int64),

@@ -331,6 +331,110 @@ def describe_failure(n: int, pieces: list[tuple[int, int]], has_candidate: np.nd
             "split_after": index_ranges(orig[split]), "n_unmatched": unmatched, "cause": cause}
 
 
+def index_ranges_batch(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """:func:`index_ranges` of many groups of indices at once.
+
+    Args:
+        values: ``(M,)`` int indices, group after group, increasing within a group (as a trip's
+            fix indices are).
+        groups: ``(M,)`` int group of each value in ``0..n_groups-1``, non-decreasing.
+        n_groups: number of groups (a group without values gets ``""``).
+
+    Returns:
+        ``(n_groups,)`` object array of str, e.g. ``"3-5,9"``: ``index_ranges(values[groups == g])``.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.full(n_groups, "", dtype=object)
+    if not len(values):
+        return out
+    # a run of consecutive indices starts at the first value of a group or after a gap
+    start = np.ones(len(values), dtype=bool)
+    start[1:] = (groups[1:] != groups[:-1]) | (values[1:] != values[:-1] + 1)
+    first = np.flatnonzero(start)
+    last = np.append(first[1:], len(values)) - 1
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(values[first].tolist(), values[last].tolist())]
+    run_group = groups[first]
+    owners, run_starts = np.unique(run_group, return_index=True)
+    run_ends = np.append(run_starts[1:], len(parts))
+    out[owners] = [",".join(parts[a:b]) for a, b in zip(run_starts.tolist(), run_ends.tolist())]
+    return out
+
+
+def describe_failures_batch(lengths: np.ndarray, piece_trip: np.ndarray, piece_start: np.ndarray,
+                            piece_end: np.ndarray, has_candidate: np.ndarray, original_index: np.ndarray) -> dict:
+    """:func:`describe_failure` of many trips at once, on their concatenated fixes.
+
+    Args:
+        lengths: ``(F,)`` fixes given to FMM per trip (after stationary collapse).
+        piece_trip, piece_start, piece_end: ``(P,)`` the matched pieces: trip (``0..F-1``) and
+            inclusive fix indices within it (``0..lengths[trip]-1``), any order.
+        has_candidate: ``(sum lengths,)`` bool per fix, trip after trip.
+        original_index: ``(sum lengths,)`` int, each fix's input-fix index within its trip.
+
+    Returns:
+        dict of ``(F,)`` arrays with the keys of :func:`describe_failure`: ``no_candidate_fixes``
+        and ``split_after`` (object, str), ``n_no_candidate`` and ``n_unmatched`` (int64),
+        ``cause`` (object: a :data:`FAILURE_REASONS` key, or None).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_trips = len(lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(offsets[-1])
+    trip_of_fix = np.repeat(np.arange(n_trips, dtype=np.int64), lengths)
+    piece_trip = np.asarray(piece_trip, dtype=np.int64)
+    a, b = np.asarray(piece_start, dtype=np.int64), np.asarray(piece_end, dtype=np.int64)
+    order = np.lexsort((b, a, piece_trip))  # describe_failure labels the pieces in sorted order
+    piece_trip, a, b = piece_trip[order], a[order], b[order]
+    # each fix's piece (a number unique in the batch) or -1 when unmatched
+    label = np.full(total, -1, dtype=np.int64)
+    size = np.maximum(b - a + 1, 0)
+    label[np.repeat(offsets[piece_trip] + a, size) + _ranges(size)] = np.repeat(np.arange(len(a)), size)
+    # cut after fix i where the label changes between fix i and fix i + 1 of the same trip
+    cut = np.zeros(total, dtype=bool)
+    if total > 1:
+        cut[:-1] = (label[:-1] != label[1:]) & (trip_of_fix[:-1] == trip_of_fix[1:])
+    no_cand = ~np.asarray(has_candidate, dtype=bool)
+    orig = np.asarray(original_index, dtype=np.int64)
+    n_unmatched = np.bincount(trip_of_fix[label < 0], minlength=n_trips).astype(np.int64)
+    n_no_candidate = np.bincount(trip_of_fix[no_cand], minlength=n_trips).astype(np.int64)
+    n_pieces = np.bincount(piece_trip, minlength=n_trips)
+    cause = np.full(n_trips, None, dtype=object)
+    failed = (n_unmatched > 0) | (n_pieces > 1)
+    cause[failed] = np.where(n_no_candidate[failed] > 0, "fmm_no_candidate", "fmm_disconnected")
+    return {"no_candidate_fixes": index_ranges_batch(orig[no_cand], trip_of_fix[no_cand], n_trips),
+            "n_no_candidate": n_no_candidate,
+            "split_after": index_ranges_batch(orig[cut], trip_of_fix[cut], n_trips),
+            "n_unmatched": n_unmatched, "cause": cause}
+
+
+def running_max_batch(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``np.maximum.accumulate`` of each group of a flat array, restarting at every group.
+
+    Only the groups where a value is below its predecessor change (matched entry times are
+    non-decreasing nearly always), and those are accumulated one by one with numpy, so the
+    result is ``np.maximum.accumulate`` of every group exactly.
+
+    Args:
+        values: ``(M,)`` float64, group after group (e.g. the entry times (s) of the kept routes).
+        lengths: ``(K,)`` int >= 0, values per group (summing to ``M``).
+
+    Returns:
+        ``(M,)`` float64, a new array.
+    """
+    out = np.array(values, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    same_group = np.ones(len(out), dtype=bool)
+    same_group[starts[lengths > 0]] = False
+    back = np.flatnonzero(same_group[1:] & (out[1:] < out[:-1])) + 1 if len(out) else np.zeros(0, dtype=np.int64)
+    if len(back):
+        groups = np.unique(np.searchsorted(starts, back, side="right") - 1)  # the last group starting there: non-empty
+        for a, c in zip(starts[groups].tolist(), lengths[groups].tolist()):
+            out[a:a + c] = np.maximum.accumulate(out[a:a + c])
+    return out
+
+
 def quality_rows(stats: pd.DataFrame, stage: str = "map_matching") -> pd.DataFrame:
     """Extra QC rows (stage, outcome, count) summarising route quality and failures of a stage.
 
