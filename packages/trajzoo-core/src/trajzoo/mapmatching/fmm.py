@@ -452,6 +452,8 @@ def match_batch(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: n
     (:func:`~trajzoo.mapmatching.quality.running_max_batch`). The columns equal those of
     :func:`match_one` trip by trip, exactly (``tests/core/test_map_matching_batch.py``).
 
+    Source: trajzoo (issue 14), the batch form of :func:`match_one`; FMM: Yang & Gidofalvi (2018), fastmm.
+
     Args:
         matcher: a ``fastmm.FastMapMatch`` (:func:`build_matcher`).
         x, y: ``(N,)`` projected coordinates (m) of the batch's fixes, trip after trip.
@@ -741,7 +743,10 @@ def match_trips_prepared(setup: MatchSetup, trips: pd.DataFrame, crs: str, worke
 
 def concat_batches(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The columns of consecutive :func:`match_batch` calls, concatenated (no part: every column
-    empty, with its dtype), as one :func:`match_batch` on all their trips gives them."""
+    empty, with its dtype), as one :func:`match_batch` on all their trips gives them.
+
+    Source: trajzoo (issue 14).
+    """
     if not parts:
         ints = np.zeros(0, dtype=np.int64)
         floats = np.zeros(0, dtype=np.float64)
@@ -761,6 +766,8 @@ def batch_to_tables(trips: pd.DataFrame, cols: dict[str, np.ndarray]
     on the rows of ``trips`` (in order): the tables :func:`results_to_tables` makes from
     :func:`match_one`'s dicts, built from the flat columns (the routes split into one array per
     kept trip by their ``n_segments`` offsets) instead of one dict per trip.
+
+    Source: trajzoo (issue 14), the columnar form of :func:`results_to_tables`.
 
     Raises:
         KeyError: ``cols`` lacks a column of :data:`STATS_COLUMNS` or :data:`ROUTE_COLUMNS`.

@@ -75,6 +75,8 @@ def collapse_stationary_batch(x: np.ndarray, y: np.ndarray, offsets: np.ndarray,
     relative of ``radius_m ** 2`` are decided again with Python's arithmetic: the mask is the
     one :func:`collapse_stationary` gives, trip by trip.
 
+    Source: trajzoo (issue 14), the batch form of :func:`collapse_stationary`.
+
     Args:
         x, y: ``(N,)`` projected coordinates (m) of the batch's fixes, trip after trip, each trip
             in time order.
@@ -147,6 +149,9 @@ def segment_sums(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
     summation as ``np.sum`` of each row alone (checked in the tests on real data): one numpy
     call per distinct length, not per slice.
 
+    Source: trajzoo (issue 14); numpy's pairwise summation (``pairwise_sum`` in
+    ``numpy/_core/src/umath/loops_utils.h.src``).
+
     Args:
         values: ``(N,)`` float64.
         starts: ``(K,)`` int, first index of each slice.
@@ -174,6 +179,8 @@ def path_lengths_batch(x: np.ndarray, y: np.ndarray, starts: np.ndarray, stops: 
     pairwise summation as ``np.sum``), so each length equals :func:`path_length_m` of the run
     exactly. A run must not cross from one trip into the next (its steps would include the jump).
 
+    Source: trajzoo (issue 14), the batch form of :func:`path_length_m`.
+
     Args:
         x, y: ``(N,)`` projected coordinates (m).
         starts, stops: ``(K,)`` int, half-open runs ``starts[k] <= stops[k] <= N``.
@@ -190,6 +197,8 @@ def path_lengths_batch(x: np.ndarray, y: np.ndarray, starts: np.ndarray, stops: 
 
 def count_revisits_batch(roads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """:func:`count_revisits` of many routes at once, from their concatenated segment ids.
+
+    Source: trajzoo (issue 14), the batch form of :func:`count_revisits`.
 
     Args:
         roads: ``(R,)`` int segment ids, route after route (consecutive repeats merged).
@@ -334,6 +343,8 @@ def describe_failure(n: int, pieces: list[tuple[int, int]], has_candidate: np.nd
 def index_ranges_batch(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """:func:`index_ranges` of many groups of indices at once.
 
+    Source: trajzoo (issue 14), the batch form of :func:`index_ranges`.
+
     Args:
         values: ``(M,)`` int indices, group after group, increasing within a group (as a trip's
             fix indices are).
@@ -364,6 +375,8 @@ def index_ranges_batch(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
 def describe_failures_batch(lengths: np.ndarray, piece_trip: np.ndarray, piece_start: np.ndarray,
                             piece_end: np.ndarray, has_candidate: np.ndarray, original_index: np.ndarray) -> dict:
     """:func:`describe_failure` of many trips at once, on their concatenated fixes.
+
+    Source: trajzoo (issue 14), the batch form of :func:`describe_failure`.
 
     Args:
         lengths: ``(F,)`` fixes given to FMM per trip (after stationary collapse).
@@ -414,6 +427,8 @@ def running_max_batch(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     Only the groups where a value is below its predecessor change (matched entry times are
     non-decreasing nearly always), and those are accumulated one by one with numpy, so the
     result is ``np.maximum.accumulate`` of every group exactly.
+
+    Source: trajzoo (issue 14); the running maximum of :func:`trajzoo.mapmatching.fmm.match_one`.
 
     Args:
         values: ``(M,)`` float64, group after group (e.g. the entry times (s) of the kept routes).
