@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from trajzoo.mapmatching.fmm import MatchParams, match_trips_prepared, prepare_matching, results_to_tables
+from trajzoo.mapmatching.fmm import MatchParams, batch_to_tables, concat_batches, match_trips_prepared, prepare_matching
 from trajzoo.mapmatching.quality import quality_rows
 from trajzoo.qc import AccountingError, stage_counts_tallied
 
@@ -177,7 +177,7 @@ def chunk_output_schemas(trips_schema: pa.Schema) -> tuple[pa.Schema, pa.Schema,
     trips.parquet with ``trips_schema``, the same for every batch whatever its contents.
 
     They are the schemas pandas gives the tables of
-    :func:`~trajzoo.mapmatching.fmm.results_to_tables` when they hold rows: the trips' columns
+    :func:`~trajzoo.mapmatching.fmm.batch_to_tables` when they hold rows: the trips' columns
     (``trip_id`` also in stats and rejections) with the dtypes pandas reads them with, the stats
     columns with their explicit dtypes, and ``roads`` / ``enter_times`` as ``list<int64>`` /
     ``list<double>`` (an empty table would give them no type to infer).
@@ -185,7 +185,7 @@ def chunk_output_schemas(trips_schema: pa.Schema) -> tuple[pa.Schema, pa.Schema,
     empty = trips_schema.empty_table().to_pandas()
     fixed = {"roads": pa.list_(pa.int64()), "enter_times": pa.list_(pa.float64())}
     out = []
-    for df in results_to_tables(empty, []):
+    for df in batch_to_tables(empty, concat_batches([])):
         # the dtypes pandas gives these columns when they hold values: an empty list column is
         # float64 (object when filled), an empty trip_id built from an array object (str when filled)
         df = df.astype({c: object for c in fixed if c in df.columns}

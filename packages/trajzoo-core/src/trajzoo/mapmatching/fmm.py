@@ -17,11 +17,20 @@ fixes, and rejects the trip otherwise with the cause (:data:`~trajzoo.mapmatchin
 ``fmm_disconnected``; the stats table names those fixes and where the trip was split. A kept
 route more than ``max_route_gps_ratio`` times the GPS path length is rejected (``route_too_long``).
 The kept piece's own first and last times then define the trip's travel time.
+
+Speed (issue 14): trips are matched in batches (:func:`match_batch`, one per worker task). Per
+trip only fastmm's own work is done in Python: building the ``Trajectory``, ``match``, and reading
+the result; trajzoo's checks and statistics are numpy over the batch's concatenated fixes and
+routes with trip offsets, and the tables are built from those flat columns
+(:func:`batch_to_tables`). :func:`match_one` and :func:`results_to_tables` are the same stage trip
+by trip, one dict per trip: the reference definition the batch path equals exactly
+(``tests/core/test_map_matching_batch.py``).
 """
 from __future__ import annotations
 
 import functools
 import logging
+from array import array
 import multiprocessing as mp
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,7 +40,9 @@ import pandas as pd
 import pyproj
 import shapely
 
-from trajzoo.mapmatching.quality import collapse_stationary, describe_failure, path_length_m, route_quality
+from trajzoo.mapmatching.quality import (_ranges, collapse_stationary, collapse_stationary_batch, count_revisits_batch,
+                                         describe_failure, describe_failures_batch, path_length_m, path_lengths_batch,
+                                         running_max_batch)
 
 log = logging.getLogger(__name__)
 
@@ -252,29 +263,40 @@ def road_sequence(subtrajectory) -> tuple[list[int], list[float], float]:
     return roads, times, end_time
 
 
-def _walk_piece(subtrajectory) -> tuple[list[int], list[float], float, float]:
+def _walk_piece(subtrajectory, roads: list | None = None, times: list | None = None
+                ) -> tuple[list[int], list[float], float, float]:
     """:func:`road_sequence` plus the route length (m) between the first and last matched point
     (fastmm's ``cumulative_distance`` along the matched path).
+
+    ``roads`` / ``times``: sequences with ``append`` (lists, or ``array("q")`` / ``array("d")``) to
+    append the piece's segment ids and entry times to (:func:`match_batch` collects every trip's
+    route in one pair of flat arrays); new lists when None. The returned sequences are these,
+    with the piece's values appended.
 
     Speed: fastmm's bindings copy a C++ vector into a new Python list of new objects on *every*
     attribute read (``segments``, ``edges``, ``points``), and reading ``edge.points`` costs more
     than the rest together. So each attribute is read once, and ``points`` only where it is
     needed: on an edge that starts a new road segment (its entry time), and on the last edge
-    with points (the end time and route length). An edge that repeats the previous segment id is
-    skipped without reading its points; the result is the same as reading every point.
+    with points (the end time and route length; not read again when the last edge started a
+    new road segment). An edge that repeats the previous segment id is skipped without reading
+    its points; the result is the same as reading every point.
     """
-    roads: list[int] = []
-    times: list[float] = []
+    if roads is None:
+        roads = []
+    if times is None:
+        times = []
     first_d = None
     prev = None
     last_edge = None
+    last_points = None  # the points of last_edge, when they were read
     for seg in subtrajectory.segments:
         for edge in seg.edges:
             last_edge = edge
             edge_id = edge.edge_id
             if edge_id == prev:
+                last_points = None
                 continue
-            points = edge.points
+            points = last_points = edge.points
             if not points:
                 continue
             p0 = points[0]
@@ -285,7 +307,7 @@ def _walk_piece(subtrajectory) -> tuple[list[int], list[float], float, float]:
             prev = edge_id
     if last_edge is None:
         return roads, times, float("nan"), 0.0
-    points = last_edge.points
+    points = last_points if last_points is not None else last_edge.points
     if not points:  # the last edge has no points: find the last one that has (rare)
         points = [p for seg in subtrajectory.segments for e in seg.edges for p in e.points][-1:]
     if not points:
@@ -304,6 +326,9 @@ STATS_COLUMNS = ("n_points", "n_stationary_dropped", "n_subtrajectories", "n_mat
 def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: MatchParams, tree=None,
               xyt: list | None = None) -> dict:
     """Match one trip: collapse stationary fixes, run FMM, keep the longest piece, check it.
+
+    The per-trip reference definition of the stage: :func:`match_batch` (what the stage runs)
+    gives the same values for every trip of a batch, with trajzoo's own work done per batch.
 
     Args:
         matcher: a ``fastmm.FastMapMatch`` (:func:`build_matcher`).
@@ -397,15 +422,181 @@ def match_one(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, params: Matc
 _WORKER: dict = {}
 
 
-def _match_chunk(span: tuple[int, int]) -> list[dict]:
-    """Match trips ``span[0]:span[1]``; the points live in ``_WORKER`` (inherited by fork, so only
-    the two indices travel to the worker)."""
+def _match_chunk(span: tuple[int, int]) -> dict:
+    """Match trips ``span[0]:span[1]`` with :func:`match_batch`; the points live in ``_WORKER``
+    (inherited by fork, so only the two indices travel to the worker, and one dict of columns
+    back)."""
     x, y, t, bounds = _WORKER["x"], _WORKER["y"], _WORKER["t"], _WORKER["bounds"]
     matcher, params, tree = _WORKER["matcher"], _WORKER["params"], _WORKER.get("tree")
     lo, hi = int(bounds[span[0]]), int(bounds[span[1]])
-    rows = np.column_stack([x[lo:hi], y[lo:hi], t[lo:hi]]).tolist()  # one conversion for the chunk
-    return [match_one(matcher, x[a:b], y[a:b], t[a:b], params, tree, xyt=rows[a - lo:b - lo])
-            for a, b in zip(bounds[span[0]:span[1]].tolist(), bounds[span[0] + 1:span[1] + 1].tolist())]
+    return match_batch(matcher, x[lo:hi], y[lo:hi], t[lo:hi], bounds[span[0]:span[1] + 1] - lo, params, tree)
+
+
+#: Columns of :func:`match_batch` about the kept trips' routes (the others are :data:`STATS_COLUMNS`).
+ROUTE_COLUMNS = ("n_segments", "end_time", "roads", "enter_times")
+
+
+def match_batch(matcher, x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: np.ndarray, params: MatchParams,
+                tree=None) -> dict[str, np.ndarray]:
+    """Match a batch of trips: :func:`match_one` of each trip, with trajzoo's own work done per batch.
+
+    Only what needs fastmm is done per trip: building its ``fastmm.Trajectory``, ``match``, and
+    reading the result (the error codes and fix ranges of the pieces, and the longest matched
+    piece's route with :func:`_walk_piece`, appended to flat lists). The rest is numpy over the
+    concatenated fixes and routes of the batch, with trip offsets:
+    :func:`~trajzoo.mapmatching.quality.collapse_stationary_batch` before matching; after it, the
+    fixes spanned by each kept piece, GPS path lengths
+    (:func:`~trajzoo.mapmatching.quality.path_lengths_batch`), route / GPS ratios, revisits
+    (:func:`~trajzoo.mapmatching.quality.count_revisits_batch`), one STRtree query for the fixes
+    of every trip FMM split and their failure description
+    (:func:`~trajzoo.mapmatching.quality.describe_failures_batch`), the rejection reasons, and the
+    kept routes' running-maximum entry times
+    (:func:`~trajzoo.mapmatching.quality.running_max_batch`). The columns equal those of
+    :func:`match_one` trip by trip, exactly (``tests/core/test_map_matching_batch.py``).
+
+    Source: trajzoo (issue 14), the batch form of :func:`match_one`; FMM: Yang & Gidofalvi (2018), fastmm.
+
+    Args:
+        matcher: a ``fastmm.FastMapMatch`` (:func:`build_matcher`).
+        x, y: ``(N,)`` projected coordinates (m) of the batch's fixes, trip after trip.
+        t: ``(N,)`` Unix seconds (float64).
+        offsets: ``(n_trips + 1,)`` int, trip ``k``'s fixes are ``offsets[k]:offsets[k + 1]``.
+        params: the matching parameters.
+        tree: ``shapely.STRtree`` of the road segment geometries (see :func:`match_one`); None
+            reports no fix as without a candidate.
+
+    Returns:
+        dict of columns: every name of :data:`STATS_COLUMNS`, ``(n_trips,)`` each (int64 counts,
+        float64 lengths in m and ratios, object arrays of str for the text columns, ``reason``
+        None for a kept trip), as :func:`match_one` gives them; and for the kept trips, in order:
+        ``n_segments`` ``(n_kept,)`` int64, ``end_time`` ``(n_kept,)`` float64 Unix s, ``roads``
+        ``(sum n_segments,)`` int64 segment ids and ``enter_times`` (same length) float64 Unix s,
+        non-decreasing within a trip, the routes concatenated.
+
+    Raises:
+        ValueError: ``offsets`` does not tile ``0..N``
+            (:func:`~trajzoo.mapmatching.quality.collapse_stationary_batch`).
+    """
+    import fastmm
+
+    success = fastmm.MatchErrorCode.SUCCESS
+    from_xyt = fastmm.Trajectory.from_xyt_tuples
+    k_max, radius, gps_error, reverse = (params.max_candidates, params.candidate_search_radius, params.gps_error,
+                                         params.reverse_tolerance)
+    x, y, t = np.asarray(x), np.asarray(y), np.asarray(t)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_trips = len(offsets) - 1
+    n = np.diff(offsets)
+    keep = collapse_stationary_batch(x, y, offsets, params.stationary_radius_m)
+    kept_idx = np.flatnonzero(keep)
+    coff = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[offsets]  # the collapsed trips' offsets
+    nc = np.diff(coff)
+    orig = kept_idx - np.repeat(offsets[:-1], nc)  # each collapsed fix's index among its trip's input fixes
+    xs, ys = x[kept_idx], y[kept_idx]
+    # one conversion for the batch, to tuples: 4x faster to make than numpy's lists of lists, and no
+    # work for the garbage collector (a tuple of floats is untracked)
+    rows = list(zip(xs.tolist(), ys.tolist(), t[kept_idx].tolist()))
+
+    # per trip: fastmm only
+    n_subs = np.zeros(n_trips, dtype=np.int64)
+    n_ok = np.zeros(n_trips, dtype=np.int64)
+    piece_a = np.full(n_trips, -1, dtype=np.int64)  # the longest matched piece, collapsed-fix indices
+    piece_b = np.full(n_trips, -1, dtype=np.int64)
+    route_m = np.full(n_trips, np.nan)
+    end_time = np.full(n_trips, np.nan)
+    n_roads = np.zeros(n_trips, dtype=np.int64)
+    error_codes = np.full(n_trips, "", dtype=object)
+    split: dict[int, list[tuple[int, int]]] = {}  # trips not matched in one piece: their pieces
+    roads = array("q")  # the routes, flat: appended per trip, read by numpy without a copy
+    times = array("d")
+    bounds = coff.tolist()
+    for k in range(n_trips):
+        c0, c1 = bounds[k], bounds[k + 1]
+        subs = matcher.match(from_xyt(rows[c0:c1]), max_candidates=k_max, candidate_search_radius=radius,
+                             gps_error=gps_error, reverse_tolerance=reverse).subtrajectories
+        codes = [s.error_code for s in subs]  # each read makes a new object: read once
+        n_subs[k] = len(subs)
+        if len(subs) == 1 and codes[0] == success:  # the common case: one piece
+            best = subs[0]
+            a, b = best.start_index, best.end_index
+            n_ok[k] = 1
+            if a != 0 or b != c1 - c0 - 1:
+                split[k] = [(a, b)]
+        else:
+            ok = [s for s, c in zip(subs, codes) if c == success]
+            error_codes[k] = ",".join(sorted({c.name for c in codes if c != success}))
+            pieces = [(s.start_index, s.end_index) for s in ok]
+            n_ok[k] = len(ok)
+            if len(ok) != 1 or pieces[0] != (0, c1 - c0 - 1):
+                split[k] = pieces
+            if not ok:
+                continue
+            k_best = max(range(len(ok)), key=lambda i: (pieces[i][1] - pieces[i][0], -pieces[i][0]))
+            best = ok[k_best]
+            a, b = pieces[k_best]
+        piece_a[k], piece_b[k] = a, b
+        before = len(roads)
+        _, _, end_time[k], route_m[k] = _walk_piece(best, roads, times)
+        n_roads[k] = len(roads) - before
+
+    # per batch: numpy over the concatenated fixes and routes
+    has = piece_a >= 0
+    pa, pb = coff[:-1] + np.maximum(piece_a, 0), coff[:-1] + np.maximum(piece_b, 0)
+    orig_end = np.append(orig, 0)  # a trip without a piece may point one past the last fix
+    matched_points = np.where(has, orig_end[pb] - orig_end[pa] + 1, 0)  # input fixes spanned, standstills included
+    gps_m = np.full(n_trips, np.nan)
+    gps_m[has] = path_lengths_batch(xs, ys, pa[has], pb[has] + 1)
+    ratio = route_m / np.maximum(gps_m, 1.0)
+    n_revisited = np.full(n_trips, -1, dtype=np.int64)
+    roads, times = np.frombuffer(roads, dtype=np.int64), np.frombuffer(times, dtype=np.float64)
+    n_revisited[has] = count_revisits_batch(roads, n_roads)[has]
+    n_unmatched = np.zeros(n_trips, dtype=np.int64)
+    n_no_candidate = np.zeros(n_trips, dtype=np.int64)
+    no_candidate_fixes = np.full(n_trips, "", dtype=object)
+    split_after = np.full(n_trips, "", dtype=object)
+    cause = np.full(n_trips, None, dtype=object)
+    failed = np.fromiter(split, dtype=np.int64, count=len(split))
+    if len(failed):  # the trips FMM did not match in one piece: their fixes, one STRtree query
+        lo, hi = coff[failed], coff[failed + 1]
+        fixes = np.repeat(lo, hi - lo) + _ranges(hi - lo)
+        has_candidate = np.ones(len(fixes), dtype=bool)
+        if tree is not None:
+            near = tree.query(shapely.points(xs[fixes], ys[fixes]), predicate="dwithin",
+                              distance=float(params.candidate_search_radius))[0]
+            has_candidate[:] = False
+            has_candidate[near] = True
+        pieces = [(i, a, b) for i, k in enumerate(split) for a, b in split[k]]
+        piece_trip, piece_a, piece_b = (np.array([p[j] for p in pieces], dtype=np.int64) for j in range(3))
+        f = describe_failures_batch(hi - lo, piece_trip, piece_a, piece_b, has_candidate, orig[fixes])
+        no_candidate_fixes[failed], n_no_candidate[failed] = f["no_candidate_fixes"], f["n_no_candidate"]
+        split_after[failed], n_unmatched[failed], cause[failed] = f["split_after"], f["n_unmatched"], f["cause"]
+    fmm_reason = np.where(cause == None, "fmm_disconnected", cause)  # noqa: E711 (element-wise)
+    reason = np.full(n_trips, None, dtype=object)
+    # the checks of match_one, the first that fails names the reason: assigned last to first
+    if params.max_route_gps_ratio is not None:
+        reason[has & (ratio > params.max_route_gps_ratio)] = "route_too_long"
+    reason[has & (n_roads > params.max_segments)] = "too_many_segments"
+    reason[has & (n_roads < params.min_segments)] = "too_few_segments"
+    low = has & (matched_points / np.maximum(n, 1) < params.min_matched_fraction)
+    reason[low] = fmm_reason[low]
+    reason[~has] = fmm_reason[~has]
+
+    kept = reason == None  # noqa: E711 (element-wise)
+    on_kept = np.repeat(kept, n_roads)
+    route = roads[on_kept]
+    enter = times[on_kept]
+    seg_counts = n_roads[kept]
+    enter = running_max_batch(enter, seg_counts)  # each route's entry times non-decreasing
+    route_starts = np.cumsum(seg_counts) - seg_counts
+    last_enter = enter[route_starts + seg_counts - 1]
+    end_kept = end_time[kept]
+    return {"n_points": n.astype(np.int64), "n_stationary_dropped": (n - nc).astype(np.int64),
+            "n_subtrajectories": n_subs, "n_matched_pieces": n_ok, "matched_points": matched_points.astype(np.int64),
+            "n_unmatched": n_unmatched, "n_no_candidate": n_no_candidate, "no_candidate_fixes": no_candidate_fixes,
+            "split_after": split_after, "route_m": route_m, "gps_m": gps_m, "route_gps_ratio": ratio,
+            "n_revisited": n_revisited, "error_codes": error_codes, "reason": reason,
+            "n_segments": seg_counts, "end_time": np.where(last_enter > end_kept, last_enter, end_kept),
+            "roads": route, "enter_times": enter}
 
 
 def project_points(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -538,26 +729,84 @@ def match_trips_prepared(setup: MatchSetup, trips: pd.DataFrame, crs: str, worke
         chunk_size = int(np.clip(np.ceil(len(trips) / (8 * max(workers, 1))), 64, 4096))
     spans = [(i, min(i + chunk_size, len(trips))) for i in range(0, len(trips), chunk_size)]
     _WORKER.update(matcher=setup.matcher, params=setup.params, x=x, y=y, t=t, bounds=bounds, tree=setup.tree)
-    results: list[dict] = []
+    parts: list[dict] = []
     bar = tqdm(total=len(trips), desc="map matching", unit="trip", disable=not progress, mininterval=5)
     if workers > 1 and len(spans) > 1:
         with mp.get_context("fork").Pool(workers) as pool:
             for part in pool.imap(_match_chunk, spans):
-                results += part
-                bar.update(len(part))
+                parts.append(part)
+                bar.update(len(part["n_points"]))
     else:
         for span in spans:
             part = _match_chunk(span)
-            results += part
-            bar.update(len(part))
+            parts.append(part)
+            bar.update(len(part["n_points"]))
     bar.close()
     _WORKER.clear()
-    return results_to_tables(trips, results)
+    return batch_to_tables(trips, concat_batches(parts))
+
+
+def concat_batches(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The columns of consecutive :func:`match_batch` calls, concatenated (no part: every column
+    empty, with its dtype), as one :func:`match_batch` on all their trips gives them.
+
+    Source: trajzoo (issue 14).
+    """
+    if not parts:
+        ints = np.zeros(0, dtype=np.int64)
+        floats = np.zeros(0, dtype=np.float64)
+        texts = np.zeros(0, dtype=object)
+        kinds = {"route_m": floats, "gps_m": floats, "route_gps_ratio": floats, "end_time": floats,
+                 "enter_times": floats, "no_candidate_fixes": texts, "split_after": texts, "error_codes": texts,
+                 "reason": texts}
+        return {c: kinds.get(c, ints) for c in STATS_COLUMNS + ROUTE_COLUMNS}
+    if len(parts) == 1:
+        return parts[0]
+    return {c: np.concatenate([p[c] for p in parts]) for c in STATS_COLUMNS + ROUTE_COLUMNS}
+
+
+def batch_to_tables(trips: pd.DataFrame, cols: dict[str, np.ndarray]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The stage's ``(matched, stats, rejections)`` tables from the columns of :func:`match_batch`
+    on the rows of ``trips`` (in order): the tables :func:`results_to_tables` makes from
+    :func:`match_one`'s dicts, built from the flat columns (the routes split into one array per
+    kept trip by their ``n_segments`` offsets) instead of one dict per trip.
+
+    Source: trajzoo (issue 14), the columnar form of :func:`results_to_tables`.
+
+    Raises:
+        KeyError: ``cols`` lacks a column of :data:`STATS_COLUMNS` or :data:`ROUTE_COLUMNS`.
+        ValueError: the columns do not hold one value per row of ``trips``.
+    """
+    if len(cols["n_points"]) != len(trips):
+        raise ValueError(f"{len(cols['n_points'])} matching results for {len(trips)} trips")
+    stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
+    for col in STATS_COLUMNS:
+        values = cols[col]
+        if col in ("route_m", "gps_m", "route_gps_ratio"):
+            stats[col] = np.asarray(values, dtype=np.float64)
+        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
+            stats[col] = pd.array(values, dtype="str")
+        else:
+            stats[col] = np.asarray(values, dtype=np.int64)
+    ok = stats["reason"].isna().to_numpy()
+    keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
+    matched = trips.loc[ok, keep_cols].reset_index(drop=True)
+    ends = np.cumsum(cols["n_segments"]).tolist()
+    spans = list(zip([0] + ends[:-1], ends))  # each kept trip's route in the flat columns
+    roads, enter = np.asarray(cols["roads"], dtype=np.int64), np.asarray(cols["enter_times"], dtype=np.float64)
+    matched["roads"] = [roads[a:b] for a, b in spans]  # views of the flat arrays, one per trip
+    matched["enter_times"] = [enter[a:b] for a, b in spans]
+    matched["end_time"] = np.asarray(cols["end_time"], dtype=np.float64)
+    matched["n_segments"] = np.asarray(cols["n_segments"], dtype=np.int32)
+    rejections = stats.loc[~ok, ["trip_id", "reason", "no_candidate_fixes", "split_after"]].reset_index(drop=True)
+    return matched, stats, rejections
 
 
 def results_to_tables(trips: pd.DataFrame, results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The stage's ``(matched, stats, rejections)`` tables from one per-trip result dict per row
-    of ``trips`` (in order): ``stats`` has one row per trip with :data:`STATS_COLUMNS`; ``matched``
+    """The stage's ``(matched, stats, rejections)`` tables from one per-trip result dict
+    (:func:`match_one`) per row of ``trips`` (in order; the reference for :func:`batch_to_tables`,
+    which the stage uses): ``stats`` has one row per trip with :data:`STATS_COLUMNS`; ``matched``
     the kept trips' columns (without lon/lat/timestamps) plus ``roads`` (road segment ids),
     ``enter_times`` (seconds), ``end_time`` (seconds) and ``n_segments``; ``rejections`` the
     trip id, reason, fixes without a candidate and split points of the others.
