@@ -54,6 +54,27 @@ def real_road_network(data_root):
     return build
 
 
+@pytest.fixture(scope="session")
+def real_ingest(data_root):
+    """``ingest(city) -> (trips, rejections, qc)``: :func:`trajzoo.ingest.ingest_city` of a city
+    config on the mirror, run once per session per config (the map-matching test modules slice
+    the same real files); each call returns deep copies."""
+    import copy
+    import json
+
+    cache: dict = {}
+
+    def ingest(city: dict):
+        key = json.dumps(city, sort_keys=True)
+        if key not in cache:
+            from trajzoo.ingest import ingest_city
+
+            cache[key] = ingest_city(city, data_root)
+        return copy.deepcopy(cache[key])
+
+    return ingest
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test not marked e2e, slurm or report is a unit test (``pytest -m unit``)."""
     for item in items:

@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from trajzoo.ingest import ingest_city
 from trajzoo.mapmatching.fmm import (MatchParams, batch_to_tables, build_ubodt, concat_batches, match_batch, match_one,
                                      prepare_matching, project_points, results_to_tables, STATS_COLUMNS)
 from trajzoo.mapmatching.quality import (collapse_stationary, collapse_stationary_batch, count_revisits,
@@ -38,10 +37,10 @@ CITIES = {
 
 
 @pytest.fixture(scope="module", params=list(CITIES))
-def city(request, data_root):
+def city(request, real_ingest):
     """``(name, trips, x, y, t, offsets)``: a real slice, its fixes projected and concatenated."""
     cfg, crs, _, _ = CITIES[request.param]
-    trips, _, _ = ingest_city(cfg, data_root)
+    trips, _, _ = real_ingest(cfg)
     x, y = project_points(np.concatenate(trips["lon"].to_numpy()), np.concatenate(trips["lat"].to_numpy()), crs)
     t = np.concatenate(trips["timestamps"].to_numpy()).astype(np.float64)
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in trips["lon"]])])

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import shapely
 
-from trajzoo.ingest import ingest_city
 from trajzoo.mapmatching.fmm import (MatchParams, build_matcher, match_one, match_trips, results_to_tables,
                                      project_points)
 from trajzoo.mapmatching.quality import collapse_stationary, describe_failure, path_length_m, route_quality
@@ -123,9 +122,9 @@ def assert_tables_equal(new: pd.DataFrame, ref: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def sf(data_root, real_road_network, tmp_path_factory):
+def sf(real_ingest, real_road_network, tmp_path_factory):
     seg, _ = real_road_network("sanfrancisco/osm/sf_north.osm.bz2", CRS)
-    trips, _, _ = ingest_city(SF, data_root)
+    trips, _, _ = real_ingest(SF)
     params = MatchParams(ubodt_delta=1500)
     ubodt = tmp_path_factory.mktemp("ubodt")
     return seg, trips, params, ubodt, _reference_match_trips(trips, seg, params, ubodt)
