@@ -37,6 +37,10 @@ class MetaTRLConfig(ConfigClass):
             output projection, layer norms, feed-forward blocks, [MASK] road vector, time-mask
             vector): True = shared across cities (default), False = private
             (:mod:`trajzoo_metatrl.parameters`).
+        activation_checkpointing: recompute each trajectory-encoder layer's activations in the
+            backward pass instead of keeping them (:mod:`trajzoo.nn.checkpointing`; not in the
+            paper): the same numbers, bit for bit, with less memory and about a third more time
+            per step. Off by default; for large ``d_model`` / sequence lengths.
 
     Build from the config's ``hparams`` section with ``MetaTRLConfig.from_dict(d, key=...)``
     (:meth:`trajzoo.config.ConfigClass.from_dict`).
@@ -64,6 +68,7 @@ class MetaTRLConfig(ConfigClass):
     use_knowledge_fusion: bool = True
     use_time_mask: bool = True
     unclassified_shared: bool = True
+    activation_checkpointing: bool = False
 
     def check(self) -> None:
         """``d_model`` divisible by ``heads`` (multi-head attention of eq. 18)."""

@@ -60,7 +60,7 @@ class MetaTRLEncoder(nn.Module):
         )
         self.trajectory_encoder = KnowledgeFusionTrajectoryEncoder(
             cfg.d_model, cfg.layers, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.use_knowledge_fusion,
-            cfg.unclassified_shared,
+            cfg.unclassified_shared, cfg.activation_checkpointing,
         )
 
     def reset_parameters(self) -> None:

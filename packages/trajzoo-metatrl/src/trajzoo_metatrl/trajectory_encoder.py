@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from trajzoo.nn.attention import attention_weights, split_heads
+from trajzoo.nn.checkpointing import apply_dropout, dropout_keep_mask, maybe_checkpoint
 from trajzoo.nn.mlp import MLP
 from trajzoo.nn.positional import sinusoidal_position_encoding
 
@@ -61,8 +62,10 @@ class KnowledgeFusionLayer(nn.Module):
         dropout: float = 0.0,
         use_knowledge_fusion: bool = True,
         unclassified_shared: bool = True,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.activation_checkpointing = activation_checkpointing
         if d_model <= 0 or n_heads <= 0 or ffn_dim <= 0:
             raise ValueError(f"sizes must be positive, got d={d_model}, heads={n_heads}, ffn={ffn_dim}")
         if d_model % n_heads:
@@ -162,12 +165,30 @@ class KnowledgeFusionLayer(nn.Module):
 
         Returns:
             ``(B, L, d)`` layer output.
+
+        The three dropout masks (attention weights, then both residual branches) are drawn first,
+        in the order the computation uses them, and the layer runs under activation checkpointing
+        when ``activation_checkpointing`` and training (:mod:`trajzoo.nn.checkpointing`: the same
+        values and gradients, bit for bit, with less memory and one more forward computation).
         """
+        b, length, _ = h.shape
+        p, training = self.dropout.p, self.training
+        keep_attention = dropout_keep_mask((b, self.n_heads, length, length), p, training, h.device)
+        keep_attention_out = dropout_keep_mask(h.shape, p, training, h.device)
+        keep_ffn_out = dropout_keep_mask(h.shape, p, training, h.device)
+        return maybe_checkpoint(self._forward, h, padding_mask, keep_attention, keep_attention_out, keep_ffn_out,
+                                enabled=self.activation_checkpointing and training)
+
+    def _forward(self, h: Tensor, padding_mask: Tensor, keep_attention: Tensor | None,
+                 keep_attention_out: Tensor | None, keep_ffn_out: Tensor | None) -> Tensor:
+        """The layer with its drawn dropout masks (None = no dropout): eq. 18's attention, then
+        ``H = LN(H + Drop(out(context)))``, ``H = LN(H + Drop(FFN(H)))``."""
+        p = self.dropout.p
         q, k, v = self._query_key_value(h)
-        attention = self.dropout(self._softmax_scores(q, k, padding_mask))  # eq. 18
+        attention = apply_dropout(self._softmax_scores(q, k, padding_mask), keep_attention, p)  # eq. 18
         context = (attention @ v).transpose(1, 2).reshape(h.shape)
-        h = self.norm1(h + self.dropout(self.out(context)))
-        return self.norm2(h + self.dropout(self.ffn(h)))
+        h = self.norm1(h + apply_dropout(self.out(context), keep_attention_out, p))
+        return self.norm2(h + apply_dropout(self.ffn(h), keep_ffn_out, p))
 
 
 class KnowledgeFusionTrajectoryEncoder(nn.Module):
@@ -189,6 +210,8 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         use_knowledge_fusion: False for a plain Transformer encoder (ablation).
         unclassified_shared: side of the components the paper does not classify (see
             :class:`KnowledgeFusionLayer`) and of the [MASK] road vector.
+        activation_checkpointing: in training, each layer under activation checkpointing
+            (:meth:`KnowledgeFusionLayer.forward`).
 
     Raises:
         ValueError: on invalid sizes (see :class:`KnowledgeFusionLayer`) or ``n_layers < 1``.
@@ -203,6 +226,7 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         dropout: float = 0.0,
         use_knowledge_fusion: bool = True,
         unclassified_shared: bool = True,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if n_layers < 1:
@@ -211,7 +235,8 @@ class KnowledgeFusionTrajectoryEncoder(nn.Module):
         self._mask_token_name = side_prefix(unclassified_shared) + "road_mask_token"
         self.register_parameter(self._mask_token_name, nn.Parameter(torch.empty(d_model)))
         self.layers = nn.ModuleList(
-            KnowledgeFusionLayer(d_model, n_heads, ffn_dim, dropout, use_knowledge_fusion, unclassified_shared)
+            KnowledgeFusionLayer(d_model, n_heads, ffn_dim, dropout, use_knowledge_fusion, unclassified_shared,
+                                 activation_checkpointing)
             for _ in range(n_layers)
         )
         self.reset_parameters()
