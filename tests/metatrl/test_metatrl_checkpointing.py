@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from metatrl_toy import ATTRIBUTE_DIM, NUM_SEGMENTS, build_batch, build_graph
+from checkpointing_support import assert_same_training, saved_bytes, train_steps
 from trajzoo_metatrl.model import MetaTRLConfig
 from trajzoo_metatrl.objective import MetaTRLPretrainer
 from trajzoo_metatrl.trajectory_encoder import KnowledgeFusionLayer
@@ -44,29 +45,15 @@ def test_layer_with_drawn_masks_equals_torch_dropout_in_place(fusion):
         assert torch.equal(got, _reference_layer(layer, h, pad))
 
 
-def _train(checkpointing: bool, steps: int = 3):
-    graph, batch = build_graph(), build_batch([12, 9, 7, 5, 4, 3])
-    torch.manual_seed(0)
-    model = MetaTRLPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM, replace(CONFIG, activation_checkpointing=checkpointing))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    gen = torch.Generator().manual_seed(5)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        loss, _ = model.loss(batch, graph, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return model.state_dict(), losses
+def _train(checkpointing: bool):
+    return train_steps(lambda: MetaTRLPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM, replace(CONFIG, activation_checkpointing=checkpointing)),
+                       build_graph(), build_batch([12, 9, 7, 5, 4, 3]), optimizer=torch.optim.Adam)
 
 
 def test_pretraining_with_checkpointing_is_bit_identical():
-    plain_state, plain_losses = _train(False)
-    ckpt_state, ckpt_losses = _train(True)
-    assert plain_losses == ckpt_losses
-    for key, value in plain_state.items():
-        assert torch.equal(value, ckpt_state[key]), key
+    plain = _train(False)
+    assert_same_training(plain, _train(True))
+    plain_state = plain[0]
     torch.manual_seed(0)
     init = MetaTRLPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM, CONFIG).state_dict()
     moved = [k for k in init if not torch.equal(init[k], plain_state[k])]
@@ -74,20 +61,9 @@ def test_pretraining_with_checkpointing_is_bit_identical():
 
 
 def _saved_bytes(checkpointing: bool) -> int:
-    """Bytes of the distinct tensors autograd keeps for the backward pass of one loss."""
-    graph, batch = build_graph(), build_batch([12, 9, 7, 5, 4, 3])
-    torch.manual_seed(0)
-    model = MetaTRLPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM,
-                              replace(CONFIG, layers=4, activation_checkpointing=checkpointing)).train()
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        storages.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model.loss(batch, graph, torch.Generator().manual_seed(5))
-    return sum(storages.values())
+    return saved_bytes(lambda: MetaTRLPretrainer(NUM_SEGMENTS, ATTRIBUTE_DIM,
+                                     replace(CONFIG, layers=4, activation_checkpointing=checkpointing)),
+                       build_graph(), build_batch([12, 9, 7, 5, 4, 3]))
 
 
 def test_checkpointing_keeps_fewer_activations():

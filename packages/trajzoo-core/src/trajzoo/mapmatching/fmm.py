@@ -780,15 +780,7 @@ def batch_to_tables(trips: pd.DataFrame, cols: dict[str, np.ndarray]
     """
     if len(cols["n_points"]) != len(trips):
         raise ValueError(f"{len(cols['n_points'])} matching results for {len(trips)} trips")
-    stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
-    for col in STATS_COLUMNS:
-        values = cols[col]
-        if col in ("route_m", "gps_m", "route_gps_ratio"):
-            stats[col] = np.asarray(values, dtype=np.float64)
-        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
-            stats[col] = pd.array(values, dtype="str")
-        else:
-            stats[col] = np.asarray(values, dtype=np.int64)
+    stats = _stats_table(trips["trip_id"].to_numpy(), cols)
     ok = stats["reason"].isna().to_numpy()
     keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
     matched = trips.loc[ok, keep_cols].reset_index(drop=True)
@@ -801,6 +793,22 @@ def batch_to_tables(trips: pd.DataFrame, cols: dict[str, np.ndarray]
     matched["n_segments"] = np.asarray(cols["n_segments"], dtype=np.int32)
     rejections = stats.loc[~ok, ["trip_id", "reason", "no_candidate_fixes", "split_after"]].reset_index(drop=True)
     return matched, stats, rejections
+
+
+def _stats_table(trip_ids: np.ndarray, cols) -> pd.DataFrame:
+    """The stage's per-trip QC table: ``trip_id`` then :data:`STATS_COLUMNS` from ``cols`` (a
+    mapping of each column to one value per trip), with fixed dtypes (float64 lengths and ratio,
+    string reasons and index ranges, int64 counts) so that every chunk's table has the same types."""
+    stats = pd.DataFrame({"trip_id": trip_ids})
+    for col in STATS_COLUMNS:
+        values = cols[col]
+        if col in ("route_m", "gps_m", "route_gps_ratio"):
+            stats[col] = np.asarray(values, dtype=np.float64)
+        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
+            stats[col] = pd.array(values, dtype="str")
+        else:
+            stats[col] = np.asarray(values, dtype=np.int64)
+    return stats
 
 
 def results_to_tables(trips: pd.DataFrame, results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -816,15 +824,7 @@ def results_to_tables(trips: pd.DataFrame, results: list[dict]) -> tuple[pd.Data
     """
     # explicit dtypes: a chunk where every trip is kept (reason all missing) must give the same
     # column types as the whole table, so gathered chunks equal the unchunked stage
-    stats = pd.DataFrame({"trip_id": trips["trip_id"].to_numpy()})
-    for col in STATS_COLUMNS:
-        values = [r[col] for r in results]
-        if col in ("route_m", "gps_m", "route_gps_ratio"):
-            stats[col] = np.array(values, dtype=np.float64)
-        elif col in ("no_candidate_fixes", "split_after", "error_codes", "reason"):
-            stats[col] = pd.array(values, dtype="str")
-        else:
-            stats[col] = np.array(values, dtype=np.int64)
+    stats = _stats_table(trips["trip_id"].to_numpy(), {col: [r[col] for r in results] for col in STATS_COLUMNS})
     ok = stats["reason"].isna().to_numpy()
     keep_cols = [c for c in trips.columns if c not in ("lon", "lat", "timestamps")]
     matched = trips.loc[ok, keep_cols].reset_index(drop=True)
