@@ -25,6 +25,7 @@ from torch import Tensor
 from dataclasses import replace
 
 from trajzoo.data.points import PointBatch
+from trajzoo.training.distributed import global_batch_of
 
 from .masking import config_masks
 from .parameters import TransferTrajConfig
@@ -110,7 +111,7 @@ def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tu
         ``span_fraction`` (fraction of trajectories with a masked span).
     """
     cfg: TransferTrajConfig = model.config
-    full = _global_batch_of(batch)
+    full = global_batch_of(batch)
     if full is not None:  # data parallelism: draw for the whole global batch, keep this share
         return _share_loss(model, batch, full, generator)
     if model.training:
@@ -123,18 +124,6 @@ def pretraining_loss(model, batch: PointBatch, generator: torch.Generator) -> tu
     stats.update(loss=float(total.detach()), recovery=float(rec.detach()), load_balance=float(model.load_balance().detach()))
     stats["span_fraction"] = float(has_span.float().mean()) if has_span.numel() else 0.0
     return total, stats
-
-
-def _global_batch_of(batch: PointBatch) -> PointBatch | None:
-    """The whole global batch whose share ``batch`` is, during a sharded training step under data
-    parallelism (:func:`trajzoo.training.distributed.global_batch`), on ``batch``'s device; None
-    otherwise."""
-    from trajzoo.training.distributed import batch_view, global_batch
-
-    view, full = batch_view(), global_batch()
-    if view is None or not isinstance(full, PointBatch) or batch.batch_size != view[2] - view[1]:
-        return None
-    return full.to(batch.xy.device)
 
 
 def _share_loss(model, batch: PointBatch, full: PointBatch, generator: torch.Generator

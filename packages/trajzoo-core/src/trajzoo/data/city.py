@@ -193,10 +193,6 @@ def iterate_batches(rows: list, batch_size: int, shuffle: bool = False,
     if not parallel:
         yield from loader
         return
-    try:
-        for idx, batch in loader:
-            start, stop = distributed.share_bounds(len(idx))
-            distributed.set_batch_view((len(idx), start, stop), batch)
-            yield idx[start:stop], batch.rows(start, stop)
-    finally:
-        distributed.set_batch_view(None)
+    for idx, batch in loader:
+        with distributed.share_of(batch) as share:  # the view is set while the consumer holds the share
+            yield distributed.local_rows(idx), share

@@ -17,6 +17,7 @@ from trajzoo.ingest.coverage import NetworkCoverage, network_coverage, read_netw
 from trajzoo.ingest.deeptte import DEEPTTE_YEARS, read_deeptte_trips
 from trajzoo.ingest.errors import InputFileError
 from trajzoo.ingest.filters import TripIds, filter_trips
+from trajzoo.ingest.porto import BLOCK_BYTES as PORTO_BLOCK_BYTES
 from trajzoo.ingest.porto import PORTO_YEARS, read_porto_trips
 from trajzoo.qc import AccountingError, stage_counts
 
@@ -24,10 +25,8 @@ log = logging.getLogger(__name__)
 
 TRIP_COLUMNS = ["trip_id", "taxi_id", "call_type", "start_time", "n_points", "timestamps", "lon", "lat"]
 REJECTION_COLUMNS = ["trip_id", "row", "reason"]
-#: Default streaming block sizes: bytes of CSV per Porto block, GPS points per Cabspotting block.
-#: (4 MB: ~3,700 Porto trips. 16 MB blocks peaked at 1.5x the RSS on the Porto sample x100 of
-#: benchmarks/benchmark_streaming.py, 531 against 361 MB; 4 MB blocks cost a few % more CPU.)
-PORTO_BLOCK_BYTES = 1 << 22
+#: Default streaming block size of Cabspotting: GPS points per block (Porto: ``PORTO_BLOCK_BYTES``,
+#: :data:`trajzoo.ingest.porto.BLOCK_BYTES`, bytes of CSV per block).
 CAB_BLOCK_POINTS = 1 << 21
 
 #: QC outcome of each Cabspotting fix-level count (GPS fixes, not trips; see ``occupied_runs``).

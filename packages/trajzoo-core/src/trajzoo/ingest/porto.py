@@ -42,6 +42,9 @@ READ_ERRORS = (pa.ArrowException, OSError, EOFError, lzma.LZMAError, zlib.error,
 PORTO_YEARS = (2013, 2014)
 #: Values of CALL_TYPE (A: dispatched by phone, B: at a stand, C: on the street).
 CALL_TYPES = ("A", "B", "C")
+#: Bytes of CSV per streamed block (4 MB: ~3,700 Porto trips; 16 MB blocks peaked at 1.5x the RSS
+#: on the Porto sample x100 of benchmarks/benchmark_streaming.py, 531 against 361 MB).
+BLOCK_BYTES = 1 << 22
 #: Reads the CSV reader may make beyond the batches handed out (see :class:`ReadGate`).
 READ_AHEAD_BLOCKS = 2
 #: Seconds the consumer waits on a held-back read before it goes through (see :class:`ReadGate`).
@@ -478,7 +481,7 @@ def decode_block(con, block: pa.Table, first_row: int) -> tuple[pd.DataFrame, pd
     return trips, rejections
 
 
-def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = 1 << 22,
+def read_porto_trips(path: Path, max_trips: int | None = None, block_size: int = BLOCK_BYTES,
                      counts: dict | None = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Stream a Porto train.csv as ``(trips, rejections)`` blocks.
 

@@ -264,27 +264,27 @@ def set_batch_view(view: tuple[int, int, int] | None, batch=None) -> None:
 
 
 def global_batch_of(batch):
-    """The whole global batch whose share ``batch`` (a :class:`~trajzoo.data.batch.TrajectoryBatch`
-    of ``(B_r, L)``) is, on ``batch``'s device, during a sharded training step under data
-    parallelism (:func:`batch_view` is set, :func:`global_batch` holds a ``(B, L)`` trajectory
-    batch and ``batch`` has the view's ``stop - start`` rows); None otherwise (one process, or a
-    batch that is not the share of the current global batch, e.g. a validation batch).
+    """The whole global batch whose share ``batch`` is, on ``batch``'s device, during a sharded
+    training step under data parallelism: :func:`batch_view` is set, :func:`global_batch` holds a
+    ``(B, L)`` batch of ``batch``'s type (a :class:`~trajzoo.data.batch.TrajectoryBatch` or a
+    :class:`~trajzoo.data.points.PointBatch`: anything with ``padding_mask`` and ``to``) and
+    ``batch`` has the view's ``stop - start`` rows; None otherwise (one process, or a batch that
+    is not the share of the current global batch, e.g. a validation batch).
 
     A model's loss draws its row-by-row random masks for the returned batch, as one process
     would, keeps its rows (:func:`local_rows`) and returns its share of the global batch's loss
-    (``StepLoss.global_share``): START's span masks and views, MetaTRL's span and time masks."""
-    from trajzoo.data.batch import TrajectoryBatch
-
+    (``StepLoss.global_share``): START's span masks and views, MetaTRL's span and time masks,
+    TransferTraj's context dropout and unified masks."""
     view, full = _BATCH_VIEW, _GLOBAL_BATCH
-    if view is None or not isinstance(full, TrajectoryBatch) or batch.roads.shape[0] != view[2] - view[1]:
+    if view is None or type(full) is not type(batch) or batch.padding_mask.shape[0] != view[2] - view[1]:
         return None
-    return full.to(batch.roads.device)
+    return full.to(batch.padding_mask.device)
 
 
 @contextmanager
 def share_of(batch):
-    """Shard one global batch by hand (for batches that do not come from a sharding iterator,
-    e.g. MetaTRL's query batches of eq. 2): a context manager giving this process's rows of
+    """Shard one global batch (each batch of ``iterate_batches(..., shard=True)``, and batches
+    that do not come from it, e.g. MetaTRL's query batches of eq. 2): a context manager giving this process's rows of
     ``batch``, a ``(B, L)`` :class:`~trajzoo.data.batch.TrajectoryBatch` (rows
     :func:`share_bounds` ``(B)``, still padded to L), with :func:`batch_view` and
     :func:`global_batch` set to ``batch`` while the block runs, as during a sharded training
